@@ -42,6 +42,7 @@ class AdaptiveConfig:
     halt_channel: int = 0
     merge_threshold: int = 4    # Hamming distance (bits of D) at or below which tokens merge
     mask_init: float = 2.0      # initial DTS score (positive: all steps on)
+    halt_ste_slope: float = 10.0  # slope of the halting straight-through estimator (0: hard halting only)
 
 
 class SpikingViT(nn.Module):
@@ -261,12 +262,19 @@ class SpikingViT(nn.Module):
                     else:
                         h = h_soft
                     new_acc = hacc + active * h
-                    halts = active * ((new_acc.detach() >= hthr - 1e-6).float() if not last else 1.0)
+                    if last:
+                        halts = active
+                    else:
+                        # Straight-through halting: the hard decision forward, the gradient of a steep sigmoid
+                        # of the margin backward, so the task loss can keep a token whose halting hurts.
+                        soft = torch.sigmoid(ad.halt_ste_slope * (new_acc - hthr))
+                        hard = (new_acc.detach() >= hthr - 1e-6).float()
+                        halts = active * (hard + (soft - soft.detach()))
                     cum_before = cum_before + active * (1 - halts) * h
                     hacc = new_acc
                 else:
                     halts = active * float(last)
-                halted_at = torch.where(halts > 0, torch.full_like(halted_at, t), halted_at)
+                halted_at = torch.where(halts.detach() > 0, torch.full_like(halted_at, t), halted_at)
                 active = active * (1 - halts)
             O = lif("out", X, R, R, at_start, valid=at_start)
             w = size * torch.where((at_start > 0) & (halted_at == t), torch.full_like(size, T - t), torch.ones_like(size))

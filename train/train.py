@@ -45,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.06
     label_smoothing: float = 0.1
     bn_freeze: float = 0.3              # BatchNorm frozen for this last fraction of the dense phase and after
+    augment_shift: int = 0              # random translations of up to this many pixels (zero fill), training only
     ema: float = 0.0                    # >0: exponential moving average of the weights while BatchNorm is
                                         # frozen, copied into the model at the end of each phase
     epochs_dense: int = 60
@@ -54,13 +55,15 @@ class TrainConfig:
     lr_mask: float = 0.05               # learning rate of the DTS scores
     lambda_t: float = 0.5               # DTS cost weight (hinge above t_target)
     t_target: float = 0.55              # target mean fraction of (module, step) pairs on
-    mask_freeze: float = 0.3            # freeze the mask for this last fraction of the dts phase
+    mask_freeze: float = 0.3            # freeze the mask for this last fraction of the dts phase (once the
+                                        # mask is at or below t_target)
     alpha_p: float = 0.05               # ponder cost weight (hinge above token_target)
     token_target: float = 0.5           # target fraction of token units processed
     halt_gamma: float = 2.0
     halt_beta: float = 5.0
     halt_eps: float = 0.01
     halt_channel: int = 0
+    halt_ste_slope: float = 10.0
     merge_threshold: int = 1
     # architecture
     img_size: int = 8
@@ -82,7 +85,8 @@ class TrainConfig:
         i = PHASES.index(phase)
         return AdaptiveConfig(dts=i >= 1, merge=i >= 1, halting=i >= 2, halt_gamma=self.halt_gamma,
                               halt_beta=self.halt_beta, halt_eps=self.halt_eps,
-                              halt_channel=self.halt_channel, merge_threshold=self.merge_threshold)
+                              halt_channel=self.halt_channel, halt_ste_slope=self.halt_ste_slope,
+                              merge_threshold=self.merge_threshold)
 
 
 PRESETS = {
@@ -139,6 +143,22 @@ def accuracy(model, x, y, batch=512, dense=False):
     model.train(was)
     cfg = model.cfg
     return correct / len(x), units / (len(x) * cfg.num_tokens * cfg.blocks * cfg.t_max), masks.mean().item()
+
+
+def shift_images(x, k: int, gen):
+    """Translate each image by a random (dy, dx) in [-k, k]^2, filling with zeros (k = 0: unchanged)."""
+    if k == 0:
+        return x
+    H, W = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (k, k, k, k))
+    d = torch.randint(0, 2 * k + 1, (len(x), 2), generator=gen)
+    return torch.stack([padded[i, :, dy:dy + H, dx:dx + W] for i, (dy, dx) in enumerate(d.tolist())])
+
+
+def save_checkpoint(path, model, state, tc: TrainConfig, optimizer):
+    """Write a checkpoint that carries both configs (training and model) and the training state."""
+    torch.save({"model": model.state_dict(), "state": state, "train_config": asdict(tc),
+                "model_config": tc.model_config().to_dict(), "optimizer": optimizer}, path)
 
 
 def main(argv=None):
@@ -199,8 +219,8 @@ def main(argv=None):
         model.mask_scores.requires_grad_(phase == "dts")
         ema = None
         for ep in range(state["epoch"], n_ep):
-            if phase == "dts" and ep >= n_ep * (1 - tc.mask_freeze):
-                model.mask_scores.requires_grad_(False)
+            if phase == "dts" and ep >= n_ep * (1 - tc.mask_freeze) and model.mask().mean() <= tc.t_target:
+                model.mask_scores.requires_grad_(False)  # frozen only once the mask meets its target
             if phase == "dense" and ep >= n_ep * (1 - tc.bn_freeze) and not model.bn_frozen:
                 model.freeze_bn()
             if tc.ema > 0 and model.bn_frozen and ema is None:
@@ -214,7 +234,7 @@ def main(argv=None):
                        disable=rank != 0, file=sys.stdout)
             for i in bar:
                 idx = perm[i:i + tc.batch_size]
-                xb, yb = xtr[idx].to(device), ytr[idx].to(device)
+                xb, yb = shift_images(xtr[idx], tc.augment_shift, g).to(device), ytr[idx].to(device)
                 logits, st = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
                 if model.ad.dts and model.mask_scores.requires_grad:
@@ -242,9 +262,7 @@ def main(argv=None):
                            loss=loss.item(), seconds=round(state["elapsed"], 1))
                 state["log"].append(rec)
                 print(json.dumps(rec), flush=True)
-                torch.save({"model": model.state_dict(), "state": state, "train_config": asdict(tc),
-                            "model_config": tc.model_config().to_dict(),
-                            "optimizer": {"opt": opt.state_dict(), "sched": sched.state_dict()}}, ckpt_path)
+                save_checkpoint(ckpt_path, model, state, tc, {"opt": opt.state_dict(), "sched": sched.state_dict()})
         if ema is not None:  # the averaged weights become the model (the DTS mask stays as trained)
             with torch.no_grad():
                 for (n, p), pe in zip(model.named_parameters(), ema.module.parameters()):
@@ -259,6 +277,8 @@ def main(argv=None):
                 state["results"]["accuracy_float"] = acc
         state.update(phase=pi + 1, epoch=0)
         opt_state = None
+        if rank == 0:  # a phase boundary to branch from: copy it to checkpoint.pt and --resume
+            save_checkpoint(os.path.join(tc.out, f"after_{phase}.pt"), model, state, tc, None)
 
     if rank == 0:
         model.eval()
