@@ -41,7 +41,8 @@ from .config import ModelConfig
 from .formats import FORMATS, NumberFormats
 
 ARTIFACT_FORMAT = "dynaspike-model"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2  # 2: embed_kernel; readout of halted tokens on their frozen residual; halting
+                      # checked only after blocks that ran
 MAX_ARTIFACT_BYTES = 64 << 20  # far above any model the XC7Z020 core can hold; refuses junk early
 
 

@@ -20,7 +20,7 @@ class ModelConfig:
     img_size: int = 8        # square input images, pixels per side
     in_channels: int = 1     # image channels
     patch_size: int = 2      # square patches, pixels per side; tokens = (img_size / patch_size) ** 2
-    embed_kernel: int = 2    # each token's embedding sees a k x k window centred on its patch (k >= patch)
+    embed_kernel: int = 4    # each token's embedding sees a k x k window centred on its patch (k >= patch)
     dim: int = 64            # embedding width D (channels of the residual stream)
     heads: int = 4           # attention heads; head_dim = dim / heads
     blocks: int = 2          # transformer blocks L

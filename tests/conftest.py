@@ -142,7 +142,6 @@ def naive_run(m: IntModel, image) -> dict:
     X = E.copy()
     units = np.zeros((T, L), dtype=np.int64)
     for t in range(T):
-        at_start = list(active)
         for k in range(N):
             if active[k]:
                 X[k] = E[k]
@@ -168,15 +167,17 @@ def naive_run(m: IntModel, image) -> dict:
                     S2 = lif(b + "min", k, X[k], p.res_threshold)
                     Z = lif(b + "hid", k, W[b + "fc1_b"] + W[b + "fc1_w"] @ S2, W[b + "fc1_th"])
                     X[k] = clampR(X[k] + W[b + "fc2_b"] + W[b + "fc2_w"] @ Z)
+            ran = m["mask"][2 * l, t] or m["mask"][2 * l + 1, t]
             for k in act:
                 idx = min(max((int(X[k, p.halt_channel]) >> p.halt_shift) - p.halt_lut_min, 0), fmt.halt_lut_size - 1)
-                hacc[k] += int(m["halt_lut"][idx])
-                if hacc[k] >= p.halt_threshold or (t, l) == (T - 1, L - 1):
+                if ran:
+                    hacc[k] += int(m["halt_lut"][idx])
+                if (ran and hacc[k] >= p.halt_threshold) or (t, l) == (T - 1, L - 1):
                     halt_t[k], halt_l[k], active[k] = t, l, False
         for k in range(N):
-            if at_start[k]:
+            if rep[k] == k:  # every representative, halted ones on their frozen X
                 O = lif("out", k, X[k], p.res_threshold)
-                C += size[k] * (T - t if halt_t[k] == t else 1) * O
+                C += size[k] * O
     logits = W["head_b"] + W["head_w"] @ C
     return {"logits": logits, "counts": C, "rep": rep, "size": [size[k] if rep[k] == k else 0 for k in range(N)],
             "halt_t": halt_t, "halt_l": halt_l, "units": units}

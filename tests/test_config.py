@@ -39,7 +39,8 @@ def test_derived_sizes():
                     mlp_ratio=2, t_max=5, num_classes=100)
     assert (c.num_tokens, c.embed_pad, c.patch_dim, c.head_dim, c.hidden_dim, c.num_modules) == \
         (64, 1, 108, 32, 192, 8)
-    assert (ModelConfig(patch_size=2, embed_kernel=2).embed_pad, ModelConfig().patch_dim) == (0, 4)
+    assert (ModelConfig(patch_size=2, embed_kernel=2).embed_pad, ModelConfig(embed_kernel=2).patch_dim) == (0, 4)
+    assert (ModelConfig().embed_pad, ModelConfig().patch_dim) == (1, 16)  # the digits default: 4x4 windows
     assert [c.module_name(m) for m in range(c.num_modules)] == \
         ["attn0", "mlp0", "attn1", "mlp1", "attn2", "mlp2", "attn3", "mlp3"]
 

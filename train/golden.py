@@ -148,7 +148,8 @@ class GoldenModel:
                 first = torch.where(ok.any(1), ok.int().argmax(1), torch.full((B,), j))
                 rep[:, j] = first
         size = torch.zeros(B, N, dtype=torch.int64).scatter_add_(1, rep, torch.ones(B, N, dtype=torch.int64))
-        active = rep == torch.arange(N)                                             # (B, N)
+        reps = rep == torch.arange(N)                                               # (B, N)
+        active = reps.clone()
         if trace:
             tr["emb"], tr["merge_bits"] = E.clone(), bits.clone()
 
@@ -180,7 +181,6 @@ class GoldenModel:
             return (spikes.to(torch.float32) @ w).to(torch.int32) + b
 
         for t in range(T):
-            at_start = active.clone()
             X = torch.where(active.unsqueeze(-1), E, X)       # direct encoding: every step starts at E
             for l in range(L):
                 blk, p = self.blocks[l], f"t{t}.b{l}."
@@ -199,7 +199,9 @@ class GoldenModel:
                     X = torch.where(a.unsqueeze(-1),
                                     (X + affine(A, blk["proj"], blk["proj_b"])).clamp(res_lo, res_hi), X)
                     acs[f"b{l}.qkv"][:, t] = 3 * D * nnz(S)
-                    acs[f"b{l}.kv"][:, t] = (K.view(B, N, H, dh).sum(-1) * V.view(B, N, H, dh).sum(-1)).sum((1, 2))
+                    # one V row (dh lanes) added per K spike, skipped where that V row is all zero
+                    vrow = V.view(B, N, H, dh).any(-1)
+                    acs[f"b{l}.kv"][:, t] = dh * (K.view(B, N, H, dh).sum(-1) * vrow).sum((1, 2))
                     acs[f"b{l}.y"][:, t] = dh * nnz(Q)
                     acs[f"b{l}.proj"][:, t] = D * nnz(A)
                     if trace:
@@ -217,19 +219,18 @@ class GoldenModel:
                 # halting check after block l, for the tokens active now
                 feat = X[:, :, prm.halt_channel].to(torch.int64)
                 idx = ((feat >> prm.halt_shift) - prm.halt_lut_min).clamp(0, fmt.halt_lut_size - 1)
-                if not dense:
+                ran = bool(mask[2 * l, t] or mask[2 * l + 1, t])
+                if not dense and ran:
                     hacc = torch.where(active, hacc + self.halt_lut[idx], hacc)
                 last = (t == T - 1) and (l == L - 1)
-                halts = active & ((hacc >= prm.halt_threshold) | last) if not dense else active & last
+                halts = active & ((ran & (hacc >= prm.halt_threshold)) | last) if not dense else active & last
                 halt_t[halts], halt_l[halts] = t, l
                 active = active & ~halts
                 if trace:
                     tr[p + "active_after"] = active.clone()
-            # readout at the end of step t, for every token that was active at its start
-            O = lif("out", X, prm.res_threshold, at_start)
-            halted_now = at_start & (halt_t == t)
-            w = size * torch.where(halted_now, torch.full_like(size, T - t), torch.ones_like(size))
-            counts += (O.to(torch.int64) * w.unsqueeze(-1)).sum(1)
+            # readout at the end of step t, for every representative (a halted token's X is frozen)
+            O = lif("out", X, prm.res_threshold, reps)
+            counts += (O.to(torch.int64) * size.unsqueeze(-1)).sum(1)
             acs["readout"][:, t] = nnz(O)
             if trace:
                 tr[f"t{t}.out"] = O

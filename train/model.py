@@ -42,7 +42,7 @@ class AdaptiveConfig:
     halt_channel: int = 0
     merge_threshold: int = 4    # Hamming distance (bits of D) at or below which tokens merge
     mask_init: float = 2.0      # initial DTS score (positive: all steps on)
-    halt_ste_slope: float = 10.0  # slope of the halting straight-through estimator (0: hard halting only)
+    halt_ste_slope: float = 0.0  # slope of the halting straight-through estimator (0: hard halting only)
 
 
 class SpikingViT(nn.Module):
@@ -196,7 +196,8 @@ class SpikingViT(nn.Module):
                 ok = (rep[:, :j] == torch.arange(j, device=E.device)) & (dist[:, :j, j] <= ad.merge_threshold)
                 rep[:, j] = torch.where(ok.any(1), ok.int().argmax(1), torch.full_like(rep[:, j], j))
             size = torch.zeros(B, N, device=E.device).scatter_add_(1, rep, torch.ones(B, N, device=E.device))
-        active = (rep == torch.arange(N, device=E.device)).float()                 # (B, N)
+        reps = (rep == torch.arange(N, device=E.device)).float()                   # (B, N)
+        active = reps.clone()
 
         mask = torch.ones_like(self.mask_scores) if dense else self.mask()
         halting = ad.halting and not dense
@@ -227,7 +228,6 @@ class SpikingViT(nn.Module):
             return s * (active if valid is None else valid).unsqueeze(-1)
 
         for t in range(T):
-            at_start = active.clone()
             X = active.unsqueeze(-1) * E + (1 - active.unsqueeze(-1)) * X
             for l in range(L):
                 units = units + active.sum(1)
@@ -253,7 +253,9 @@ class SpikingViT(nn.Module):
                     out = linear(l, "fc2", Z)[0]
                     X = X + active.unsqueeze(-1) * (clampR(X + out) - X) * m_mlp
                 last = t == T - 1 and l == L - 1
-                if halting:
+                # halting is checked only after a block that ran at this step (else X did not change)
+                ran = bool(m_att.detach() > 0 or m_mlp.detach() > 0)
+                if halting and (ran or last):
                     f = X[:, :, ad.halt_channel]
                     h_soft = torch.sigmoid(ad.halt_gamma * f / R - ad.halt_beta)
                     if q:
@@ -261,24 +263,24 @@ class SpikingViT(nn.Module):
                         h = lut[idx] + h_soft - h_soft.detach()
                     else:
                         h = h_soft
+                    h = h * float(ran)
                     new_acc = hacc + active * h
-                    if last:
-                        halts = active
-                    else:
-                        # Straight-through halting: the hard decision forward, the gradient of a steep sigmoid
-                        # of the margin backward, so the task loss can keep a token whose halting hurts.
+                    hard = torch.ones_like(active) if last else (new_acc.detach() >= hthr - 1e-6).float()
+                    if ad.halt_ste_slope > 0 and not last:
+                        # Optional straight-through halting: the hard decision forward, the gradient of a steep
+                        # sigmoid of the margin backward (it hurt accuracy in our digits runs: off by default).
                         soft = torch.sigmoid(ad.halt_ste_slope * (new_acc - hthr))
-                        hard = (new_acc.detach() >= hthr - 1e-6).float()
-                        halts = active * (hard + (soft - soft.detach()))
+                        hard = hard + (soft - soft.detach())
+                    halts = active * hard
                     cum_before = cum_before + active * (1 - halts) * h
                     hacc = new_acc
                 else:
                     halts = active * float(last)
                 halted_at = torch.where(halts.detach() > 0, torch.full_like(halted_at, t), halted_at)
                 active = active * (1 - halts)
-            O = lif("out", X, R, R, at_start, valid=at_start)
-            w = size * torch.where((at_start > 0) & (halted_at == t), torch.full_like(size, T - t), torch.ones_like(size))
-            counts = counts + (O * w.unsqueeze(-1)).sum(1)
+            # readout of every representative; a halted token's frozen X stands in for it
+            O = lif("out", X, R, R, reps, valid=reps)
+            counts = counts + (O * size.unsqueeze(-1)).sum(1)
 
         if q:
             hw, hb, kappa = self._qhead()
@@ -289,7 +291,7 @@ class SpikingViT(nn.Module):
             logits = self.head(counts / (N * T))
             logits_int = None
         remainder = 1 - cum_before
-        ponder = units / N + (remainder * (rep == torch.arange(N, device=E.device))).sum(1) / N
+        ponder = units / N + (remainder * reps).sum(1) / N
         return logits, {"ponder": ponder, "units": units, "mask": mask.detach(), "counts": counts,
                         "logits_int": logits_int}
 

@@ -7,8 +7,8 @@ Four phases, each resumable from the checkpoint written after every epoch (``--r
 1. ``dense``: all steps and tokens; its test accuracy is the dense baseline.
 2. ``dts``: learns the time-step mask (hinge on the mean mask score above ``t_target``), token merge on;
    the mask is frozen for the last ``mask_freeze`` fraction of the phase (scores near 0 flip otherwise).
-3. ``halt``: ACT halting with a ponder cost while the token fraction is above ``token_target``,
-   BatchNorm frozen.
+   BatchNorm is frozen from the last ``bn_freeze`` fraction of the dense phase on.
+3. ``halt``: ACT halting with a ponder cost steering the token fraction to ``token_target``.
 4. ``quant``: quantization-aware fine-tuning in integer units (the exported arithmetic), then export.
 The checkpoint carries both configs; the exported artifact carries the training record in ``info``.
 """
@@ -57,13 +57,13 @@ class TrainConfig:
     t_target: float = 0.55              # target mean fraction of (module, step) pairs on
     mask_freeze: float = 0.3            # freeze the mask for this last fraction of the dts phase (once the
                                         # mask is at or below t_target)
-    alpha_p: float = 0.05               # ponder cost weight (hinge above token_target)
+    alpha_p: float = 0.05               # ponder cost weight (sign flips below token_target)
     token_target: float = 0.5           # target fraction of token units processed
     halt_gamma: float = 2.0
     halt_beta: float = 5.0
     halt_eps: float = 0.01
     halt_channel: int = 0
-    halt_ste_slope: float = 10.0
+    halt_ste_slope: float = 0.0         # >0: straight-through gradient for halting (hurt in our runs)
     merge_threshold: int = 1
     # architecture
     img_size: int = 8
@@ -244,8 +244,10 @@ def main(argv=None):
                 if model.ad.halting:
                     cfg = model.cfg
                     frac = st["units"].mean() / (cfg.num_tokens * cfg.blocks * cfg.t_max)
-                    if frac > tc.token_target:
-                        loss = loss + tc.alpha_p * st["ponder"].mean()
+                    # two-sided: the ponder cost pushes the halting scores up above the target and down
+                    # below it, so the token fraction settles near the target instead of drifting off
+                    sign = 1.0 if frac > tc.token_target else -1.0
+                    loss = loss + sign * tc.alpha_p * st["ponder"].mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
