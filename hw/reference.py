@@ -1,0 +1,37 @@
+"""Deliberately naive integer references for the hw/ components, straight from docs/integer_model.md.
+
+Pure Python (no numpy, torch or Amaranth), one function per component, so a test reads
+``rtl(case) == ref(case)``. Arguments are plain ints and lists of ints.
+"""
+
+from dynaspike.formats import FORMATS
+
+
+def lif(v: list, x: list, th: list) -> tuple:
+    """LIF update per lane: ``h = (v + x) >> 1``; spike ``h >= th``; hard reset. Returns ``(v', spikes)``."""
+    if not (len(v) == len(x) == len(th)):
+        raise ValueError(f"lane counts differ: v {len(v)}, x {len(x)}, th {len(th)}")
+    v_next, spikes = [], []
+    for vi, xi, ti in zip(v, x, th):
+        h = (vi + xi) >> 1  # Python's >> on ints is the arithmetic (floor) shift
+        s = int(h >= ti)
+        spikes.append(s)
+        v_next.append(0 if s else h)
+    return v_next, spikes
+
+
+def accumulate(bias: list, weight_rows: list, spikes: list, acc_bits: int = FORMATS.acc_bits) -> list:
+    """Event-driven accumulate: ``acc[p] = bias[p] + sum_{s in spikes} weight_rows[s][p]``.
+
+    The artifact loader guarantees that the result fits ``acc_bits``; this reference refuses inputs that
+    would not (so a test can never compare against a wrapped value by accident).
+    """
+    acc = list(bias)
+    for s in spikes:
+        row = weight_rows[s]
+        acc = [a + w for a, w in zip(acc, row)]
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    for p, a in enumerate(acc):
+        if not lo <= a <= hi:
+            raise ValueError(f"lane {p}: accumulator {a} outside the {acc_bits}-bit range: not a legal case")
+    return acc

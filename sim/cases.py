@@ -1,0 +1,88 @@
+"""Seeded test cases for the hw/ components, shared by the fast tier (Amaranth simulator) and cocotb.
+
+Pure Python. Every generator takes a seed and returns the same cases for the same arguments, edge cases
+first, so a failure can be reproduced from the seed in the test log.
+"""
+
+import random
+
+from dynaspike.formats import FORMATS
+
+
+def lif_cases(lanes: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
+    """Return ``count`` random ``(v, x, th)`` lane vectors after the edge cases.
+
+    Edge cases: extreme membranes and inputs (the sum needs acc_bits + 1 bits), negative odd sums (floor
+    shift), ``h == th`` (spike, ``>=``), ``h == th - 1`` (no spike), every lane spiking, no lane spiking.
+    """
+    rng = random.Random(seed)
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    edge_pairs = [(hi, hi, hi), (lo, lo, 1), (hi, lo, 1), (lo, hi, -1), (-1, 0, 1), (1, 0, 1), (-3, 0, -2),
+                  (5, 0, 2), (4, 1, 3), (hi, hi - 1, hi - 1), (hi, hi - 1, hi), (0, 0, 1), (0, 0, 0),
+                  (lo, lo + 1, lo), (2, 2, 2), (2, 1, 2)]
+    cases = []
+    for start in range(0, len(edge_pairs), lanes):
+        chunk = (edge_pairs[start:start + lanes] * lanes)[:lanes]
+        cases.append(tuple(list(c) for c in zip(*chunk)))
+    cases.append(([hi] * lanes, [hi] * lanes, [1] * lanes))        # all lanes spike
+    cases.append(([lo] * lanes, [lo] * lanes, [hi] * lanes))        # no lane spikes
+    cases.append(([0] * lanes, [0] * lanes, [1] * lanes))           # all-zero input
+    for _ in range(count):
+        scale = rng.choice([8, 1 << 12, hi])  # small values make spikes and resets frequent
+        v = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+        x = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+        th = [rng.randint(1, min(hi, scale)) for _ in range(lanes)]
+        cases.append((v, x, th))
+    return cases
+
+
+def acc_memory(lanes: int, weight_rows: int, bias_rows: int, seed: int, kind: str = "random",
+               acc_bits: int = FORMATS.acc_bits, weight_bits: int = FORMATS.weight_bits):
+    """Return ``(W, bias)``: ``weight_rows`` x ``lanes`` weights and ``bias_rows`` x ``lanes`` biases.
+
+    ``kind``: ``random`` (uniform int8, biases up to +-2**16), ``max`` (every weight +w_max, biases such that
+    all rows present reach exactly acc_max), ``min`` (the mirror image: exactly -acc_max).
+    """
+    rng = random.Random(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    amax = (1 << (acc_bits - 1)) - 1
+    if kind == "random":
+        W = [[rng.randint(-wmax, wmax) for _ in range(lanes)] for _ in range(weight_rows)]
+        bias = [[rng.randint(-(1 << 16), 1 << 16) for _ in range(lanes)] for _ in range(bias_rows)]
+    elif kind in ("max", "min"):
+        sign = 1 if kind == "max" else -1
+        W = [[sign * wmax] * lanes for _ in range(weight_rows)]
+        bias = [[sign * (amax - wmax * weight_rows)] * lanes for _ in range(bias_rows)]
+    else:
+        raise ValueError(f"acc_memory kind must be random, max or min, got {kind!r}")
+    return W, bias
+
+
+def acc_rows(weight_rows: int, bias_rows: int, count: int, seed: int, fan_in: int | None = None) -> list:
+    """Return ``count`` output rows ``(spikes, w_base, b_row)`` after the edge rows.
+
+    Edge rows: no spike, a single spike at the first and at the last row, every row present. Random rows
+    mix densities 0, ~10 %, ~50 %, 100 % (all-zero and all-one spike vectors included) over a random window.
+    """
+    rng = random.Random(seed)
+    fan_in = weight_rows if fan_in is None else fan_in
+    rows = [([], 0, 0), ([0], 0, bias_rows - 1), ([fan_in - 1], weight_rows - fan_in, 0),
+            (list(range(fan_in)), weight_rows - fan_in, bias_rows - 1)]
+    for _ in range(count):
+        w_base = rng.randint(0, weight_rows - fan_in)
+        density = rng.choice([0.0, 0.1, 0.5, 1.0])
+        spikes = [s for s in range(fan_in) if rng.random() < density]
+        rows.append((spikes, w_base, rng.randrange(bias_rows)))
+    return rows
+
+
+def acc_events(rows: list) -> list:
+    """Spike events (dicts of the ``hw.accumulate.event_layout`` fields) for these rows, in order."""
+    events = []
+    for spikes, w_base, b_row in rows:
+        if not spikes:
+            events.append({"index": 0, "w_base": w_base, "b_row": b_row, "present": 0, "last": 1})
+        for j, s in enumerate(spikes):
+            events.append({"index": s, "w_base": w_base, "b_row": b_row, "present": 1,
+                           "last": int(j == len(spikes) - 1)})
+    return events
