@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """hw/lif.py against hw/reference.py: fast tier (Amaranth simulator) and cocotb + Verilator (`make sim`)."""
 
 import pytest
