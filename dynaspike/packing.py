@@ -323,3 +323,12 @@ def unpack_result(beats: np.ndarray, num_classes: int) -> tuple:
     if len(payload) != want:
         raise PackingError(f"result payload of {len(payload)} beats, expected {want} for {num_classes} classes")
     return tag, from_beats(payload[:-1], 32, num_classes), int(payload[-1])
+
+
+def capacity_for(cfg: ModelConfig, lanes: int, clock_hz: int = 100_000_000) -> Capacity:
+    """The smallest capacity that holds models of this configuration on a core with ``lanes`` P."""
+    rows = weight_layout(cfg, lanes)["_rows"]
+    return Capacity(lanes=lanes, max_tokens=cfg.num_tokens, max_dim=cfg.dim, max_hidden=cfg.hidden_dim,
+                    max_blocks=cfg.blocks, max_t=cfg.t_max, max_classes=cfg.num_classes,
+                    max_patch_dim=cfg.patch_dim, weight_rows=rows["weights"], bias_rows=rows["biases"],
+                    threshold_rows=rows["thresholds"], formats_id=formats_id(), clock_hz=clock_hz)

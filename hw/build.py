@@ -1,0 +1,68 @@
+"""Generate the Verilog of the hw/ components and the config JSON that travels with it.
+
+``python -m hw.build --out build/verilog [--lanes 64]`` writes ``<component>.v`` per component (top module
+``<component>``) and ``config.json``: the capacity (``dynaspike.regmap.Capacity``), the number formats and
+their fingerprint, the register-map and stream versions, and each component's constructor parameters.
+The capacity is the smallest that holds the shipped digits configuration (``ModelConfig()``) at P lanes.
+"""
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from dynaspike import packing, regmap
+from dynaspike.config import ModelConfig
+from dynaspike.formats import FORMATS
+
+
+def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
+    """``{name: (class, params)}`` of every component, sized for ``cfg`` at ``lanes`` P."""
+    from hw.accumulate import AccumulateEngine
+    from hw.lif import LIFUpdate
+
+    cap = packing.capacity_for(cfg, lanes)
+    return {
+        "lif": (LIFUpdate, {"lanes": lanes}),
+        "accumulate": (AccumulateEngine, {"lanes": lanes, "weight_rows": cap.weight_rows,
+                                          "bias_rows": cap.bias_rows}),
+    }
+
+
+def build(out: Path, lanes: int, cfg: ModelConfig = ModelConfig(), only=None) -> dict:
+    from sim.runner import write_verilog
+
+    out.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, (cls, params) in components(lanes, cfg).items():
+        if only and name not in only:
+            continue
+        write_verilog(cls(**params), out, name=name)
+        made[name] = params
+    config = {
+        "capacity": asdict(packing.capacity_for(cfg, lanes)),
+        "model_config": cfg.to_dict(),
+        "formats": asdict(FORMATS),
+        "formats_id": regmap.formats_id(),
+        "regmap_version": regmap.REGMAP_VERSION,
+        "stream_version": packing.STREAM_VERSION,
+        "components": made,
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    return config
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/verilog")
+    ap.add_argument("--lanes", type=int, default=64)
+    args = ap.parse_args(argv)
+    config = build(Path(args.out), args.lanes)
+    for name in config["components"]:
+        print(f"wrote {Path(args.out) / (name + '.v')}")
+    print(f"wrote {Path(args.out) / 'config.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
