@@ -50,3 +50,13 @@ def acc_done_cycles(spike_counts) -> list:
         t += acc_beats(n)
         done.append(t + ACC_LATENCY)
     return done
+
+#: Halting unit (hw/halt.py): one cycle of LUT read, one of accumulate-and-compare.
+HALT_LATENCY = 2
+
+
+def halt_cycles(tokens: int) -> int:
+    """Cycles for ``tokens`` back-to-back halting checks."""
+    if tokens < 1:
+        raise ValueError(f"halt_cycles needs at least one token, got {tokens}")
+    return tokens - 1 + HALT_LATENCY

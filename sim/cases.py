@@ -86,3 +86,28 @@ def acc_events(rows: list) -> list:
             events.append({"index": s, "w_base": w_base, "b_row": b_row, "present": 1,
                            "last": int(j == len(spikes) - 1)})
     return events
+
+
+def halt_case(tokens: int, count: int, seed: int, fmt=FORMATS) -> dict:
+    """A halting test: LUT, params and ``count`` checks ``(token, x, final)`` after edge checks.
+
+    Edge checks: the extreme features with the extreme ``lut_min`` (index clamped low and high), a final
+    check. Each token is checked at most 32 times (``Hacc`` stays inside ``halt_acc_bits``, as the
+    artifact guarantees).
+    """
+    rng = random.Random(seed)
+    lut = [rng.randint(0, fmt.halt_score_max) for _ in range(fmt.halt_lut_size)]
+    lut[0], lut[-1] = fmt.halt_score_max, 0
+    shift = rng.choice([0, 1, 3, fmt.res_bits - 1])
+    lut_min = rng.choice([-fmt.res_max, -8, 0, 5, fmt.res_max])
+    threshold = rng.choice([1, fmt.halt_one - 3, 4 * fmt.halt_one, (1 << fmt.halt_acc_bits) - 1])
+    checks = [(0, fmt.res_max, 0), (tokens - 1, fmt.res_min, 0), (0, 0, 1), (tokens - 1, -1, 0)]
+    seen = [0] * tokens
+    while len(checks) < count:
+        k = rng.randrange(tokens)
+        if seen[k] >= 30:
+            continue
+        seen[k] += 1
+        x = rng.choice([rng.randint(fmt.res_min, fmt.res_max), rng.randint(-300, 300)])
+        checks.append((k, x, int(rng.random() < 0.05)))
+    return {"lut": lut, "shift": shift, "lut_min": lut_min, "threshold": threshold, "checks": checks}

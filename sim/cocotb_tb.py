@@ -19,9 +19,15 @@ PayloadBus, PayloadTransaction, PayloadSource, PayloadSink, PayloadMonitor = def
 CLOCK_NS = 10  # 100 MHz, the PYNQ-Z2's FCLK0
 
 
+_clock = None
+
+
 async def start(dut, reset_cycles: int = 2):
-    """Start the clock and hold reset for ``reset_cycles`` cycles."""
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
+    """Start the clock (once per cocotb test) and hold reset for ``reset_cycles`` cycles."""
+    global _clock
+    # cocotb cancels a test's tasks when it ends, so a finished task means a new test: start a clock.
+    if _clock is None or _clock.done():
+        _clock = Clock(dut.clk, CLOCK_NS, unit="ns").start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, reset_cycles)
     dut.rst.value = 0
