@@ -60,3 +60,13 @@ def halt_cycles(tokens: int) -> int:
     if tokens < 1:
         raise ValueError(f"halt_cycles needs at least one token, got {tokens}")
     return tokens - 1 + HALT_LATENCY
+
+#: Token merge (hw/merge.py): one cycle of parallel comparison, one of picking the representative.
+MERGE_LATENCY = 2
+
+
+def merge_cycles(tokens: int) -> int:
+    """Cycles to merge the ``tokens`` tokens of one image (tokens stream back to back)."""
+    if tokens < 1:
+        raise ValueError(f"merge_cycles needs at least one token, got {tokens}")
+    return tokens - 1 + MERGE_LATENCY

@@ -50,3 +50,18 @@ def halt_checks(checks: list, lut: list, shift: int, lut_min: int, threshold: in
         hacc[token] += lut[halt_index(x, shift, lut_min, len(lut))]
         halted.append(int(hacc[token] >= threshold or bool(final)))
     return halted, hacc
+
+
+def merge(bits: list, threshold: int) -> tuple:
+    """Token merge of docs/integer_model.md step 2 on spike vectors given as ints; return ``(rep, size)``."""
+    n = len(bits)
+    rep, size = list(range(n)), [1] * n
+    if threshold >= 0:
+        for j in range(1, n):
+            for i in range(j):
+                if rep[i] == i and bin(bits[i] ^ bits[j]).count("1") <= threshold:
+                    rep[j] = i
+                    size[i] += 1
+                    size[j] = 0
+                    break
+    return rep, size

@@ -111,3 +111,29 @@ def halt_case(tokens: int, count: int, seed: int, fmt=FORMATS) -> dict:
         x = rng.choice([rng.randint(fmt.res_min, fmt.res_max), rng.randint(-300, 300)])
         checks.append((k, x, int(rng.random() < 0.05)))
     return {"lut": lut, "shift": shift, "lut_min": lut_min, "threshold": threshold, "checks": checks}
+
+
+def merge_images(max_tokens: int, dim: int, count: int, seed: int) -> list:
+    """Images for the token merge: ``(threshold, [B[0], ..., B[n-1]])`` with spike vectors as ints.
+
+    Edge images: all-zero vectors (everything joins token 0), all-one vectors, threshold -1 (no merge),
+    threshold 0 (exact duplicates only), threshold = dim (everything joins token 0), one token, a short
+    image. Random images are clusters: a few prototypes with a few flipped bits each.
+    """
+    rng = random.Random(seed)
+    full = (1 << dim) - 1
+    N = max_tokens
+    images = [(2, [0] * N), (3, [full] * N), (-1, [0] * N), (0, [5, 5, 6, 5, 6] * N),
+              (dim, [rng.getrandbits(dim) for _ in range(N)]), (1, [full]), (1, [1, 3, 2][:min(3, N)])]
+    images[3] = (0, images[3][1][:N])
+    for _ in range(count):
+        protos = [rng.getrandbits(dim) for _ in range(rng.randint(1, 4))]
+        n = rng.choice([N, N, rng.randint(1, N)])
+        vecs = []
+        for _ in range(n):
+            v = rng.choice(protos)
+            for _ in range(rng.choice([0, 0, 1, 2, 4, 8])):
+                v ^= 1 << rng.randrange(dim)
+            vecs.append(v)
+        images.append((min(dim, rng.choice([-1, 0, 1, 2, 3, 5, 8])), vecs))  # artifact: <= dim
+    return images
