@@ -63,14 +63,49 @@ class StreamMonitor:
         ctx.set(self.port.ready, 0)
 
 
-def run(dut, *testbenches, vcd=None, deadline_cycles=1_000_000):
-    """Simulate ``dut`` with a 100 MHz clock until every testbench returns."""
+def run(dut, *testbenches, background=(), vcd=None, deadline_cycles=1_000_000):
+    """Simulate ``dut`` with a 100 MHz clock until every testbench returns (``background`` ones may not)."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb.__call__ if hasattr(tb, "port") else tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run_until(deadline_cycles * 1e-8)
     else:
         sim.run()
+
+
+async def axil_write(ctx, bus, addr: int, value: int, strb: int = 0xF, bready_delay: int = 0):
+    """One AXI4-Lite write from the master side; returns the BRESP code."""
+    ctx.set(bus.awaddr, addr)
+    ctx.set(bus.wdata, value)
+    ctx.set(bus.wstrb, strb)
+    ctx.set(bus.awvalid, 1)
+    ctx.set(bus.wvalid, 1)
+    await ctx.tick().until(bus.awready & bus.wready)
+    ctx.set(bus.awvalid, 0)
+    ctx.set(bus.wvalid, 0)
+    for _ in range(bready_delay):
+        await ctx.tick()
+    ctx.set(bus.bready, 1)
+    resp, = await ctx.tick().sample(bus.bresp).until(bus.bvalid)
+    ctx.set(bus.bready, 0)
+    return resp
+
+
+async def axil_read(ctx, bus, addr: int, rready_delay: int = 0) -> int:
+    """One AXI4-Lite read from the master side; returns RDATA (RRESP must be OKAY)."""
+    ctx.set(bus.araddr, addr)
+    ctx.set(bus.arvalid, 1)
+    await ctx.tick().until(bus.arready)
+    ctx.set(bus.arvalid, 0)
+    for _ in range(rready_delay):
+        await ctx.tick()
+    ctx.set(bus.rready, 1)
+    data, resp = await ctx.tick().sample(bus.rdata, bus.rresp).until(bus.rvalid)
+    ctx.set(bus.rready, 0)
+    assert resp == 0, f"read of {addr:#x} answered RRESP {resp}"
+    return data
