@@ -70,3 +70,32 @@ def merge_cycles(tokens: int) -> int:
     if tokens < 1:
         raise ValueError(f"merge_cycles needs at least one token, got {tokens}")
     return tokens - 1 + MERGE_LATENCY
+
+#: Attention K^T V / Q (K^T V) unit (hw/attention.py): one cycle to switch from the KV phase to the Y
+#: phase, one cycle for the last row's output register.
+ATTN_PHASE_OVERHEAD = 2
+
+
+def _head_counts(bits: int, dim: int, heads: int) -> list:
+    dh = dim // heads
+    return [bin((bits >> (h * dh)) & ((1 << dh) - 1)).count("1") for h in range(heads)]
+
+
+def attn_token_cycles_kv(k: int, v: int, dim: int, heads: int) -> int:
+    """Cycles of one KV token (K, V spike vectors as ints): the largest per-head K count whose V is not zero."""
+    kc, vc = _head_counts(k, dim, heads), _head_counts(v, dim, heads)
+    return max(1, max(kn if vn else 0 for kn, vn in zip(kc, vc)))
+
+
+def attn_token_cycles_q(q: int, dim: int, heads: int) -> int:
+    """Cycles of one Y token: the largest per-head Q spike count."""
+    return max(1, max(_head_counts(q, dim, heads)))
+
+
+def attn_cycles(ks: list, vs: list, qs: list, dim: int, heads: int) -> int:
+    """Cycles from the first KV token's transfer to the last Y row's transfer (no idle, no backpressure)."""
+    if not ks or not qs or len(ks) != len(vs):
+        raise ValueError(f"attn_cycles needs >= 1 KV token with K and V and >= 1 Q token, got "
+                         f"{len(ks)} K, {len(vs)} V, {len(qs)} Q")
+    return (sum(attn_token_cycles_kv(k, v, dim, heads) for k, v in zip(ks, vs))
+            + sum(attn_token_cycles_q(q, dim, heads) for q in qs) + ATTN_PHASE_OVERHEAD)

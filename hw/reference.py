@@ -65,3 +65,16 @@ def merge(bits: list, threshold: int) -> tuple:
                     size[j] = 0
                     break
     return rep, size
+
+
+def attention(ks: list, vs: list, sizes: list, qs: list, dim: int, heads: int) -> list:
+    """``Y = Q (K^T V)`` per head with size weights, spike vectors given as ints (channel d = bit d)."""
+    dh = dim // heads
+    bit = lambda x, d: (x >> d) & 1  # noqa: E731
+    ys = []
+    kv = [[[sum(s * bit(k, h * dh + a) * bit(v, h * dh + c) for k, v, s in zip(ks, vs, sizes))
+            for c in range(dh)] for a in range(dh)] for h in range(heads)]
+    for q in qs:
+        ys.append([sum(bit(q, h * dh + a) * kv[h][a][c] for a in range(dh)) for h in range(heads)
+                   for c in range(dh)])
+    return ys

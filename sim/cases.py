@@ -137,3 +137,27 @@ def merge_images(max_tokens: int, dim: int, count: int, seed: int) -> list:
             vecs.append(v)
         images.append((min(dim, rng.choice([-1, 0, 1, 2, 3, 5, 8])), vecs))  # artifact: <= dim
     return images
+
+
+def attention_packets(max_tokens: int, dim: int, count: int, seed: int) -> list:
+    """Attention packets ``(ks, vs, sizes, qs)``: spike vectors as ints, sizes summing to at most N.
+
+    Edge packets: all-zero K/V/Q (Y = 0), all-one K/V/Q with every token active (the largest Y,
+    ``head_dim * N``), one active token of size N (everything merged into it), K present where V is zero.
+    Random packets mix densities and active-token counts.
+    """
+    rng = random.Random(seed)
+    full, N = (1 << dim) - 1, max_tokens
+    packets = [([0] * N, [0] * N, [1] * N, [0] * N), ([full] * N, [full] * N, [1] * N, [full] * N),
+               ([full], [full], [N], [full, 0, full]), ([full] * 2, [0, 1], [1, 1], [full] * 2)]
+    for _ in range(count):
+        n = rng.randint(1, N)
+        sizes = [1] * n
+        for _ in range(N - n):  # merged tokens add to some representative's size
+            sizes[rng.randrange(n)] += 1
+        dens = lambda: rng.choice([0.0, 0.05, 0.2, 0.5, 1.0])  # noqa: E731
+        vec = lambda p: sum(1 << d for d in range(dim) if rng.random() < p)  # noqa: E731
+        dk, dv, dq = dens(), dens(), dens()
+        packets.append(([vec(dk) for _ in range(n)], [vec(dv) for _ in range(n)], sizes,
+                        [vec(dq) for _ in range(rng.randint(1, n))]))
+    return packets
