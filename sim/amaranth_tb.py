@@ -63,19 +63,30 @@ class StreamMonitor:
         ctx.set(self.port.ready, 0)
 
 
-def run(dut, *testbenches, background=(), vcd=None, deadline_cycles=1_000_000):
-    """Simulate ``dut`` with a 100 MHz clock until every testbench returns (``background`` ones may not)."""
+def run(dut, *testbenches, background=(), vcd=None, deadline_cycles=50_000):
+    """Simulate ``dut`` with a 100 MHz clock until every testbench returns (``background`` ones may not).
+
+    A design that deadlocks must fail, not hang: past ``deadline_cycles`` clock cycles the run stops with
+    an AssertionError.
+    """
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb.__call__ if hasattr(tb, "port") else tb)
     for tb in background:
         sim.add_testbench(tb, background=True)
+
+    def go():
+        deadline_fs = deadline_cycles * 10_000_000  # 10 ns per cycle, in femtoseconds
+        while sim.advance():
+            if sim._engine.now > deadline_fs:
+                raise AssertionError(f"simulation still running after {deadline_cycles} cycles: deadlock?")
+
     if vcd:
         with sim.write_vcd(vcd):
-            sim.run_until(deadline_cycles * 1e-8)
+            go()
     else:
-        sim.run()
+        go()
 
 
 async def axil_write(ctx, bus, addr: int, value: int, strb: int = 0xF, bready_delay: int = 0):

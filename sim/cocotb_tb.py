@@ -17,6 +17,7 @@ PayloadBus, PayloadTransaction, PayloadSource, PayloadSink, PayloadMonitor = def
     "Payload", signals=["payload", "valid", "ready"])
 
 CLOCK_NS = 10  # 100 MHz, the PYNQ-Z2's FCLK0
+TIMEOUT_MS = 2  # simulated time per cocotb test (200,000 cycles): a deadlocked design fails, never hangs
 
 
 _clock = None

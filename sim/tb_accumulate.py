@@ -13,6 +13,8 @@ from sim import cocotb_tb as tb
 from sim.cases import acc_events, acc_memory, acc_rows
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 async def load(dut, W, bias, lanes):
     """Write both memories through the write ports, one row per cycle."""
@@ -51,7 +53,7 @@ async def run_rows(dut, kind, idle, stall, seed):
     return rows, log
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def accumulate_back_to_back_cycles(dut):
     """Producer always valid, consumer always ready: RTL cycles equal dynaspike.cycles exactly."""
     rows, log = await run_rows(dut, "random", 0.0, 0.0, 0)
@@ -63,17 +65,17 @@ async def accumulate_back_to_back_cycles(dut):
     assert o[-1] - i[0] == cycles.acc_cycles(counts)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def accumulate_idle_and_backpressure(dut):
     await run_rows(dut, "random", 0.3, 0.5, 3)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def accumulate_extremes_max(dut):
     """Every weight +127, biases such that a row with every spike present reaches exactly acc_max."""
     await run_rows(dut, "max", 0.1, 0.3, 5)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def accumulate_extremes_min(dut):
     await run_rows(dut, "min", 0.1, 0.3, 6)

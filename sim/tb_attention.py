@@ -10,6 +10,8 @@ from sim import cocotb_tb as tb
 from sim.cases import attention_packets
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 async def run(dut, idle, stall, seed):
     p = tb_params()
@@ -40,7 +42,7 @@ async def run(dut, idle, stall, seed):
     return packets, log
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def attention_back_to_back_cycles(dut):
     p = tb_params()
     D, H = p["rtl"]["dim"], p["rtl"]["heads"]
@@ -55,6 +57,6 @@ async def attention_back_to_back_cycles(dut):
         assert took == want, f"packet {m}: {took} cycles, the model says {want}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def attention_idle_and_backpressure(dut):
     await run(dut, 0.3, 0.5, 1)

@@ -11,6 +11,8 @@ from dynaspike.config import ModelConfig
 from sim import cocotb_tb as tb
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 def expected(inputs, run_config, cap):
     v = {regmap.REG["ID"].offset: regmap.CORE_MAGIC,
@@ -43,7 +45,7 @@ async def setup(dut, seed):
     return rng, inputs, master
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def axil_reads_the_map(dut):
     """Every word of the first 512 bytes reads as regmap says, with random R-channel backpressure."""
     p = tb_params()
@@ -57,7 +59,7 @@ async def axil_reads_the_map(dut):
         assert got == want.get(off, 0), f"offset {off:#x}: read {got:#x}, expected {want.get(off, 0):#x}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def axil_writes_pulse_and_hold(dut):
     """CTRL pulses one cycle per write of 1s; RUN_CONFIG holds; concurrent reads and writes all answer."""
     p = tb_params()

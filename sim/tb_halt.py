@@ -12,6 +12,8 @@ from sim import cocotb_tb as tb
 from sim.cases import halt_case
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 async def run(dut, idle, stall, seed):
     params = tb_params()
@@ -46,7 +48,7 @@ async def run(dut, idle, stall, seed):
     return case, log
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def halt_back_to_back_cycles(dut):
     case, log = await run(dut, 0.0, 0.0, 0)
     i, o = log.cycles["i"], log.cycles["o"]
@@ -54,12 +56,12 @@ async def halt_back_to_back_cycles(dut):
     assert o[-1] - i[0] == cycles.halt_cycles(len(case["checks"]))
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def halt_idle_and_backpressure(dut):
     await run(dut, 0.3, 0.4, 1)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def halt_other_params(dut):
     for s in range(2, 6):
         await run(dut, 0.1, 0.2, s)

@@ -10,6 +10,8 @@ from sim import cocotb_tb as tb
 from sim.cases import lif_cases
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 async def run_cases(dut, idle, stall, seed):
     params = tb_params()
@@ -34,7 +36,7 @@ async def run_cases(dut, idle, stall, seed):
     return cases, log
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def lif_back_to_back_cycles(dut):
     """Always valid, always ready: one update per cycle, outputs exactly LIF_LATENCY cycles later."""
     cases, log = await run_cases(dut, 0.0, 0.0, 0)
@@ -45,12 +47,12 @@ async def lif_back_to_back_cycles(dut):
         f"{len(cases)} updates took {o[-1] - i[0]} cycles, the model says {cycles.lif_cycles(len(cases))}")
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def lif_idle_and_backpressure(dut):
     """Random idle cycles on the input and random backpressure on the output never change a result."""
     await run_cases(dut, 0.3, 0.4, 7)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def lif_heavy_backpressure(dut):
     await run_cases(dut, 0.05, 0.8, 11)

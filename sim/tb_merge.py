@@ -11,6 +11,8 @@ from sim import cocotb_tb as tb
 from sim.cases import merge_images
 from sim.runner import tb_params
 
+TIMEOUT_MS = tb.TIMEOUT_MS
+
 
 async def probe_sizes(dut, N, out):
     """Record ``sizes`` in every cycle where an output with ``last`` is transferred."""
@@ -52,7 +54,7 @@ async def run(dut, images, idle, stall, seed, one_threshold):
     return log
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def merge_back_to_back_cycles(dut):
     p = tb_params()
     N, D = p["rtl"]["max_tokens"], p["rtl"]["dim"]
@@ -65,7 +67,7 @@ async def merge_back_to_back_cycles(dut):
     assert o[n0 - 1] - i[0] == cycles.merge_cycles(n0)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 async def merge_thresholds_idle_and_backpressure(dut):
     p = tb_params()
     N, D = p["rtl"]["max_tokens"], p["rtl"]["dim"]
