@@ -20,14 +20,27 @@ from dynaspike.formats import FORMATS
 def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     """``{name: (class, params)}`` of every component, sized for ``cfg`` at ``lanes`` P."""
     from hw.accumulate import AccumulateEngine
+    from hw.attention import AttentionKV
+    from hw.halt import HaltUnit
     from hw.lif import LIFUpdate
+    from hw.merge import TokenMerge
 
     cap = packing.capacity_for(cfg, lanes)
     return {
         "lif": (LIFUpdate, {"lanes": lanes}),
         "accumulate": (AccumulateEngine, {"lanes": lanes, "weight_rows": cap.weight_rows,
                                           "bias_rows": cap.bias_rows}),
+        "attention": (AttentionKV, {"max_tokens": cap.max_tokens, "dim": cap.max_dim, "heads": cfg.heads}),
+        "halt": (HaltUnit, {"max_tokens": cap.max_tokens}),
+        "merge": (TokenMerge, {"max_tokens": cap.max_tokens, "dim": cap.max_dim}),
+        "axil": (_register_block, {"lanes": lanes, "model_config": cfg.to_dict()}),
     }
+
+
+def _register_block(lanes: int, model_config: dict):
+    from hw.axil import RegisterBlock
+
+    return RegisterBlock(packing.capacity_for(ModelConfig.from_dict(model_config), lanes))
 
 
 def build(out: Path, lanes: int, cfg: ModelConfig = ModelConfig(), only=None) -> dict:
