@@ -24,6 +24,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.halt import HaltUnit
     from hw.lif import LIFUpdate
     from hw.merge import TokenMerge
+    from hw.stream_in import StreamParser
 
     cap = packing.capacity_for(cfg, lanes)
     return {
@@ -34,6 +35,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
         "halt": (HaltUnit, {"max_tokens": cap.max_tokens}),
         "merge": (TokenMerge, {"max_tokens": cap.max_tokens, "dim": cap.max_dim}),
         "axil": (_register_block, {"lanes": lanes, "model_config": cfg.to_dict()}),
+        "stream_in": (StreamParser, {"lanes": lanes}),
     }
 
 
