@@ -9,8 +9,9 @@ largest per-head spike count. A head whose ``V_jh`` is all zero adds nothing, so
 Only active (not halted, not merged) tokens are ever sent, so skipped tokens cost nothing.
 """
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import ATTN_PHASE_OVERHEAD
@@ -70,8 +71,17 @@ class AttentionKV(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         H, dh, N = self.heads, self.head_dim, self.max_tokens
-        kv = [[[Signal(range(N + 1), name=f"kv{h}_{a}_{c}") for c in range(dh)] for a in range(dh)]
-              for h in range(H)]
+        # KV_h lives in a small memory per head: row a = KV_h[a, :] (dh counters of at most N). Reads are
+        # asynchronous (distributed RAM), so a row is read, added to and written back in one cycle.
+        # A valid bit per row stands for "cleared": a new KV packet clears dh bits instead of dh rows.
+        row_shape = data.ArrayLayout(range(N + 1), dh)
+        kv_rd, kv_wr, kv_valid = [], [], []
+        for h in range(H):
+            mem = Memory(shape=row_shape, depth=dh, init=[])
+            m.submodules[f"kv{h}"] = mem
+            kv_wr.append(mem.write_port())
+            kv_rd.append(mem.read_port(domain="comb"))
+            kv_valid.append(Signal(dh, name=f"kv_valid{h}"))
 
         y_phase = Signal()        # 0: taking KV tokens, 1: taking Q tokens
         kv_first = Signal(init=1)  # the next KV token starts a packet: clear KV
@@ -101,23 +111,26 @@ class AttentionKV(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
 
         # ---- process one spike per head
+        for h in range(H):
+            has = rem[h * dh:(h + 1) * dh].any()
+            row_valid = kv_valid[h].bit_select(sel[h], 1)
+            m.d.comb += kv_rd[h].addr.eq(sel[h])
+            row = [Mux(row_valid, kv_rd[h].data[c], 0) for c in range(dh)]
+            # KV phase: KV_h[a, :] += size * V_h for the K spike a.
+            m.d.comb += [kv_wr[h].addr.eq(sel[h]), kv_wr[h].en.eq(step & ~y_phase & has)]
+            m.d.comb += [kv_wr[h].data[c].eq(row[c] + Mux(v[h * dh + c], size, 0)) for c in range(dh)]
+            with m.If(step & ~y_phase & has):
+                m.d.sync += kv_valid[h].bit_select(sel[h], 1).eq(1)
+            # Y phase: Y_h += KV_h[a, :] for the Q spike a.
+            with m.If(step & y_phase):
+                for c in range(dh):
+                    add = Signal.like(y[h][c], name=f"yadd{h}_{c}")
+                    m.d.comb += add.eq(y[h][c] + Mux(has, row[c], 0))
+                    m.d.sync += y[h][c].eq(add)
+                    with m.If(finishing):
+                        m.d.sync += self.o.payload.y[h * dh + c].eq(add)
         with m.If(step):
             m.d.sync += rem.eq(rem_next)
-            for h in range(H):
-                has = rem[h * dh:(h + 1) * dh].any()
-                with m.If(~y_phase):
-                    for a in range(dh):
-                        for c in range(dh):
-                            with m.If(has & (sel[h] == a) & v[h * dh + c]):
-                                m.d.sync += kv[h][a][c].eq(kv[h][a][c] + size)
-                with m.Else():
-                    for c in range(dh):
-                        row = Array(kv[h][a][c] for a in range(dh))
-                        add = Signal.like(y[h][c], name=f"yadd{h}_{c}")
-                        m.d.comb += add.eq(y[h][c] + (row[sel[h]] & has.replicate(len(row[0]))))
-                        m.d.sync += y[h][c].eq(add)
-                        with m.If(finishing):
-                            m.d.sync += self.o.payload.y[h * dh + c].eq(add)
             with m.If(finishing):
                 m.d.sync += busy.eq(0)
                 with m.If(y_phase):
@@ -140,7 +153,9 @@ class AttentionKV(wiring.Component):
             m.d.sync += [busy.eq(1), rem.eq(eff), v.eq(p.v), size.eq(p.size), last.eq(p.last),
                          closed.eq(p.last), kv_first.eq(0)]
             with m.If(kv_first):
-                m.d.sync += [kv[h][a][c].eq(0) for h in range(H) for a in range(dh) for c in range(dh)]
+                # No row of this head is being written now: the previous packet's last write was at
+                # least a Y phase ago.
+                m.d.sync += [kv_valid[h].eq(0) for h in range(H)]
         with m.If(self.q_i.valid & self.q_i.ready):
             m.d.sync += [busy.eq(1), rem.eq(self.q_i.payload.q), last.eq(self.q_i.payload.last),
                          closed.eq(self.q_i.payload.last)]
