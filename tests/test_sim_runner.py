@@ -51,3 +51,22 @@ def test_tool_path_finds_verilator_and_python():
     path = runner.tool_path()
     assert shutil.which("verilator", path=path), f"no verilator on {path}"
     assert shutil.which("python", path=path), f"no python on {path}"
+
+
+@pytest.mark.sim
+def test_a_failing_cocotb_test_fails_pytest():
+    from hw.lif import LIFUpdate
+
+    with pytest.raises(runner.SimFailure, match=r"(?s)1 of 2 .*selftest_fails.*deliberate failure with value 41"):
+        runner.run_cocotb("lif", LIFUpdate, {"lanes": 2}, "tb_selftest", {"value": 41})
+
+
+@pytest.mark.sim
+def test_waves_env_dumps_a_vcd(monkeypatch):
+    from hw.lif import LIFUpdate
+
+    monkeypatch.setenv("WAVES", "1")
+    result = runner.run_cocotb("lif", LIFUpdate, {"lanes": 2}, "tb_selftest", {"value": 1},
+                               testcase="selftest_passes")
+    vcd = runner.Path(result["build_dir"]) / "dump.vcd"
+    assert result["build_dir"].endswith("-waves") and vcd.stat().st_size > 0
