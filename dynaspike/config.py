@@ -20,6 +20,7 @@ class ModelConfig:
     img_size: int = 8        # square input images, pixels per side
     in_channels: int = 1     # image channels
     patch_size: int = 2      # square patches, pixels per side; tokens = (img_size / patch_size) ** 2
+    embed_kernel: int = 2    # each token's embedding sees a k x k window centred on its patch (k >= patch)
     dim: int = 64            # embedding width D (channels of the residual stream)
     heads: int = 4           # attention heads; head_dim = dim / heads
     blocks: int = 2          # transformer blocks L
@@ -35,6 +36,9 @@ class ModelConfig:
         if self.img_size % self.patch_size:
             raise ValueError(f"ModelConfig.img_size={self.img_size} is not a multiple of "
                              f"patch_size={self.patch_size}")
+        if self.embed_kernel < self.patch_size or (self.embed_kernel - self.patch_size) % 2:
+            raise ValueError(f"ModelConfig.embed_kernel={self.embed_kernel} must be >= patch_size="
+                             f"{self.patch_size} and differ from it by an even number")
         if self.dim % self.heads:
             raise ValueError(f"ModelConfig.dim={self.dim} is not a multiple of heads={self.heads}")
 
@@ -43,9 +47,14 @@ class ModelConfig:
         return (self.img_size // self.patch_size) ** 2
 
     @property
+    def embed_pad(self) -> int:
+        """Zero pixels added on each side of the image so every token's window fits."""
+        return (self.embed_kernel - self.patch_size) // 2
+
+    @property
     def patch_dim(self) -> int:
-        """Inputs of one patch: in_channels * patch_size ** 2 (row-major pixels, channel outermost)."""
-        return self.in_channels * self.patch_size ** 2
+        """Inputs of one token's embedding: in_channels * embed_kernel ** 2 (channel-major, then row-major)."""
+        return self.in_channels * self.embed_kernel ** 2
 
     @property
     def head_dim(self) -> int:

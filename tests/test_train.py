@@ -1,0 +1,78 @@
+"""The training pipeline end to end on a tiny configuration: phases, export, resume, options."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from dynaspike.artifact import IntModel
+from train import train
+from train.data import load_digits_split
+from train.golden import GoldenModel
+
+TINY = ["--dim=16", "--heads=2", "--blocks=1", "--t_max=2", "--mlp_ratio=2", "--batch_size=256",
+        "--threads=1", "--embed_kernel=4"]
+
+
+def _run(out, epochs, extra=()):
+    train.main(["--preset=digits", f"--out={out}", *TINY, *(f"--epochs_{p}={epochs}" for p in train.PHASES),
+                *extra])
+
+
+def test_train_export_and_golden_agree(tmp_path):
+    _run(tmp_path, 1)
+    model = IntModel.load(tmp_path / "model.npz")
+    assert model.config.dim == 16 and model.config.embed_kernel == 4
+    info = json.loads((tmp_path / "train_log.json").read_text())
+    for key in ("accuracy_dense_baseline", "accuracy_float", "accuracy_quant_eval", "command", "log"):
+        assert key in info and key in model.info, key
+    # The golden model on the exported integers reproduces the quant-mode evaluation made at export time.
+    _, _, x, y = load_digits_split()
+    acc = (GoldenModel(model).run(x).pred == y).double().mean().item()
+    assert acc == info["accuracy_quant_eval"], (acc, info["accuracy_quant_eval"])
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    _run(tmp_path, 1)
+    first = json.loads((tmp_path / "train_log.json").read_text())["log"]
+    # Same run with one more epoch per phase: resuming from the finished checkpoint trains nothing new
+    # in completed phases, so the log only grows.
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["state"]["phase"] == len(train.PHASES) - 1 or ck["state"]["epoch"] >= 1
+    assert ck["model_config"]["dim"] == 16 and ck["train_config"]["dim"] == 16
+    _run(tmp_path, 1, ["--resume"])
+    second = json.loads((tmp_path / "train_log.json").read_text())["log"]
+    assert second[:len(first)] == first
+
+
+def test_resume_refuses_other_architecture(tmp_path):
+    _run(tmp_path, 1)
+    with pytest.raises(SystemExit, match="model config"):
+        train.main(["--preset=digits", f"--out={tmp_path}", "--dim=32", "--heads=2", "--resume"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset=nope"], "unknown preset"),
+    (["--bogus=1"], "unknown option --bogus"),
+    (["positional"], "--key=value"),
+    (["--preset=cifar10"], "--data_root"),
+])
+def test_bad_options(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        train.main(argv + [f"--out={tmp_path}"])
+
+
+def test_torchrun_ddp_two_processes(tmp_path):
+    """Multi-process training through torchrun/DistributedDataParallel (gloo on CPU) exports a model."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "train.train",
+           "--preset=digits", f"--out={tmp_path}", *TINY, *(f"--epochs_{p}=1" for p in train.PHASES)]
+    env = dict(os.environ, PYTHONPATH=root, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    IntModel.load(tmp_path / "model.npz")
+    log = json.loads((tmp_path / "train_log.json").read_text())["log"]
+    assert [r["phase"] for r in log] == list(train.PHASES)

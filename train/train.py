@@ -1,0 +1,303 @@
+"""Train, quantize and export a spiking ViT with dynamic time steps and adaptive tokens.
+
+    python -m train.train --preset=digits [--key=value ...]      (make train PRESET=digits)
+    torchrun --nproc_per_node=4 -m train.train --preset=cifar10 --data_root=/data
+
+Four phases, each resumable from the checkpoint written after every epoch (``--resume``):
+1. ``dense``: all steps and tokens; its test accuracy is the dense baseline.
+2. ``dts``: learns the time-step mask (hinge on the mean mask score above ``t_target``), token merge on;
+   the mask is frozen for the last ``mask_freeze`` fraction of the phase (scores near 0 flip otherwise).
+3. ``halt``: ACT halting with a ponder cost while the token fraction is above ``token_target``,
+   BatchNorm frozen.
+4. ``quant``: quantization-aware fine-tuning in integer units (the exported arithmetic), then export.
+The checkpoint carries both configs; the exported artifact carries the training record in ``info``.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from dynaspike.config import ModelConfig
+
+from .data import load_cifar, load_digits_split
+from .model import AdaptiveConfig, SpikingViT
+
+PHASES = ("dense", "dts", "halt", "quant")
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "digits"
+    seed: int = 0
+    out: str = "runs/digits"            # checkpoints and the exported model go here
+    data_root: str = ""                 # CIFAR: folder with the python pickle batches
+    threads: int = 2
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.06
+    label_smoothing: float = 0.1
+    bn_freeze: float = 0.3              # BatchNorm frozen for this last fraction of the dense phase and after
+    augment_shift: int = 0              # random translations of up to this many pixels (zero fill), training only
+    ema: float = 0.0                    # >0: exponential moving average of the weights while BatchNorm is
+                                        # frozen, copied into the model at the end of each phase
+    epochs_dense: int = 60
+    epochs_dts: int = 30
+    epochs_halt: int = 20
+    epochs_quant: int = 15
+    lr_mask: float = 0.05               # learning rate of the DTS scores
+    lambda_t: float = 0.5               # DTS cost weight (hinge above t_target)
+    t_target: float = 0.55              # target mean fraction of (module, step) pairs on
+    mask_freeze: float = 0.3            # freeze the mask for this last fraction of the dts phase (once the
+                                        # mask is at or below t_target)
+    alpha_p: float = 0.05               # ponder cost weight (hinge above token_target)
+    token_target: float = 0.5           # target fraction of token units processed
+    halt_gamma: float = 2.0
+    halt_beta: float = 5.0
+    halt_eps: float = 0.01
+    halt_channel: int = 0
+    halt_ste_slope: float = 10.0
+    merge_threshold: int = 1
+    # architecture
+    img_size: int = 8
+    in_channels: int = 1
+    patch_size: int = 2
+    embed_kernel: int = 4
+    dim: int = 64
+    heads: int = 4
+    blocks: int = 2
+    mlp_ratio: int = 4
+    t_max: int = 4
+    num_classes: int = 10
+
+    def model_config(self) -> ModelConfig:
+        names = {f.name for f in fields(ModelConfig)}
+        return ModelConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+    def adaptive(self, phase: str) -> AdaptiveConfig:
+        i = PHASES.index(phase)
+        return AdaptiveConfig(dts=i >= 1, merge=i >= 1, halting=i >= 2, halt_gamma=self.halt_gamma,
+                              halt_beta=self.halt_beta, halt_eps=self.halt_eps,
+                              halt_channel=self.halt_channel, halt_ste_slope=self.halt_ste_slope,
+                              merge_threshold=self.merge_threshold)
+
+
+PRESETS = {
+    "digits": TrainConfig(),
+    # Spikformer-4-384-like on 32x32 images (reference recipe: 300 epochs, AdamW 5e-4, wd 0.06, batch 128)
+    "cifar10": TrainConfig(preset="cifar10", out="runs/cifar10", img_size=32, in_channels=3, patch_size=4, embed_kernel=4,
+                           dim=384, heads=12, blocks=4, t_max=4, num_classes=10, batch_size=128, lr=5e-4,
+                           epochs_dense=300, epochs_dts=60, epochs_halt=30, epochs_quant=20, merge_threshold=24),
+}
+PRESETS["cifar100"] = replace(PRESETS["cifar10"], preset="cifar100", out="runs/cifar100", num_classes=100)
+
+
+def parse_args(argv) -> TrainConfig:
+    """``--preset=NAME`` first, then ``--key=value`` overrides of TrainConfig fields; ``--resume``."""
+    args = dict(a[2:].split("=", 1) if "=" in a else (a[2:], "1") for a in argv)
+    bad = [a for a in argv if not a.startswith("--")]
+    if bad:
+        raise SystemExit(f"arguments must look like --key=value, got {bad}")
+    preset = args.pop("preset", "digits")
+    if preset not in PRESETS:
+        raise SystemExit(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg = PRESETS[preset]
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    resume = args.pop("resume", None) is not None
+    over = {}
+    for k, v in args.items():
+        if k not in types:
+            raise SystemExit(f"unknown option --{k}; options are --resume and {sorted(types)}")
+        typ = {"int": int, "float": float, "str": str}[types[k] if isinstance(types[k], str) else types[k].__name__]
+        over[k] = typ(v)
+    return replace(cfg, **over), resume
+
+
+def load_data(tc: TrainConfig):
+    if tc.preset == "digits":
+        return load_digits_split()
+    if not tc.data_root:
+        raise SystemExit(f"preset {tc.preset} needs --data_root=PATH to the CIFAR python pickle batches")
+    return load_cifar(tc.data_root, tc.num_classes)
+
+
+@torch.no_grad()
+def accuracy(model, x, y, batch=512, dense=False):
+    was = model.training
+    model.eval()
+    correct, units, masks = 0, 0.0, None
+    for i in range(0, len(x), batch):
+        logits, st = model(x[i:i + batch], dense=dense)
+        if st["logits_int"] is not None:  # quant mode: decide on the exact integers, as the golden model
+            logits = st["logits_int"]
+        correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
+        units += st["units"].sum().item()
+        masks = st["mask"]
+    model.train(was)
+    cfg = model.cfg
+    return correct / len(x), units / (len(x) * cfg.num_tokens * cfg.blocks * cfg.t_max), masks.mean().item()
+
+
+def shift_images(x, k: int, gen):
+    """Translate each image by a random (dy, dx) in [-k, k]^2, filling with zeros (k = 0: unchanged)."""
+    if k == 0:
+        return x
+    H, W = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (k, k, k, k))
+    d = torch.randint(0, 2 * k + 1, (len(x), 2), generator=gen)
+    return torch.stack([padded[i, :, dy:dy + H, dx:dx + W] for i, (dy, dx) in enumerate(d.tolist())])
+
+
+def save_checkpoint(path, model, state, tc: TrainConfig, optimizer):
+    """Write a checkpoint that carries both configs (training and model) and the training state."""
+    torch.save({"model": model.state_dict(), "state": state, "train_config": asdict(tc),
+                "model_config": tc.model_config().to_dict(), "optimizer": optimizer}, path)
+
+
+def main(argv=None):
+    tc, resume = parse_args(sys.argv[1:] if argv is None else argv)
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = 0
+    if ddp:  # launched by torchrun
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = dist.get_rank()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed + rank)
+    os.makedirs(tc.out, exist_ok=True)
+    ckpt_path = os.path.join(tc.out, "checkpoint.pt")
+    xtr, ytr, xte, yte = load_data(tc)
+    xte_d, yte_d = xte.to(device), yte.to(device)
+
+    model = SpikingViT(tc.model_config(), tc.adaptive("dense")).to(device)
+    state = {"phase": 0, "epoch": 0, "log": [], "elapsed": 0.0, "results": {}}
+    opt_state = None
+    if resume and os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        if ck["model_config"] != tc.model_config().to_dict():
+            raise SystemExit(f"checkpoint {ckpt_path} has model config {ck['model_config']}, not {tc.model_config().to_dict()}")
+        state = ck["state"]
+        model.ad = tc.adaptive(PHASES[state["phase"]])
+        if state["phase"] < len(PHASES) and PHASES[state["phase"]] == "quant":
+            model.start_quant()
+        model.load_state_dict(ck["model"])
+        opt_state = ck["optimizer"]
+        print(f"resumed {ckpt_path}: phase {PHASES[state['phase']]}, epoch {state['epoch']}")
+
+    t_start = time.time() - state["elapsed"]
+    epochs = {"dense": tc.epochs_dense, "dts": tc.epochs_dts, "halt": tc.epochs_halt, "quant": tc.epochs_quant}
+    for pi in range(state["phase"], len(PHASES)):
+        phase = PHASES[pi]
+        if pi != state["phase"]:
+            state.update(phase=pi, epoch=0)
+            opt_state = None
+        model.ad = tc.adaptive(phase)
+        if phase != "dense":
+            # Time-major training normalises each step with its own batch statistics, evaluation with running
+            # statistics pooled over steps: freezing BatchNorm makes training see what evaluation sees.
+            model.freeze_bn()
+        if phase == "quant" and not model.quant:
+            model.start_quant()
+        # find_unused_parameters: the DTS scores and frozen BatchNorm get no gradient in some phases
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if ddp else model
+        base = [p for n, p in model.named_parameters() if n != "mask_scores" and p.requires_grad]
+        opt = torch.optim.AdamW([{"params": base, "lr": tc.lr if phase == "dense" else tc.lr / 4},
+                                 {"params": [model.mask_scores], "lr": tc.lr_mask, "weight_decay": 0.0}],
+                                weight_decay=tc.weight_decay)
+        n_ep = epochs[phase]
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, n_ep))
+        if opt_state is not None:
+            opt.load_state_dict(opt_state["opt"])
+            sched.load_state_dict(opt_state["sched"])
+        model.mask_scores.requires_grad_(phase == "dts")
+        ema = None
+        for ep in range(state["epoch"], n_ep):
+            if phase == "dts" and ep >= n_ep * (1 - tc.mask_freeze) and model.mask().mean() <= tc.t_target:
+                model.mask_scores.requires_grad_(False)  # frozen only once the mask meets its target
+            if phase == "dense" and ep >= n_ep * (1 - tc.bn_freeze) and not model.bn_frozen:
+                model.freeze_bn()
+            if tc.ema > 0 and model.bn_frozen and ema is None:
+                ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema))
+            model.train()
+            g = torch.Generator().manual_seed(tc.seed * 1000 + pi * 100 + ep)
+            perm = torch.randperm(len(xtr), generator=g)
+            if ddp:
+                perm = perm[rank::dist.get_world_size()]
+            bar = tqdm(range(0, len(perm), tc.batch_size), desc=f"{phase} {ep + 1}/{n_ep}", leave=False,
+                       disable=rank != 0, file=sys.stdout)
+            for i in bar:
+                idx = perm[i:i + tc.batch_size]
+                xb, yb = shift_images(xtr[idx], tc.augment_shift, g).to(device), ytr[idx].to(device)
+                logits, st = net(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
+                if model.ad.dts and model.mask_scores.requires_grad:
+                    soft = torch.sigmoid(model.mask_scores).mean()
+                    if st["mask"].mean() > tc.t_target:
+                        loss = loss + tc.lambda_t * soft
+                if model.ad.halting:
+                    cfg = model.cfg
+                    frac = st["units"].mean() / (cfg.num_tokens * cfg.blocks * cfg.t_max)
+                    if frac > tc.token_target:
+                        loss = loss + tc.alpha_p * st["ponder"].mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            sched.step()
+            state["epoch"] = ep + 1
+            if rank == 0:
+                acc, tok, msk = accuracy(model, xte_d, yte_d)
+                train_acc = accuracy(model, xtr[:450].to(device), ytr[:450].to(device))[0]
+                state["elapsed"] = time.time() - t_start
+                rec = dict(phase=phase, epoch=ep + 1, test_acc=acc, train_acc=train_acc, token_fraction=tok, mask_on=msk,
+                           loss=loss.item(), seconds=round(state["elapsed"], 1))
+                state["log"].append(rec)
+                print(json.dumps(rec), flush=True)
+                save_checkpoint(ckpt_path, model, state, tc, {"opt": opt.state_dict(), "sched": sched.state_dict()})
+        if ema is not None:  # the averaged weights become the model (the DTS mask stays as trained)
+            with torch.no_grad():
+                for (n, p), pe in zip(model.named_parameters(), ema.module.parameters()):
+                    if n != "mask_scores":
+                        p.copy_(pe)
+        if rank == 0:
+            acc, tok, msk = accuracy(model, xte_d, yte_d)
+            state["results"][phase] = {"test_acc": acc, "token_fraction": tok, "mask_on": msk}
+            if phase == "dense":
+                state["results"]["accuracy_dense_baseline"] = acc
+            if phase == "halt":
+                state["results"]["accuracy_float"] = acc
+        state.update(phase=pi + 1, epoch=0)
+        opt_state = None
+        if rank == 0:  # a phase boundary to branch from: copy it to checkpoint.pt and --resume
+            save_checkpoint(os.path.join(tc.out, f"after_{phase}.pt"), model, state, tc, None)
+
+    if rank == 0:
+        model.eval()
+        info = {"command": "python -m train.train " + " ".join(sys.argv[1:] if argv is None else argv),
+                "train_config": asdict(tc), "seconds": round(time.time() - t_start, 1),
+                "accuracy_dense_baseline": state["results"]["accuracy_dense_baseline"],
+                "accuracy_float": state["results"]["accuracy_float"],
+                "accuracy_quant_eval": state["results"]["quant"]["test_acc"],
+                "phases": state["results"], "log": state["log"], "torch": torch.__version__}
+        art = model.cpu().export(info)
+        path = os.path.join(tc.out, "model.npz")
+        art.save(path)
+        with open(os.path.join(tc.out, "train_log.json"), "w") as f:
+            json.dump(info, f, indent=1)
+        print(f"exported {path} after {info['seconds']} s: dense {info['accuracy_dense_baseline']:.4f}, "
+              f"float {info['accuracy_float']:.4f}, quantized {info['accuracy_quant_eval']:.4f}")
+    if ddp:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
