@@ -275,9 +275,12 @@ def _section_shape(cfg: ModelConfig, lanes: int, name: str) -> tuple:
 
 # --------------------------------------------------------------------------------------------- images
 def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
-    """``(C, H, W)`` or ``(H, W)`` uint8 image -> ``(N, patch_dim)`` patches (docs/integer_model.md step 1).
+    """``(C, H, W)`` or ``(H, W)`` uint8 image -> ``(N, patch_dim)`` embedding windows (integer model step 1).
 
-    Tokens in row-major order over the patch grid; inside a patch channel-major, then row-major pixels.
+    Token k's window is the ``embed_kernel``-square window centred on its patch (stride ``patch_size``, the
+    image zero-padded by ``embed_pad`` on each side); tokens row-major over the patch grid, channel-major
+    then row-major pixels inside a window. The host does the windowing: the core receives each token's
+    window as it multiplies it, so no line buffer is needed and overlapping windows cost only stream bytes.
     """
     img = np.asarray(image)
     if img.ndim == 2:
@@ -287,9 +290,11 @@ def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
         raise ValueError(f"image shape {np.asarray(image).shape}, expected {want} (or {want[1:]} for one channel)")
     if img.dtype != np.uint8:
         raise ValueError(f"image dtype {img.dtype}, expected uint8")
-    C, p, g = cfg.in_channels, cfg.patch_size, cfg.img_size // cfg.patch_size
-    # (C, g, p, g, p) -> (g_row, g_col, C, p_row, p_col)
-    return img.reshape(C, g, p, g, p).transpose(1, 3, 0, 2, 4).reshape(g * g, C * p * p)
+    k, p, pad = cfg.embed_kernel, cfg.patch_size, cfg.embed_pad
+    x = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
+    g = cfg.img_size // p
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::p, ::p]  # (C, g, g, k, k)
+    return np.ascontiguousarray(win[:, :g, :g].transpose(1, 2, 0, 3, 4)).reshape(g * g, cfg.in_channels * k * k)
 
 
 def pack_image(image: np.ndarray, cfg: ModelConfig, tag: int = 0) -> np.ndarray:

@@ -3,7 +3,8 @@
 ``python -m hw.build --out build/verilog [--lanes 64]`` writes ``<component>.v`` per component (top module
 ``<component>``) and ``config.json``: the capacity (``dynaspike.regmap.Capacity``), the number formats and
 their fingerprint, the register-map and stream versions, and each component's constructor parameters.
-The capacity is the smallest that holds the shipped digits configuration (``ModelConfig()``) at P lanes.
+The capacity is the smallest that holds the configuration of ``--model`` (default: the shipped digits
+model, ``train/shipped/digits.npz``) at P lanes.
 """
 
 import argparse
@@ -68,12 +69,23 @@ def build(out: Path, lanes: int, cfg: ModelConfig = ModelConfig(), only=None) ->
     return config
 
 
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "train" / "shipped" / "digits.npz"
+
+
+def model_config(path=SHIPPED_MODEL) -> ModelConfig:
+    """The configuration of a model file (validated), the one the core is sized for."""
+    from dynaspike.artifact import IntModel
+
+    return IntModel.load(path).config
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/verilog")
     ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--model", default=str(SHIPPED_MODEL), help="size the core for this model's config")
     args = ap.parse_args(argv)
-    config = build(Path(args.out), args.lanes)
+    config = build(Path(args.out), args.lanes, model_config(args.model))
     for name in config["components"]:
         print(f"wrote {Path(args.out) / (name + '.v')}")
     print(f"wrote {Path(args.out) / 'config.json'}")

