@@ -99,3 +99,13 @@ def attn_cycles(ks: list, vs: list, qs: list, dim: int, heads: int) -> int:
                          f"{len(ks)} K, {len(vs)} V, {len(qs)} Q")
     return (sum(attn_token_cycles_kv(k, v, dim, heads) for k, v in zip(ks, vs))
             + sum(attn_token_cycles_q(q, dim, heads) for q in qs) + ATTN_PHASE_OVERHEAD)
+
+#: Embedding (hw/embed.py): weight read, registered multiply, accumulate into the output register.
+EMB_LATENCY = 3
+
+
+def embed_cycles(tokens: int, chunks: int, patch_dim: int) -> int:
+    """Cycles from the first window's transfer to the last (token, chunk) output's transfer."""
+    if min(tokens, chunks, patch_dim) < 1:
+        raise ValueError(f"embed_cycles needs positive counts, got {tokens}, {chunks}, {patch_dim}")
+    return tokens * chunks * patch_dim + EMB_LATENCY

@@ -78,3 +78,15 @@ def attention(ks: list, vs: list, sizes: list, qs: list, dim: int, heads: int) -
         ys.append([sum(bit(q, h * dh + a) * kv[h][a][c] for a in range(dh)) for h in range(heads)
                    for c in range(dh)])
     return ys
+
+
+def embedding(emb_w: list, emb_b: list, patches: list, fmt=FORMATS) -> list:
+    """``E[k][d] = clampR((sum_i emb_w[d][i] * patch[k][i] + emb_b[k][d]) >> emb_shift)`` (lists of ints)."""
+    out = []
+    for k, patch in enumerate(patches):
+        row = []
+        for d, w in enumerate(emb_w):
+            e = (sum(wi * pi for wi, pi in zip(w, patch)) + emb_b[k][d]) >> fmt.emb_shift
+            row.append(min(max(e, fmt.res_min), fmt.res_max))
+        out.append(row)
+    return out

@@ -161,3 +161,38 @@ def attention_packets(max_tokens: int, dim: int, count: int, seed: int) -> list:
         packets.append(([vec(dk) for _ in range(n)], [vec(dv) for _ in range(n)], sizes,
                         [vec(dq) for _ in range(rng.randint(1, n))]))
     return packets
+
+
+def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kind: str = "random",
+               fmt=FORMATS) -> dict:
+    """Embedding weights (dim, patch_dim), biases (tokens, dim), windows (tokens, patch_dim) and the memory
+    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero).
+
+    ``kind``: ``random`` (mixed magnitudes), ``extreme`` (the largest weights and pixels: both clamps hit),
+    ``boundary`` (all-zero windows, biases one step either side of each clamp and of the floor shift).
+    """
+    rng = random.Random(seed)
+    wmax = fmt.emb_weight_max
+    if kind == "random":
+        w = [[rng.choice([rng.randint(-wmax, wmax), rng.randint(-300, 300)]) for _ in range(patch_dim)]
+             for _ in range(dim)]
+        b = [[rng.randint(-(1 << 20), 1 << 20) for _ in range(dim)] for _ in range(tokens)]
+        pix = [[rng.choice([0, 255, rng.randrange(256)]) for _ in range(patch_dim)] for _ in range(tokens)]
+    elif kind == "extreme":
+        w = [[wmax if d % 2 else -wmax] * patch_dim for d in range(dim)]
+        b = [[0 if d % 3 else (1 << 20) for d in range(dim)] for _ in range(tokens)]
+        pix = [[255] * patch_dim if k % 2 else [0] * patch_dim for k in range(tokens)]
+    elif kind == "boundary":
+        sh = fmt.emb_shift
+        edges = [(fmt.res_max + 1) << sh, (fmt.res_max << sh) + (1 << sh) - 1, fmt.res_max << sh,
+                 fmt.res_min << sh, (fmt.res_min << sh) - 1, -1, 0, (1 << sh) - 1, -(1 << sh)]
+        w = [[rng.randint(-wmax, wmax) for _ in range(patch_dim)] for _ in range(dim)]
+        b = [[edges[(d + k) % len(edges)] for d in range(dim)] for k in range(tokens)]
+        pix = [[0] * patch_dim for _ in range(tokens)]
+    else:
+        raise ValueError(f"embed_case kind must be random, extreme or boundary, got {kind!r}")
+    chunks = -(-dim // lanes)
+    lane = lambda row, c: [row[c * lanes + l] if c * lanes + l < dim else 0 for l in range(lanes)]  # noqa: E731
+    w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
+    b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
+    return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows}
