@@ -22,6 +22,7 @@ environment variable ``DYNASPIKE_TB_PARAMS``; a testbench reads them with :func:
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -126,6 +127,16 @@ def run_cocotb(name: str, make_component, rtl_params: dict, testbench: str, tb_p
     from cocotb_tools.runner import get_runner
 
     build_dir = build_dir_for(name, rtl_params)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist may run two tests of the same RTL parameters at once: one build directory, one user.
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir)
+
+
+def _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir):
+    from cocotb_tools.runner import get_runner
+
     t0 = time.monotonic()
     source = write_verilog(make_component(**rtl_params), build_dir)
     (build_dir / "rtl_params.json").write_text(json.dumps(rtl_params, sort_keys=True, indent=1))
