@@ -109,3 +109,13 @@ def embed_cycles(tokens: int, chunks: int, patch_dim: int) -> int:
     if min(tokens, chunks, patch_dim) < 1:
         raise ValueError(f"embed_cycles needs positive counts, got {tokens}, {chunks}, {patch_dim}")
     return tokens * chunks * patch_dim + EMB_LATENCY
+
+#: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
+LIF_LAYER_LATENCY = 2
+
+
+def lif_layer_cycles(updates: int) -> int:
+    """Cycles for ``updates`` back-to-back row updates of a LIF layer."""
+    if updates < 1:
+        raise ValueError(f"lif_layer_cycles needs at least one update, got {updates}")
+    return updates - 1 + LIF_LAYER_LATENCY

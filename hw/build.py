@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Generate the Verilog of the hw/ components and the config JSON that travels with it.
 
 ``python -m hw.build --out build/verilog [--lanes 64]`` writes ``<component>.v`` per component (top module
@@ -21,6 +22,14 @@ from dynaspike.formats import FORMATS
 EMBED_LANES = 16
 
 
+def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
+    """Rows of P membranes for every LIF state of docs/integer_model.md: per token and block ``ain, q, k,
+    v, attn, min`` (D each) and ``hid`` (Hd), plus the readout ``out`` (D) per token."""
+    chunks = lambda n: -(-n // lanes)  # noqa: E731
+    per_block = 6 * chunks(cfg.dim) + chunks(cfg.hidden_dim)
+    return cfg.num_tokens * (cfg.blocks * per_block + chunks(cfg.dim))
+
+
 def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     """``{name: (class, params)}`` of every component, sized for ``cfg`` at ``lanes`` P."""
     from hw.accumulate import AccumulateEngine
@@ -28,12 +37,14 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.embed import Embedding
     from hw.halt import HaltUnit
     from hw.lif import LIFUpdate
+    from hw.lif_layer import LIFLayer
     from hw.merge import TokenMerge
     from hw.stream_in import StreamParser
 
     cap = packing.capacity_for(cfg, lanes)
     return {
         "lif": (LIFUpdate, {"lanes": lanes}),
+        "lif_layer": (LIFLayer, {"lanes": lanes, "rows": membrane_rows(cfg, lanes)}),
         "accumulate": (AccumulateEngine, {"lanes": lanes, "weight_rows": cap.weight_rows,
                                           "bias_rows": cap.bias_rows}),
         "attention": (AttentionKV, {"max_tokens": cap.max_tokens, "dim": cap.max_dim, "heads": cfg.heads}),

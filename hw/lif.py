@@ -5,7 +5,7 @@ Per lane: ``h = (v + x) >> 1`` (arithmetic shift, floor), ``spike = h >= th``, `
 ``acc_bits`` (``|h| <= max(|v|, |x|)``), so nothing saturates or wraps and ``v'`` is exact.
 """
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,6 +22,18 @@ def lif_in_layout(lanes: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLa
 def lif_out_layout(lanes: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLayout:
     """Payload of :attr:`LIFUpdate.o`: the new membrane ``v`` and the ``spike`` bits (lane ``p`` = bit ``p``)."""
     return data.StructLayout({"v": data.ArrayLayout(signed(acc_bits), lanes), "spike": lanes})
+
+
+def lif_lane(m, v, x, th, acc_bits: int, name: str = ""):
+    """Add one lane's LIF arithmetic to module ``m``; return ``(spike, v_next)`` (comb signals).
+
+    ``v + x`` needs ``acc_bits + 1`` bits; the floor shift brings it back to ``acc_bits`` exactly.
+    """
+    h = Signal(signed(acc_bits), name=f"h{name}")
+    spike = Signal(name=f"spike{name}")
+    v_next = Signal(signed(acc_bits), name=f"v_next{name}")
+    m.d.comb += [h.eq((v + x) >> 1), spike.eq(h >= th), v_next.eq(Mux(spike, 0, h))]  # hard reset
+    return spike, v_next
 
 
 class LIFUpdate(wiring.Component):
@@ -62,11 +74,6 @@ class LIFUpdate(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             p = self.i.payload
             for lane in range(self.lanes):
-                # v + x needs acc_bits + 1 bits; the shift brings it back to acc_bits exactly.
-                h = ((p.v[lane] + p.x[lane]) >> 1)[:self.acc_bits].as_signed()
-                spike = h >= p.th[lane]
-                m.d.sync += [
-                    self.o.payload.spike[lane].eq(spike),
-                    self.o.payload.v[lane].eq(Mux(spike, 0, h)),  # hard reset
-                ]
+                spike, v_next = lif_lane(m, p.v[lane], p.x[lane], p.th[lane], self.acc_bits, f"{lane}")
+                m.d.sync += [self.o.payload.spike[lane].eq(spike), self.o.payload.v[lane].eq(v_next)]
         return m

@@ -90,3 +90,13 @@ def embedding(emb_w: list, emb_b: list, patches: list, fmt=FORMATS) -> list:
             row.append(min(max(e, fmt.res_min), fmt.res_max))
         out.append(row)
     return out
+
+
+def lif_layer(updates: list, rows: int, lanes: int) -> list:
+    """Apply ``(row, x, th)`` updates to membranes that start at zero; return ``(row, spikes, v')`` each."""
+    state = [[0] * lanes for _ in range(rows)]
+    out = []
+    for row, x, th in updates:
+        state[row], spikes = lif(state[row], x, th)
+        out.append((row, spikes, list(state[row])))
+    return out

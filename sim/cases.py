@@ -196,3 +196,24 @@ def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kin
     w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
     b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
     return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows}
+
+
+def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
+    """Images of LIF-layer updates: a list of lists of ``(row, x, th)``; a clear precedes every image.
+
+    Rows repeat, often back to back (the read-after-write path), inputs mix small values (frequent
+    spikes and resets) with extreme ones.
+    """
+    rng = random.Random(seed)
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    images = []
+    for _ in range(3):
+        ups = []
+        for _ in range(count):
+            row = ups[-1][0] if ups and rng.random() < 0.3 else rng.randrange(rows)
+            scale = rng.choice([8, 300, hi])
+            x = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+            th = [rng.randint(1, min(hi, scale)) for _ in range(lanes)]
+            ups.append((row, x, th))
+        images.append(ups)
+    return images
