@@ -119,3 +119,13 @@ def lif_layer_cycles(updates: int) -> int:
     if updates < 1:
         raise ValueError(f"lif_layer_cycles needs at least one update, got {updates}")
     return updates - 1 + LIF_LAYER_LATENCY
+
+#: Classifier (hw/head.py): weight read, registered multiply, sum-and-accumulate into the output register.
+HEAD_LATENCY = 3
+
+
+def head_cycles(classes: int, dim: int, mults: int) -> int:
+    """Cycles from the classifier's ``go`` to the last logit's transfer: one cycle per group of ``mults``."""
+    if min(classes, dim, mults) < 1:
+        raise ValueError(f"head_cycles needs positive counts, got {classes}, {dim}, {mults}")
+    return classes * -(-dim // mults) + HEAD_LATENCY

@@ -36,6 +36,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.attention import AttentionKV
     from hw.embed import Embedding
     from hw.halt import HaltUnit
+    from hw.head import Head
     from hw.lif import LIFUpdate
     from hw.lif_layer import LIFLayer
     from hw.merge import TokenMerge
@@ -54,6 +55,9 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
         "stream_in": (StreamParser, {"lanes": lanes}),
         # Embedding MACs are N * D * patch_dim once per image (16K for the shipped model): 16 multipliers
         # (DSPs) do them in 1K cycles and keep DSP use far below the 20 % budget.
+        # Readout weight w = size * (T - t) <= N * T; classifier on 16 multipliers: classes * D / 16 cycles.
+        "head": (Head, {"lanes": lanes, "dim": cap.max_dim, "classes": cap.max_classes, "mults": EMBED_LANES,
+                        "max_weight": cap.max_tokens * cap.max_t}),
         "embed": (Embedding, {"lanes": EMBED_LANES, "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
     }

@@ -100,3 +100,15 @@ def lif_layer(updates: list, rows: int, lanes: int) -> list:
         state[row], spikes = lif(state[row], x, th)
         out.append((row, spikes, list(state[row])))
     return out
+
+
+def head(beats: list, head_w: list, head_b: list, dim: int, lanes: int) -> tuple:
+    """Readout counts from beats ``(chunk, spikes as int, w)``, then ``logits = head_b + head_w . C``."""
+    counts = [0] * dim
+    for chunk, spikes, w in beats:
+        for p in range(lanes):
+            d = chunk * lanes + p
+            if d < dim and (spikes >> p) & 1:
+                counts[d] += w
+    logits = [b + sum(wc * c for wc, c in zip(row, counts)) for row, b in zip(head_w, head_b)]
+    return counts, logits

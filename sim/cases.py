@@ -217,3 +217,29 @@ def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int =
             ups.append((row, x, th))
         images.append(ups)
     return images
+
+
+def head_case(lanes: int, dim: int, classes: int, mults: int, max_weight: int, beats: int, seed: int,
+              fmt=FORMATS) -> dict:
+    """Readout beats, classifier weights/biases and the memory rows for ``hw.head.Head``.
+
+    Weights are extreme (+-max) for half the classes; counts stay within ``count_bits`` (the artifact's
+    N * T bound) by keeping the sum of weights below it.
+    """
+    rng = random.Random(seed)
+    chunks, groups = -(-dim // lanes), -(-dim // mults)
+    wmax = fmt.head_weight_max
+    head_w = [[rng.choice([wmax, -wmax]) if c % 2 else rng.randint(-wmax, wmax) for _ in range(dim)]
+              for c in range(classes)]
+    head_b = [rng.randint(-(1 << 20), 1 << 20) for _ in range(classes)]
+    budget = (1 << fmt.count_bits) - 1
+    evs = []
+    for _ in range(beats):
+        w = rng.randint(1, max_weight)
+        if budget < w:
+            break
+        budget -= w
+        evs.append((rng.randrange(chunks), rng.getrandbits(lanes) if rng.random() < 0.8 else (1 << lanes) - 1, w))
+    w_rows = [[head_w[c][g * mults + l] if g * mults + l < dim else 0 for l in range(mults)]
+              for c in range(classes) for g in range(groups)]
+    return {"beats": evs, "head_w": head_w, "head_b": head_b, "w_rows": w_rows}
