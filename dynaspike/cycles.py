@@ -1,0 +1,131 @@
+"""The cycle model of the hardware components: exact cycle counts, predicted from the inputs alone.
+
+Pure Python (no numpy, torch or Amaranth): the golden model, the testbenches and the driver import it.
+Every RTL component in ``hw/`` takes its latency constants from here, and its tests assert that the RTL
+takes exactly the predicted number of cycles. This file grows into the whole-inference cycle model.
+
+Convention: a component's cycle count for a job is measured from the clock cycle of the first input
+transfer (cycle 0) to the clock cycle of the last output transfer, inclusive of neither end's idle time,
+with the producer always valid and the consumer always ready. Idle insertion and backpressure only ever
+add cycles; they never change results.
+"""
+
+#: LIF update (hw/lif.py): one pipeline register between input and output transfer.
+LIF_LATENCY = 1
+
+#: Accumulate engine (hw/accumulate.py): one cycle of synchronous BRAM read, one cycle of addition.
+ACC_LATENCY = 2
+
+
+def lif_cycles(vectors: int) -> int:
+    """Cycles for ``vectors`` back-to-back P-lane LIF updates: one per cycle plus the pipeline latency."""
+    if vectors < 1:
+        raise ValueError(f"lif_cycles needs at least one vector, got {vectors}")
+    return vectors - 1 + LIF_LATENCY
+
+
+def acc_beats(spikes: int) -> int:
+    """Event beats the accumulate engine spends on one output row with ``spikes`` present input spikes.
+
+    One beat (one cycle) per present spike; a row with no spike at all still needs one beat to emit its
+    bias (the empty-list marker), so absent spikes cost zero cycles and an all-zero row costs one.
+    """
+    if spikes < 0:
+        raise ValueError(f"spike count must be >= 0, got {spikes}")
+    return max(1, spikes)
+
+
+def acc_cycles(spike_counts) -> int:
+    """Cycles for back-to-back accumulate rows with these present-spike counts (no bubbles between rows)."""
+    counts = list(spike_counts)
+    if not counts:
+        raise ValueError("acc_cycles needs at least one row")
+    return sum(acc_beats(n) for n in counts) - 1 + ACC_LATENCY
+
+
+def acc_done_cycles(spike_counts) -> list:
+    """Cycle of each row's output transfer (relative to the first event transfer), in order."""
+    done, t = [], -1
+    for n in spike_counts:
+        t += acc_beats(n)
+        done.append(t + ACC_LATENCY)
+    return done
+
+#: Halting unit (hw/halt.py): one cycle of LUT read, one of accumulate-and-compare.
+HALT_LATENCY = 2
+
+
+def halt_cycles(tokens: int) -> int:
+    """Cycles for ``tokens`` back-to-back halting checks."""
+    if tokens < 1:
+        raise ValueError(f"halt_cycles needs at least one token, got {tokens}")
+    return tokens - 1 + HALT_LATENCY
+
+#: Token merge (hw/merge.py): one cycle of parallel comparison, one of picking the representative.
+MERGE_LATENCY = 2
+
+
+def merge_cycles(tokens: int) -> int:
+    """Cycles to merge the ``tokens`` tokens of one image (tokens stream back to back)."""
+    if tokens < 1:
+        raise ValueError(f"merge_cycles needs at least one token, got {tokens}")
+    return tokens - 1 + MERGE_LATENCY
+
+#: Attention K^T V / Q (K^T V) unit (hw/attention.py): one cycle to switch from the KV phase to the Y
+#: phase, one cycle for the last row's output register.
+ATTN_PHASE_OVERHEAD = 2
+
+
+def _head_counts(bits: int, dim: int, heads: int) -> list:
+    dh = dim // heads
+    return [bin((bits >> (h * dh)) & ((1 << dh) - 1)).count("1") for h in range(heads)]
+
+
+def attn_token_cycles_kv(k: int, v: int, dim: int, heads: int) -> int:
+    """Cycles of one KV token (K, V spike vectors as ints): the largest per-head K count whose V is not zero."""
+    kc, vc = _head_counts(k, dim, heads), _head_counts(v, dim, heads)
+    return max(1, max(kn if vn else 0 for kn, vn in zip(kc, vc)))
+
+
+def attn_token_cycles_q(q: int, dim: int, heads: int) -> int:
+    """Cycles of one Y token: the largest per-head Q spike count."""
+    return max(1, max(_head_counts(q, dim, heads)))
+
+
+def attn_cycles(ks: list, vs: list, qs: list, dim: int, heads: int) -> int:
+    """Cycles from the first KV token's transfer to the last Y row's transfer (no idle, no backpressure)."""
+    if not ks or not qs or len(ks) != len(vs):
+        raise ValueError(f"attn_cycles needs >= 1 KV token with K and V and >= 1 Q token, got "
+                         f"{len(ks)} K, {len(vs)} V, {len(qs)} Q")
+    return (sum(attn_token_cycles_kv(k, v, dim, heads) for k, v in zip(ks, vs))
+            + sum(attn_token_cycles_q(q, dim, heads) for q in qs) + ATTN_PHASE_OVERHEAD)
+
+#: Embedding (hw/embed.py): weight read, registered multiply, accumulate into the output register.
+EMB_LATENCY = 3
+
+
+def embed_cycles(tokens: int, chunks: int, patch_dim: int) -> int:
+    """Cycles from the first window's transfer to the last (token, chunk) output's transfer."""
+    if min(tokens, chunks, patch_dim) < 1:
+        raise ValueError(f"embed_cycles needs positive counts, got {tokens}, {chunks}, {patch_dim}")
+    return tokens * chunks * patch_dim + EMB_LATENCY
+
+#: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
+LIF_LAYER_LATENCY = 2
+
+
+def lif_layer_cycles(updates: int) -> int:
+    """Cycles for ``updates`` back-to-back row updates of a LIF layer."""
+    if updates < 1:
+        raise ValueError(f"lif_layer_cycles needs at least one update, got {updates}")
+    return updates - 1 + LIF_LAYER_LATENCY
+
+#: Classifier (hw/head.py): weight read, registered multiply, sum-and-accumulate into the output register.
+HEAD_LATENCY = 3
+
+
+def head_cycles(classes: int, dim: int, mults: int) -> int:
+    """Cycles from the classifier's ``go`` to the last logit's transfer: one cycle per group of ``mults``."""
+    if min(classes, dim, mults) < 1:
+        raise ValueError(f"head_cycles needs positive counts, got {classes}, {dim}, {mults}")
+    return classes * -(-dim // mults) + HEAD_LATENCY

@@ -1,0 +1,339 @@
+"""The AXI4-Stream packet format: models, images and results as 64-bit beats (numpy only).
+
+The simulator testbenches, the golden transport and the PYNQ driver all pack and unpack with these
+functions; nothing else re-implements the format. docs/hardware.md describes it in prose.
+
+Beats are ``np.uint64`` arrays; byte ``k`` of a little-endian byte buffer is bits ``[8k+7:8k]`` of beat
+``k // 8``, which is how the AXI DMA moves a contiguous buffer. Every packet is::
+
+    beat 0            header: [31:0] STREAM_MAGIC, [39:32] STREAM_VERSION, [47:40] kind, [63:48] 0
+    beat 1            header: [31:0] payload beats (between the header and the trailer), [63:32] kind-specific
+    beats 2 ..        payload
+    last beat         trailer: [31:0] checksum (sum of the payload's 32-bit words mod 2**32),
+                      [63:32] TRAILER_MAGIC; TLAST is set on this beat and no other
+
+A model payload is a sequence of sections in the order of ``SECTIONS``; each starts with a section header
+beat ``[15:0] id, [23:16] element bits, [31:24] 0, [63:32] data beats`` followed by its data, elements packed
+little-endian and zero-padded to a whole beat. The weight, bias and threshold sections are images of the
+core's memories for a given lane count P (``weight_layout``): the driver reads P from the core's
+``LANES`` register and packs for it; the core refuses a model packed for another P.
+"""
+
+from dataclasses import fields
+
+import numpy as np
+
+from .artifact import IntModel, IntParams
+from .config import ModelConfig
+from .formats import FORMATS
+from .regmap import Capacity, formats_id
+
+STREAM_VERSION = 1
+STREAM_MAGIC = 0x4B505344        # bytes "DSPK" in a little-endian buffer
+TRAILER_MAGIC = 0x21444E45       # bytes "END!"
+BEAT_BITS = 64                   # the PYNQ-Z2 HP ports and the AXI DMA's stream width
+BEAT_BYTES = BEAT_BITS // 8
+
+
+class Kind:
+    """Packet kinds (header beat 0, bits [47:40])."""
+
+    MODEL = 1                    # host -> core; beat 1 [63:32] = lanes P the memories were packed for
+    IMAGE = 2                    # host -> core; beat 1 [63:32] = image tag, echoed in the result
+    RESULT = 3                   # core -> host; beat 1 [63:32] = the image tag
+
+
+# Model sections, in stream order: (id, name, element bits). The spike layers' weights, biases and
+# thresholds are memory images (weight_layout); the others are the artifact tensors, row-major.
+SECTIONS = (
+    (1, "config", 16),           # ModelConfig fields in declaration order
+    (2, "params", 32),           # IntParams fields in declaration order
+    (3, "emb_w", 16),
+    (4, "emb_b", 32),
+    (5, "weights", 8),
+    (6, "biases", 32),
+    (7, "thresholds", 32),
+    (8, "head_w", 16),
+    (9, "head_b", 32),
+    (10, "mask", 8),
+    (11, "halt_lut", 8),
+)
+SECTION_IDS = {name: sid for sid, name, _ in SECTIONS}
+
+# The spike-fed layers of a block in execution order: (name, has a LIF threshold, out, in) as functions
+# of the config. Their P-lane memory images are laid out block by block in this order.
+SPIKE_LAYERS = ("q", "k", "v", "proj", "fc1", "fc2")
+_THRESHOLD_LAYERS = ("q", "k", "v", "fc1")
+
+
+class PackingError(ValueError):
+    """A packet that is not in the format (wrong magic, version, kind, length, checksum...)."""
+
+
+class CapacityError(ValueError):
+    """A model that does not fit a core's capacity (raised before anything is sent)."""
+
+
+def _layer_shape(cfg: ModelConfig, name: str) -> tuple:
+    D, Hd = cfg.dim, cfg.hidden_dim
+    return {"q": (D, D), "k": (D, D), "v": (D, D), "proj": (D, D), "fc1": (Hd, D), "fc2": (D, Hd)}[name]
+
+
+def _chunks(out: int, lanes: int) -> int:
+    return -(-out // lanes)
+
+
+def weight_layout(cfg: ModelConfig, lanes: int) -> dict:
+    """Where every spike layer lives in the core's memories, for ``lanes`` P.
+
+    Returns ``{"b{l}.{name}": {"w_base", "b_row", "th_row" (None without threshold), "chunks", "fan_in",
+    "out"}}`` plus totals under ``"_rows"``: ``{"weights", "biases", "thresholds"}``. Output channel
+    ``o`` of a layer is lane ``o % P`` of chunk ``o // P``; its weight column for input ``i`` is row
+    ``w_base + chunk * fan_in + i``; its bias is in row ``b_row + chunk``, its threshold in
+    ``th_row + chunk``. Lanes past ``out`` are padding (weights and biases 0, thresholds acc_max).
+    """
+    if not isinstance(lanes, int) or lanes < 8 or lanes % 8:
+        raise ValueError(f"lanes must be a positive multiple of 8 (whole beats per row), got {lanes!r}")
+    layout, w, b, th = {}, 0, 0, 0
+    for l in range(cfg.blocks):
+        for name in SPIKE_LAYERS:
+            out, fan_in = _layer_shape(cfg, name)
+            chunks = _chunks(out, lanes)
+            has_th = name in _THRESHOLD_LAYERS
+            layout[f"b{l}.{name}"] = {"w_base": w, "b_row": b, "th_row": th if has_th else None,
+                                      "chunks": chunks, "fan_in": fan_in, "out": out}
+            w += chunks * fan_in
+            b += chunks
+            th += chunks if has_th else 0
+    layout["_rows"] = {"weights": w, "biases": b, "thresholds": th}
+    return layout
+
+
+def check_capacity(cfg: ModelConfig, cap: Capacity):
+    """Raise CapacityError naming every limit the model exceeds on this core; return None if it fits."""
+    rows = weight_layout(cfg, cap.lanes)["_rows"]
+    need = [("num_tokens", cfg.num_tokens, cap.max_tokens), ("dim", cfg.dim, cap.max_dim),
+            ("hidden_dim", cfg.hidden_dim, cap.max_hidden), ("blocks", cfg.blocks, cap.max_blocks),
+            ("t_max", cfg.t_max, cap.max_t), ("num_classes", cfg.num_classes, cap.max_classes),
+            ("patch_dim", cfg.patch_dim, cap.max_patch_dim), ("weight rows", rows["weights"], cap.weight_rows),
+            ("bias rows", rows["biases"], cap.bias_rows), ("threshold rows", rows["thresholds"], cap.threshold_rows)]
+    over = [f"{what} {have} > {limit}" for what, have, limit in need if have > limit]
+    if cap.formats_id != formats_id():
+        over.append(f"core formats_id {cap.formats_id:#010x} != this build's {formats_id():#010x}")
+    if over:
+        raise CapacityError("the model does not fit this core: " + "; ".join(over))
+
+
+# --------------------------------------------------------------------------------------------- beats
+def to_beats(values, bits: int) -> np.ndarray:
+    """Pack integers (any shape, row-major) as little-endian ``bits``-bit elements into zero-padded beats."""
+    dtype = {8: "<i1", 16: "<i2", 32: "<i4"}[bits]
+    a = np.asarray(values)
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > (1 << bits) - 1):
+        raise PackingError(f"values {a.min()}..{a.max()} do not fit {bits}-bit elements")
+    # Values are stored as their low `bits` bits (two's complement for negatives, plain for unsigned).
+    raw = (a.astype(np.int64).ravel() & ((1 << bits) - 1)).astype({8: "<u1", 16: "<u2", 32: "<u4"}[bits])
+    buf = raw.tobytes()
+    buf += bytes(-len(buf) % BEAT_BYTES)
+    return np.frombuffer(buf, dtype="<u8").astype(np.uint64)
+
+
+def from_beats(beats: np.ndarray, bits: int, count: int, signed: bool = True) -> np.ndarray:
+    """The first ``count`` ``bits``-bit elements of ``beats`` as int64 (sign-extended if ``signed``)."""
+    dtype = ({8: "<i1", 16: "<i2", 32: "<i4"} if signed else {8: "<u1", 16: "<u2", 32: "<u4"})[bits]
+    buf = np.asarray(beats, dtype="<u8").tobytes()
+    if count * bits // 8 > len(buf):
+        raise PackingError(f"need {count} {bits}-bit elements, the beats hold {len(buf) * 8 // bits}")
+    return np.frombuffer(buf, dtype=dtype, count=count).astype(np.int64)
+
+
+def checksum(payload: np.ndarray) -> int:
+    """Sum of the payload's 32-bit words (low word of each beat first) modulo 2**32."""
+    words = np.asarray(payload, dtype="<u8").view("<u4")
+    return int(words.astype(np.uint64).sum() & 0xFFFFFFFF)
+
+
+def _packet(kind: int, extra: int, payload: np.ndarray) -> np.ndarray:
+    payload = np.asarray(payload, dtype=np.uint64)
+    head0 = STREAM_MAGIC | (STREAM_VERSION << 32) | (kind << 40)
+    head1 = len(payload) | (extra << 32)
+    trailer = checksum(payload) | (TRAILER_MAGIC << 32)
+    return np.concatenate([np.array([head0, head1], dtype=np.uint64), payload,
+                           np.array([trailer], dtype=np.uint64)])
+
+
+def parse_packet(beats: np.ndarray, kind: int) -> tuple:
+    """Check a packet's header and trailer; return ``(extra, payload)``. Raise PackingError saying why."""
+    beats = np.asarray(beats, dtype=np.uint64)
+    if len(beats) < 3:
+        raise PackingError(f"a packet has at least 3 beats, got {len(beats)}")
+    h0, h1, tr = int(beats[0]), int(beats[1]), int(beats[-1])
+    if h0 & 0xFFFFFFFF != STREAM_MAGIC:
+        raise PackingError(f"beat 0: magic {h0 & 0xFFFFFFFF:#010x}, expected {STREAM_MAGIC:#010x}")
+    if (h0 >> 32) & 0xFF != STREAM_VERSION:
+        raise PackingError(f"beat 0: stream version {(h0 >> 32) & 0xFF}, this build reads {STREAM_VERSION}")
+    if (h0 >> 40) & 0xFF != kind:
+        raise PackingError(f"beat 0: packet kind {(h0 >> 40) & 0xFF}, expected {kind}")
+    n = h1 & 0xFFFFFFFF
+    if n != len(beats) - 3:
+        raise PackingError(f"beat 1: payload of {n} beats, the packet has {len(beats) - 3}")
+    payload = beats[2:-1]
+    if tr >> 32 != TRAILER_MAGIC:
+        raise PackingError(f"trailer: magic {tr >> 32:#010x}, expected {TRAILER_MAGIC:#010x}")
+    if tr & 0xFFFFFFFF != checksum(payload):
+        raise PackingError(f"trailer: checksum {tr & 0xFFFFFFFF:#010x}, payload sums to {checksum(payload):#010x}")
+    return h1 >> 32, payload
+
+
+# --------------------------------------------------------------------------------------------- model
+def memory_images(model: IntModel, lanes: int) -> dict:
+    """The weight, bias and threshold memory contents for ``lanes`` P: int64 arrays (rows, P)."""
+    cfg = model.config
+    layout = weight_layout(cfg, lanes)
+    rows = layout["_rows"]
+    W = np.zeros((rows["weights"], lanes), np.int64)
+    B = np.zeros((rows["biases"], lanes), np.int64)
+    TH = np.full((rows["thresholds"], lanes), FORMATS.acc_max, np.int64)
+    for l in range(cfg.blocks):
+        for name in SPIKE_LAYERS:
+            key = f"b{l}.{name}"
+            lay = layout[key]
+            w = model[key + "_w"].astype(np.int64)                 # (out, fan_in)
+            b = model[key + "_b"].astype(np.int64)
+            th = model[key + "_th"].astype(np.int64) if lay["th_row"] is not None else None
+            for c in range(lay["chunks"]):
+                o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
+                base = lay["w_base"] + c * lay["fan_in"]
+                W[base:base + lay["fan_in"], :o1 - o0] = w[o0:o1].T
+                B[lay["b_row"] + c, :o1 - o0] = b[o0:o1]
+                if th is not None:
+                    TH[lay["th_row"] + c, :o1 - o0] = th[o0:o1]
+    return {"weights": W, "biases": B, "thresholds": TH}
+
+
+def pack_model(model: IntModel, lanes: int) -> np.ndarray:
+    """The model packet for a core with ``lanes`` P (validates the model first)."""
+    model.validate()
+    cfg = model.config
+    mem = memory_images(model, lanes)
+    data = {
+        "config": [getattr(cfg, f.name) for f in fields(ModelConfig)],
+        "params": [getattr(model.params, f.name) for f in fields(IntParams)],
+        "weights": mem["weights"], "biases": mem["biases"], "thresholds": mem["thresholds"],
+    }
+    parts = []
+    for sid, name, bits in SECTIONS:
+        beats = to_beats(data[name] if name in data else model[name], bits)
+        parts.append(np.array([sid | (bits << 16) | (len(beats) << 32)], dtype=np.uint64))
+        parts.append(beats)
+    return _packet(Kind.MODEL, lanes, np.concatenate(parts))
+
+
+def unpack_model(beats: np.ndarray) -> tuple:
+    """Parse a model packet back into ``(config, params, lanes, sections)``; sections are int64 arrays.
+
+    The inverse of :func:`pack_model` (used by tests and by the simulated core's checks): ``sections``
+    holds every tensor of the artifact that is streamed as such, and the three memory images.
+    """
+    lanes, payload = parse_packet(beats, Kind.MODEL)
+    sections, pos = {}, 0
+    cfg = params = None
+    for sid, name, bits in SECTIONS:
+        if pos >= len(payload):
+            raise PackingError(f"section {name} missing: payload ends at beat {pos}")
+        head = int(payload[pos])
+        if head & 0xFFFF != sid or (head >> 16) & 0xFF != bits:
+            raise PackingError(f"payload beat {pos}: section header {head:#018x}, expected id {sid} ({name}) "
+                               f"with {bits}-bit elements")
+        n = head >> 32
+        body = payload[pos + 1:pos + 1 + n]
+        if len(body) != n:
+            raise PackingError(f"section {name}: header says {n} beats, only {len(body)} remain")
+        pos += 1 + n
+        if name == "config":
+            cfg = ModelConfig(*(int(v) for v in from_beats(body, bits, len(fields(ModelConfig)))))
+        elif name == "params":
+            params = IntParams(*(int(v) for v in from_beats(body, bits, len(fields(IntParams)))))
+        else:
+            shape = _section_shape(cfg, lanes, name)
+            signed = name not in ("mask", "halt_lut")
+            sections[name] = from_beats(body, bits, int(np.prod(shape)), signed).reshape(shape)
+    if pos != len(payload):
+        raise PackingError(f"{len(payload) - pos} beats after the last section")
+    return cfg, params, lanes, sections
+
+
+def _section_shape(cfg: ModelConfig, lanes: int, name: str) -> tuple:
+    rows = weight_layout(cfg, lanes)["_rows"]
+    return {"emb_w": (cfg.dim, cfg.patch_dim), "emb_b": (cfg.num_tokens, cfg.dim),
+            "weights": (rows["weights"], lanes), "biases": (rows["biases"], lanes),
+            "thresholds": (rows["thresholds"], lanes), "head_w": (cfg.num_classes, cfg.dim),
+            "head_b": (cfg.num_classes,), "mask": (cfg.num_modules, cfg.t_max),
+            "halt_lut": (FORMATS.halt_lut_size,)}[name]
+
+
+# --------------------------------------------------------------------------------------------- images
+def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """``(C, H, W)`` or ``(H, W)`` uint8 image -> ``(N, patch_dim)`` embedding windows (integer model step 1).
+
+    Token k's window is the ``embed_kernel``-square window centred on its patch (stride ``patch_size``, the
+    image zero-padded by ``embed_pad`` on each side); tokens row-major over the patch grid, channel-major
+    then row-major pixels inside a window. The host does the windowing: the core receives each token's
+    window as it multiplies it, so no line buffer is needed and overlapping windows cost only stream bytes.
+    """
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[None]
+    want = (cfg.in_channels, cfg.img_size, cfg.img_size)
+    if img.shape != want:
+        raise ValueError(f"image shape {np.asarray(image).shape}, expected {want} (or {want[1:]} for one channel)")
+    if img.dtype != np.uint8:
+        raise ValueError(f"image dtype {img.dtype}, expected uint8")
+    k, p, pad = cfg.embed_kernel, cfg.patch_size, cfg.embed_pad
+    x = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
+    g = cfg.img_size // p
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::p, ::p]  # (C, g, g, k, k)
+    return np.ascontiguousarray(win[:, :g, :g].transpose(1, 2, 0, 3, 4)).reshape(g * g, cfg.in_channels * k * k)
+
+
+def pack_image(image: np.ndarray, cfg: ModelConfig, tag: int = 0) -> np.ndarray:
+    """The image packet: the patches as bytes, token after token; ``tag`` (32 bits) comes back in the result."""
+    if not 0 <= tag < (1 << 32):
+        raise ValueError(f"image tag must fit 32 bits, got {tag}")
+    return _packet(Kind.IMAGE, tag, to_beats(image_to_patches(image, cfg).astype(np.int64), 8))
+
+
+def unpack_image(beats: np.ndarray, cfg: ModelConfig) -> tuple:
+    """``(tag, patches (N, patch_dim) uint8)`` from an image packet."""
+    tag, payload = parse_packet(beats, Kind.IMAGE)
+    n = cfg.num_tokens * cfg.patch_dim
+    if len(payload) != -(-n // BEAT_BYTES):
+        raise PackingError(f"image payload of {len(payload)} beats, expected {-(-n // BEAT_BYTES)} for {n} pixels")
+    return tag, from_beats(payload, 8, n, signed=False).astype(np.uint8).reshape(cfg.num_tokens, cfg.patch_dim)
+
+
+# --------------------------------------------------------------------------------------------- results
+def pack_result(logits: np.ndarray, cycles: int, tag: int = 0) -> np.ndarray:
+    """The result packet: logits as int32 (two per beat), then one beat with the 64-bit cycle count."""
+    payload = np.concatenate([to_beats(np.asarray(logits, np.int64), 32),
+                              np.array([cycles], dtype=np.uint64)])
+    return _packet(Kind.RESULT, tag, payload)
+
+
+def unpack_result(beats: np.ndarray, num_classes: int) -> tuple:
+    """``(tag, logits int64 (num_classes,), cycles)`` from a result packet."""
+    tag, payload = parse_packet(beats, Kind.RESULT)
+    want = -(-num_classes // 2) + 1
+    if len(payload) != want:
+        raise PackingError(f"result payload of {len(payload)} beats, expected {want} for {num_classes} classes")
+    return tag, from_beats(payload[:-1], 32, num_classes), int(payload[-1])
+
+
+def capacity_for(cfg: ModelConfig, lanes: int, clock_hz: int = 100_000_000) -> Capacity:
+    """The smallest capacity that holds models of this configuration on a core with ``lanes`` P."""
+    rows = weight_layout(cfg, lanes)["_rows"]
+    return Capacity(lanes=lanes, max_tokens=cfg.num_tokens, max_dim=cfg.dim, max_hidden=cfg.hidden_dim,
+                    max_blocks=cfg.blocks, max_t=cfg.t_max, max_classes=cfg.num_classes,
+                    max_patch_dim=cfg.patch_dim, weight_rows=rows["weights"], bias_rows=rows["biases"],
+                    threshold_rows=rows["thresholds"], formats_id=formats_id(), clock_hz=clock_hz)

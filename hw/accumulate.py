@@ -1,0 +1,137 @@
+"""Event-driven accumulate engine: add the int8 weight rows of the present spikes into P lanes.
+
+For one output row (P output channels of one token) the caller sends a packet of spike events, one per
+present input spike. The engine starts the P accumulators from a bias row and adds, per event, the weight
+row at ``w_base + index``: ``acc[p] = bias[b_row][p] + sum_events W[w_base + index][p]``
+(docs/integer_model.md: ``w . S`` adds the weight columns of present spikes; the weight memory stores
+those columns as rows of P lanes). Absent spikes are never sent, so they cost nothing; a row without any
+spike is a single event with ``present = 0`` and ``last = 1`` that emits the bias.
+
+Weights and biases live in on-chip memories (BRAM) owned by the engine and written at run time through
+``w_wr`` / ``b_wr`` (one row per cycle, no backpressure); nothing is baked into the bitstream. Reads are
+not transparent: writing a row while an event reads it gives the old row, so load before computing.
+"""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dynaspike.cycles import ACC_LATENCY
+from dynaspike.formats import FORMATS
+
+
+def event_layout(weight_rows: int, bias_rows: int) -> data.StructLayout:
+    """Payload of one spike event.
+
+    ``index``: the spiking input (added to ``w_base`` to address the weight row);
+    ``present``: 1 to add that row, 0 for the empty-row marker (adds nothing);
+    ``last``: 1 on the final event of an output row;
+    ``w_base``, ``b_row``: the weight-row base and the bias row, sampled on the first event of a row.
+    """
+    return data.StructLayout({
+        "index": range(weight_rows),
+        "w_base": range(weight_rows),
+        "b_row": range(bias_rows),
+        "present": 1,
+        "last": 1,
+    })
+
+
+def write_signature(depth: int, shape) -> wiring.Signature:
+    """A memory write port seen from the writer: ``en``, ``addr``, ``data``; one row per cycle, no stall."""
+    return wiring.Signature({"en": Out(1), "addr": Out(range(depth)), "data": Out(shape)})
+
+
+class AccumulateEngine(wiring.Component):
+    """Accumulate weight rows selected by spike events into ``lanes`` signed accumulators.
+
+    Contract (``dynaspike.cycles``): one cycle per event (one per present spike, one for an empty row);
+    the result of a row is valid ``ACC_LATENCY`` (2) cycles after its last event's transfer; rows follow
+    each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls only on
+    backpressure: while a result waits on ``o.ready``, the next event that needs the accumulators waits.
+
+    The sum is exact as long as it fits ``acc_bits``, which the artifact loader guarantees for every layer
+    (``|bias| + sum|w| <= acc_max``); beyond that it wraps modulo ``2**acc_bits``.
+
+    Parameters
+    ----------
+    lanes : int
+        Accumulators P (output channels per row).
+    weight_rows, bias_rows : int
+        Depths of the weight memory (rows of P ``weight_bits`` lanes) and the bias memory (rows of P
+        ``acc_bits`` lanes).
+    weight_bits, acc_bits : int
+        Widths, defaulting to the shared formats.
+    """
+
+    def __init__(self, lanes: int, weight_rows: int, bias_rows: int, *,
+                 weight_bits: int = FORMATS.weight_bits, acc_bits: int = FORMATS.acc_bits):
+        for name, value, lo in (("lanes", lanes, 1), ("weight_rows", weight_rows, 2),
+                                ("bias_rows", bias_rows, 1), ("weight_bits", weight_bits, 2)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"AccumulateEngine {name} must be an integer >= {lo}, got {value!r}")
+        if not isinstance(acc_bits, int) or acc_bits < weight_bits:
+            raise ValueError(f"AccumulateEngine acc_bits must be an integer >= weight_bits={weight_bits}, "
+                             f"got {acc_bits!r}")
+        self.latency = ACC_LATENCY
+        self.lanes, self.weight_rows, self.bias_rows = lanes, weight_rows, bias_rows
+        self.weight_bits, self.acc_bits = weight_bits, acc_bits
+        self.w_shape = data.ArrayLayout(signed(weight_bits), lanes)
+        self.acc_shape = data.ArrayLayout(signed(acc_bits), lanes)
+        super().__init__({
+            "i": In(stream.Signature(event_layout(weight_rows, bias_rows))),
+            "o": Out(stream.Signature(self.acc_shape)),
+            "w_wr": In(write_signature(weight_rows, self.w_shape)),
+            "b_wr": In(write_signature(bias_rows, self.acc_shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
+        m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[])
+        for mem, wr in ((wmem, self.w_wr), (bmem, self.b_wr)):
+            port = mem.write_port()
+            m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+        w_rd, b_rd = wmem.read_port(), bmem.read_port()
+
+        # Stage 1 holds the event whose weight row is being read (the read takes one cycle).
+        s1_valid = Signal()
+        s1 = Signal(data.StructLayout({"present": 1, "last": 1, "first": 1}))
+        first = Signal(init=1)  # the next event starts a row (after reset and after every `last`)
+        acc = self.o.payload
+
+        # The accumulators double as the output register, so an event in stage 1 must wait while a
+        # finished row is still being offered and not taken.
+        stall = s1_valid & self.o.valid & ~self.o.ready
+        advance = ~stall
+        m.d.comb += [
+            self.i.ready.eq(advance),
+            w_rd.en.eq(advance), w_rd.addr.eq(self.i.payload.w_base + self.i.payload.index),
+            b_rd.en.eq(advance), b_rd.addr.eq(self.i.payload.b_row),
+        ]
+        # Stage 0 -> 1: accept an event and start its reads.
+        with m.If(advance):
+            m.d.sync += s1_valid.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [
+                    s1.present.eq(self.i.payload.present), s1.last.eq(self.i.payload.last),
+                    s1.first.eq(first), first.eq(self.i.payload.last),
+                ]
+        # Output handshake: the row is taken; a new one may replace it in the same cycle (below).
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        # Stage 1: add the weight row (the bias row starts a new row).
+        with m.If(s1_valid & advance):
+            for p in range(self.lanes):
+                base = Signal(signed(self.acc_bits), name=f"base{p}")
+                m.d.comb += base.eq(acc[p])
+                with m.If(s1.first):
+                    m.d.comb += base.eq(b_rd.data[p])
+                addend = Signal(signed(self.weight_bits), name=f"addend{p}")
+                with m.If(s1.present):
+                    m.d.comb += addend.eq(w_rd.data[p])
+                m.d.sync += acc[p].eq(base + addend)  # truncates to acc_bits: wraps, see docstring
+            with m.If(s1.last):
+                m.d.sync += self.o.valid.eq(1)
+        return m

@@ -1,0 +1,118 @@
+# amaranth: UnusedElaboratable=no
+"""Generate the Verilog of the hw/ components and the config JSON that travels with it.
+
+``python -m hw.build --out build/verilog [--lanes 64]`` writes ``<component>.v`` per component (top module
+``<component>``) and ``config.json``: the capacity (``dynaspike.regmap.Capacity``), the number formats and
+their fingerprint, the register-map and stream versions, and each component's constructor parameters.
+The capacity is the smallest that holds the configuration of ``--model`` (default: the shipped digits
+model, ``train/shipped/digits.npz``) at P lanes.
+"""
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from dynaspike import packing, regmap
+from dynaspike.config import ModelConfig
+from dynaspike.formats import FORMATS
+
+
+EMBED_LANES = 16
+
+
+def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
+    """Rows of P membranes for every LIF state of docs/integer_model.md: per token and block ``ain, q, k,
+    v, attn, min`` (D each) and ``hid`` (Hd), plus the readout ``out`` (D) per token."""
+    chunks = lambda n: -(-n // lanes)  # noqa: E731
+    per_block = 6 * chunks(cfg.dim) + chunks(cfg.hidden_dim)
+    return cfg.num_tokens * (cfg.blocks * per_block + chunks(cfg.dim))
+
+
+def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
+    """``{name: (class, params)}`` of every component, sized for ``cfg`` at ``lanes`` P."""
+    from hw.accumulate import AccumulateEngine
+    from hw.attention import AttentionKV
+    from hw.embed import Embedding
+    from hw.halt import HaltUnit
+    from hw.head import Head
+    from hw.lif import LIFUpdate
+    from hw.lif_layer import LIFLayer
+    from hw.merge import TokenMerge
+    from hw.stream_in import StreamParser
+
+    cap = packing.capacity_for(cfg, lanes)
+    return {
+        "lif": (LIFUpdate, {"lanes": lanes}),
+        "lif_layer": (LIFLayer, {"lanes": lanes, "rows": membrane_rows(cfg, lanes)}),
+        "accumulate": (AccumulateEngine, {"lanes": lanes, "weight_rows": cap.weight_rows,
+                                          "bias_rows": cap.bias_rows}),
+        "attention": (AttentionKV, {"max_tokens": cap.max_tokens, "dim": cap.max_dim, "heads": cfg.heads}),
+        "halt": (HaltUnit, {"max_tokens": cap.max_tokens}),
+        "merge": (TokenMerge, {"max_tokens": cap.max_tokens, "dim": cap.max_dim}),
+        "axil": (_register_block, {"lanes": lanes, "model_config": cfg.to_dict()}),
+        "stream_in": (StreamParser, {"lanes": lanes}),
+        # Embedding MACs are N * D * patch_dim once per image (16K for the shipped model): 16 multipliers
+        # (DSPs) do them in 1K cycles and keep DSP use far below the 20 % budget.
+        # Readout weight w = size * (T - t) <= N * T; classifier on 16 multipliers: classes * D / 16 cycles.
+        "head": (Head, {"lanes": lanes, "dim": cap.max_dim, "classes": cap.max_classes, "mults": EMBED_LANES,
+                        "max_weight": cap.max_tokens * cap.max_t}),
+        "embed": (Embedding, {"lanes": EMBED_LANES, "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
+                              "max_tokens": cap.max_tokens}),
+    }
+
+
+def _register_block(lanes: int, model_config: dict):
+    from hw.axil import RegisterBlock
+
+    return RegisterBlock(packing.capacity_for(ModelConfig.from_dict(model_config), lanes))
+
+
+def build(out: Path, lanes: int, cfg: ModelConfig = ModelConfig(), only=None) -> dict:
+    from sim.runner import write_verilog
+
+    out.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, (cls, params) in components(lanes, cfg).items():
+        if only and name not in only:
+            continue
+        write_verilog(cls(**params), out, name=name)
+        made[name] = params
+    config = {
+        "capacity": asdict(packing.capacity_for(cfg, lanes)),
+        "model_config": cfg.to_dict(),
+        "formats": asdict(FORMATS),
+        "formats_id": regmap.formats_id(),
+        "regmap_version": regmap.REGMAP_VERSION,
+        "stream_version": packing.STREAM_VERSION,
+        "components": made,
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
+    return config
+
+
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "train" / "shipped" / "digits.npz"
+
+
+def model_config(path=SHIPPED_MODEL) -> ModelConfig:
+    """The configuration of a model file (validated), the one the core is sized for."""
+    from dynaspike.artifact import IntModel
+
+    return IntModel.load(path).config
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/verilog")
+    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--model", default=str(SHIPPED_MODEL), help="size the core for this model's config")
+    args = ap.parse_args(argv)
+    config = build(Path(args.out), args.lanes, model_config(args.model))
+    for name in config["components"]:
+        print(f"wrote {Path(args.out) / (name + '.v')}")
+    print(f"wrote {Path(args.out) / 'config.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""A LIF layer with its membranes: P-lane LIF updates of rows of a membrane memory (BRAM).
+
+Row ``r`` holds the membranes of P neurons (e.g. one token's channels ``c*P .. c*P+P-1`` of one LIF layer;
+the row map is the sequencer's). An update ``(row, x, th)`` applies docs/integer_model.md's
+``LIF(state, x, th)`` to that row and writes the new membranes back. ``clear`` (one cycle, while nothing
+is in flight) sets every membrane to 0, as at the start of each image: a valid bit per row stands for a
+zero row, so clearing costs one cycle instead of ``rows``.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dynaspike.cycles import LIF_LAYER_LATENCY
+from dynaspike.formats import FORMATS
+
+from .lif import lif_lane
+
+
+def update_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLayout:
+    lane = data.ArrayLayout(signed(acc_bits), lanes)
+    return data.StructLayout({"row": range(rows), "x": lane, "th": lane})
+
+
+def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLayout:
+    """The row, its spikes (lane p = bit p) and its new membranes (for debug taps and tests)."""
+    return data.StructLayout({"row": range(rows), "spike": lanes, "v": data.ArrayLayout(signed(acc_bits), lanes)})
+
+
+class LIFLayer(wiring.Component):
+    """Update rows of stored membranes, one row per cycle.
+
+    Contract (``dynaspike.cycles.lif_layer_cycles``): latency ``LIF_LAYER_LATENCY`` (2) cycles (membrane
+    read, LIF and write-back into the output register), one update per cycle, any order of rows: an update
+    of the row written in the previous cycle sees the new membranes (the read port is transparent to the
+    write port). Stalls only on backpressure.
+    """
+
+    def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits):
+        for name, value, lo in (("lanes", lanes, 1), ("rows", rows, 2), ("acc_bits", acc_bits, 2)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"LIFLayer {name} must be an integer >= {lo}, got {value!r}")
+        self.lanes, self.rows, self.acc_bits, self.latency = lanes, rows, acc_bits, LIF_LAYER_LATENCY
+        super().__init__({
+            "i": In(stream.Signature(update_layout(lanes, rows, acc_bits))),
+            "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits))),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(self.acc_bits), self.lanes),
+                                        depth=self.rows, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,))
+        valid = Signal(self.rows)  # row r holds membranes written since the last clear (else: zeros)
+
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance), rd.addr.eq(self.i.payload.row)]
+
+        s1_valid = Signal()
+        s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits))
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
+            m.d.sync += self.o.valid.eq(s1_valid)
+        # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
+        go = advance & s1_valid
+        row_valid = valid.bit_select(s1.row, 1)
+        m.d.comb += [wr.addr.eq(s1.row), wr.en.eq(go)]
+        for p in range(self.lanes):
+            v = Mux(row_valid, rd.data[p], 0)
+            spike, v_next = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
+            m.d.comb += wr.data[p].eq(v_next)
+            with m.If(go):
+                m.d.sync += [self.o.payload.spike[p].eq(spike), self.o.payload.v[p].eq(v_next)]
+        with m.If(go):
+            m.d.sync += [self.o.payload.row.eq(s1.row), valid.bit_select(s1.row, 1).eq(1)]
+        with m.If(self.clear):
+            m.d.sync += valid.eq(0)
+        return m

@@ -1,0 +1,114 @@
+"""Token merge at the embedding (docs/integer_model.md, step 2), one token per cycle.
+
+Tokens ``j = 0 .. n-1`` arrive in order with their spike vectors ``B[j]`` (D bits: the spikes block 0's
+input LIF emits at step 0 from rest, ``E >= 2 * res_threshold``). The first earlier *representative*
+``i`` (in index order) with ``popcount(B[i] xor B[j]) <= threshold`` takes ``j``: ``rep[j] = i``,
+``size[i] += 1``; otherwise ``j`` is a representative with ``size[j] = 1``. A negative threshold never
+merges. ``size`` of a merged token is 0, so the sizes of a packet always sum to ``n``.
+"""
+
+from amaranth.hdl import Array, Const, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dynaspike.cycles import MERGE_LATENCY
+
+
+def merge_in_layout(dim: int) -> data.StructLayout:
+    """``bits``: the token's spike vector (channel ``d`` = bit ``d``); ``last``: the image's final token."""
+    return data.StructLayout({"bits": dim, "last": 1})
+
+
+def merge_out_layout(max_tokens: int) -> data.StructLayout:
+    """``token`` j, its representative ``rep`` (``== token`` if it is one), ``last`` as on the input."""
+    return data.StructLayout({"token": range(max_tokens), "rep": range(max_tokens), "last": 1})
+
+
+def popcount(value) -> "Value":
+    """A balanced adder tree counting the ones of ``value`` (log2 depth, not a chain)."""
+    terms = [value[k] for k in range(len(value))]
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0] if terms else Const(0)
+
+
+class TokenMerge(wiring.Component):
+    """Find each token's representative and every representative's size.
+
+    Contract (``dynaspike.cycles``): latency ``MERGE_LATENCY`` (2) cycles (compare against every earlier
+    token in parallel, then pick the first representative), one token per cycle, stalls only on
+    backpressure; a packet of ``n`` tokens takes ``merge_cycles(n)``. Packets (images) follow each other
+    without a gap; nothing carries over from one to the next. ``sizes`` is final while the ``last`` token's
+    output is offered (``o.valid & o.payload.last``): the consumer reads it when it takes that output. ``threshold`` is the
+    model's ``merge_threshold`` and must be stable while tokens flow.
+    """
+
+    def __init__(self, max_tokens: int, dim: int):
+        for name, value in (("max_tokens", max_tokens), ("dim", dim)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TokenMerge {name} must be a positive integer, got {value!r}")
+        self.max_tokens, self.dim, self.latency = max_tokens, dim, MERGE_LATENCY
+        super().__init__({
+            "i": In(stream.Signature(merge_in_layout(dim))),
+            "o": Out(stream.Signature(merge_out_layout(max_tokens))),
+            "threshold": In(signed(max(dim, 1).bit_length() + 1)),
+            "sizes": Out(data.ArrayLayout(range(max_tokens + 1), max_tokens)),
+        })
+
+    def elaborate(self, platform):
+        N = self.max_tokens
+        m = Module()
+        store = [Signal(self.dim, name=f"store{k}") for k in range(N)]
+        is_rep = Signal(N)
+        sizes = Array(Signal(range(N + 1), name=f"size{k}") for k in range(N))
+        m.d.comb += [self.sizes[k].eq(sizes[k]) for k in range(N)]
+        # Index of the next input token. A packet is at most max_tokens long (the stream parser checks
+        # the model's num_tokens against the capacity), so j never passes N - 1 without `last`.
+        j = Signal(range(N))
+
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+
+        # Stage A: compare the incoming token with every stored token in parallel; only i < j count.
+        s1_valid = Signal()
+        s1 = Signal(data.StructLayout({"token": range(N), "last": 1, "close": N}))
+        close = Signal(N)
+        for k in range(N):
+            dist = popcount(store[k] ^ self.i.payload.bits)
+            m.d.comb += close[k].eq((k < j) & (self.threshold >= 0) & (dist <= self.threshold))
+        with m.If(advance):
+            m.d.sync += s1_valid.eq(self.i.valid)
+            with m.If(self.i.valid):
+                m.d.sync += [s1.token.eq(j), s1.last.eq(self.i.payload.last), s1.close.eq(close),
+                             j.eq(j + 1)]
+                with m.If(self.i.payload.last):
+                    m.d.sync += j.eq(0)
+                with m.Switch(j):
+                    for k in range(N):
+                        with m.Case(k):
+                            m.d.sync += store[k].eq(self.i.payload.bits)
+
+            # Stage B: the first close representative takes the token (is_rep is up to date: the
+            # previous token's decision was written in the previous cycle).
+            m.d.sync += self.o.valid.eq(s1_valid)
+            with m.If(s1_valid):
+                first_token = s1.token == 0
+                cand = Signal(N)
+                m.d.comb += cand.eq(s1.close & is_rep)
+                first = Signal(range(N))  # lowest set bit of cand: the comb assignment last made wins
+                for k in reversed(range(N)):
+                    with m.If(cand[k]):
+                        m.d.comb += first.eq(k)
+                m.d.sync += [self.o.payload.token.eq(s1.token), self.o.payload.last.eq(s1.last)]
+                # A new image starts at token 0: forget the previous one's representatives and sizes.
+                with m.If(first_token):
+                    m.d.sync += [is_rep.eq(1)] + [sizes[k].eq(k == 0) for k in range(N)]
+                    m.d.sync += self.o.payload.rep.eq(0)
+                with m.Else():
+                    with m.If(cand == 0):
+                        m.d.sync += [is_rep.bit_select(s1.token, 1).eq(1), sizes[s1.token].eq(1),
+                                     self.o.payload.rep.eq(s1.token)]
+                    with m.Else():
+                        m.d.sync += [sizes[first].eq(sizes[first] + 1), sizes[s1.token].eq(0),
+                                     self.o.payload.rep.eq(first)]
+        return m

