@@ -145,9 +145,9 @@ def test_beats_are_little_endian_bytes():
 
 
 def capacity(**kw):
-    base = dict(lanes=64, max_tokens=16, max_dim=64, max_hidden=256, max_blocks=2, max_t=4, max_classes=10,
-                max_patch_dim=4, weight_rows=1536, bias_rows=18, threshold_rows=14,
-                formats_id=regmap.formats_id(), clock_hz=100_000_000)
+    """A core sized exactly for the digits model at P = 64, with ``kw`` overriding single limits."""
+    base = dataclasses.asdict(packing.capacity_for(DIGITS, 64))
+    assert (base["weight_rows"], base["max_patch_dim"]) == (1536, DIGITS.patch_dim)
     base.update(kw)
     return regmap.Capacity(**base)
 
