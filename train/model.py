@@ -216,7 +216,6 @@ class SpikingViT(nn.Module):
         hacc = torch.zeros(B, N, device=E.device)
         cum_before = torch.zeros(B, N, device=E.device)   # sum of h over units before the halting one
         units = torch.zeros(B, device=E.device)
-        halted_at = torch.full((B, N), -1, device=E.device)
         counts = torch.zeros(B, D, device=E.device)
 
         def lif(key, inp, th, unit, gate, valid=None):
@@ -276,7 +275,6 @@ class SpikingViT(nn.Module):
                     hacc = new_acc
                 else:
                     halts = active * float(last)
-                halted_at = torch.where(halts.detach() > 0, torch.full_like(halted_at, t), halted_at)
                 active = active * (1 - halts)
             # readout of every representative; a halted token's frozen X stands in for it
             O = lif("out", X, R, R, reps, valid=reps)
