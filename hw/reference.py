@@ -1,9 +1,10 @@
 """Deliberately naive integer references for the hw/ components, straight from docs/integer_model.md.
 
-Pure Python (no numpy, torch or Amaranth), one function per component, so a test reads
-``rtl(case) == ref(case)``. Arguments are plain ints and lists of ints.
+Pure Python (no torch or Amaranth; `dynaspike.packing` only for its constants), one function per
+component, so a test reads ``rtl(case) == ref(case)``. Arguments are plain ints and lists of ints.
 """
 
+from dynaspike import packing
 from dynaspike.formats import FORMATS
 
 
@@ -112,3 +113,17 @@ def head(beats: list, head_w: list, head_b: list, dim: int, lanes: int) -> tuple
                 counts[d] += w
     logits = [b + sum(wc * c for wc, c in zip(row, counts)) for row, b in zip(head_w, head_b)]
     return counts, logits
+
+
+def stream_in_beats(beats: list) -> list:
+    """The stream parser's output for one packet: ``(kind, section, index, data)`` of every payload data beat."""
+    kind = (int(beats[0]) >> 40) & 0xFF
+    payload = [int(b) for b in beats[2:-1]]
+    if kind == packing.Kind.IMAGE:
+        return [(kind, 0, i, b) for i, b in enumerate(payload)]
+    out, pos = [], 0
+    while pos < len(payload):
+        sid, n = payload[pos] & 0xFFFF, payload[pos] >> 32
+        out += [(kind, sid, i, payload[pos + 1 + i]) for i in range(n)]
+        pos += 1 + n
+    return out

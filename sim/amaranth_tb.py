@@ -89,6 +89,18 @@ def run(dut, *testbenches, background=(), vcd=None, deadline_cycles=50_000):
         go()
 
 
+async def write_rows(ctx, *ports_rows):
+    """Write ``(port, rows)`` pairs through memory write ports (en/addr/data), one row per cycle, in order,
+    as the stream loader does; takes ``sum(len(rows))`` cycles."""
+    for port, rows in ports_rows:
+        for addr, row in enumerate(rows):
+            ctx.set(port.en, 1)
+            ctx.set(port.addr, addr)
+            ctx.set(port.data, row)
+            await ctx.tick()
+        ctx.set(port.en, 0)
+
+
 async def axil_write(ctx, bus, addr: int, value: int, strb: int = 0xF, bready_delay: int = 0):
     """One AXI4-Lite write from the master side; returns the BRESP code."""
     ctx.set(bus.awaddr, addr)

@@ -8,6 +8,7 @@ from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSource
 from dynaspike import packing
 from dynaspike.config import ModelConfig
 from dynaspike.regmap import ErrorCode
+from hw.reference import stream_in_beats as expected_beats
 from hw.stream_in import beat_layout
 from sim import cocotb_tb as tb
 from sim.runner import tb_params
@@ -30,19 +31,6 @@ def packets_for(seed):
     img = lambda: rng.integers(0, 256, size=(cfg.in_channels, cfg.img_size, cfg.img_size), dtype=np.uint8)  # noqa: E731
     return cfg, lanes, [packing.pack_model(random_model(cfg, seed), lanes), packing.pack_image(img(), cfg, 11),
                         packing.pack_image(img(), cfg, 12), packing.pack_model(random_model(cfg, seed + 1), lanes)]
-
-
-def expected_beats(beats):
-    kind = (int(beats[0]) >> 40) & 0xFF
-    payload = [int(b) for b in beats[2:-1]]
-    if kind == packing.Kind.IMAGE:
-        return [(kind, 0, i, b) for i, b in enumerate(payload)]
-    out, pos = [], 0
-    while pos < len(payload):
-        sid, n = payload[pos] & 0xFFFF, payload[pos] >> 32
-        out += [(kind, sid, i, payload[pos + 1 + i]) for i in range(n)]
-        pos += 1 + n
-    return out
 
 
 async def watch_ok(dut, oks):

@@ -18,13 +18,7 @@ def run_engine(lanes, weight_rows, bias_rows, W, bias, rows, idle, stall, seed):
     load_cycles = len(W) + len(bias)
 
     async def load(ctx):  # one row per cycle through the write ports, as the stream loader will do
-        for port, mem in ((dut.w_wr, W), (dut.b_wr, bias)):
-            for addr, row in enumerate(mem):
-                ctx.set(port.en, 1)
-                ctx.set(port.addr, addr)
-                ctx.set(port.data, row)
-                await ctx.tick()
-            ctx.set(port.en, 0)
+        await atb.write_rows(ctx, (dut.w_wr, W), (dut.b_wr, bias))
 
     drv = atb.StreamDriver(dut.i, [ev.const(e) for e in acc_events(rows)], idle=idle, seed=seed,
                            delay=load_cycles)

@@ -20,13 +20,7 @@ def run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, seed, max_patch_
     async def load(ctx):
         ctx.set(dut.chunks, case["chunks"])
         ctx.set(dut.patch_dim, patch_dim)
-        for port, rows in ((dut.w_wr, case["w_rows"]), (dut.b_wr, case["b_rows"])):
-            for a, row in enumerate(rows):
-                ctx.set(port.en, 1)
-                ctx.set(port.addr, a)
-                ctx.set(port.data, row)
-                await ctx.tick()
-            ctx.set(port.en, 0)
+        await atb.write_rows(ctx, (dut.w_wr, case["w_rows"]), (dut.b_wr, case["b_rows"]))
 
     delay = len(case["w_rows"]) + len(case["b_rows"])
     drv = atb.StreamDriver(dut.i, [lay.const({"token": k, "pix": p + [0] * pad}) for k, p in enumerate(case["pix"])],

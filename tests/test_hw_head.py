@@ -18,13 +18,7 @@ def run_head(lanes, dim, classes, mults, case, stall, seed, images=2):
     got = {"counts": [], "go": []}
 
     async def tb(ctx):
-        for port, rows in ((dut.w_wr, case["w_rows"]), (dut.b_wr, case["head_b"])):
-            for a, row in enumerate(rows):
-                ctx.set(port.en, 1)
-                ctx.set(port.addr, a)
-                ctx.set(port.data, row)
-                await ctx.tick()
-            ctx.set(port.en, 0)
+        await atb.write_rows(ctx, (dut.w_wr, case["w_rows"]), (dut.b_wr, case["head_b"]))
         cycle = len(case["w_rows"]) + len(case["head_b"])
         for _ in range(images):  # back-to-back images: nothing may leak through the clear
             ctx.set(dut.clear, 1)

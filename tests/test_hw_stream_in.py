@@ -9,26 +9,13 @@ import pytest
 from dynaspike import packing
 from dynaspike.config import ModelConfig
 from dynaspike.regmap import ErrorCode
+from hw.reference import stream_in_beats as expected_beats
 from hw.stream_in import StreamParser
 from model_factory import random_model
 from sim import amaranth_tb as atb
 
 SMALL = ModelConfig(img_size=4, patch_size=2, dim=8, heads=2, blocks=1, mlp_ratio=2, t_max=2, num_classes=3)
 LANES = 8
-
-
-def expected_beats(beats):
-    """The naive model: ``(kind, section, index, data)`` of every payload data beat of one packet."""
-    kind = (int(beats[0]) >> 40) & 0xFF
-    payload = [int(b) for b in beats[2:-1]]
-    if kind == packing.Kind.IMAGE:
-        return [(kind, 0, i, b) for i, b in enumerate(payload)]
-    out, pos = [], 0
-    while pos < len(payload):
-        sid, n = payload[pos] & 0xFFFF, payload[pos] >> 32
-        out += [(kind, sid, i, payload[pos + 1 + i]) for i in range(n)]
-        pos += 1 + n
-    return out
 
 
 def run_parser(packets, idle=0.0, stall=0.0, seed=0, soft_reset_after=None, tlast=None):
