@@ -76,3 +76,15 @@ def test_torchrun_ddp_two_processes(tmp_path):
     IntModel.load(tmp_path / "model.npz")
     log = json.loads((tmp_path / "train_log.json").read_text())["log"]
     assert [r["phase"] for r in log] == list(train.PHASES)
+
+
+def test_resume_from_a_phase_boundary(tmp_path):
+    """Copying an ``after_<phase>.pt`` to checkpoint.pt and resuming re-runs only the later phases; from
+    ``after_quant.pt`` it just exports the same integers again."""
+    _run(tmp_path, 1)
+    first = IntModel.load(tmp_path / "model.npz")
+    (tmp_path / "checkpoint.pt").write_bytes((tmp_path / "after_quant.pt").read_bytes())
+    _run(tmp_path, 1, ["--resume"])
+    again = IntModel.load(tmp_path / "model.npz")
+    for k, v in first.tensors.items():
+        assert (again.tensors[k] == v).all(), k

@@ -91,7 +91,7 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
     }
 
 
-def print_report(r: dict, cfg):
+def print_report(r: dict):
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"
     print(f"images: {r['images']}")
     print(f"accuracy: integer {pct(r['accuracy_int'])}, float {pct(r['accuracy_float'])}, "
@@ -175,7 +175,7 @@ def main(argv=None):
     x, y = test_split(model, a.data_root)
     print(f"model: {a.model} ({model.config.to_json()})")
     r = report(model, x, y)
-    print_report(r, model.config)
+    print_report(r)
     paths = plot(model, x, r, a.plots)
     print("plots: " + ", ".join(paths))
     if a.json:

@@ -184,20 +184,17 @@ def main(argv=None):
         if ck["model_config"] != tc.model_config().to_dict():
             raise SystemExit(f"checkpoint {ckpt_path} has model config {ck['model_config']}, not {tc.model_config().to_dict()}")
         state = ck["state"]
-        model.ad = tc.adaptive(PHASES[state["phase"]])
-        if state["phase"] < len(PHASES) and PHASES[state["phase"]] == "quant":
+        if state["phase"] >= PHASES.index("quant"):  # quant mode first: it owns the res_threshold buffer
             model.start_quant()
         model.load_state_dict(ck["model"])
         opt_state = ck["optimizer"]
-        print(f"resumed {ckpt_path}: phase {PHASES[state['phase']]}, epoch {state['epoch']}")
+        where = PHASES[state["phase"]] if state["phase"] < len(PHASES) else "done"
+        print(f"resumed {ckpt_path}: phase {where}, epoch {state['epoch']}")
 
     t_start = time.time() - state["elapsed"]
     epochs = {"dense": tc.epochs_dense, "dts": tc.epochs_dts, "halt": tc.epochs_halt, "quant": tc.epochs_quant}
     for pi in range(state["phase"], len(PHASES)):
         phase = PHASES[pi]
-        if pi != state["phase"]:
-            state.update(phase=pi, epoch=0)
-            opt_state = None
         model.ad = tc.adaptive(phase)
         if phase != "dense":
             # Time-major training normalises each step with its own batch statistics, evaluation with running
@@ -283,6 +280,7 @@ def main(argv=None):
             save_checkpoint(os.path.join(tc.out, f"after_{phase}.pt"), model, state, tc, None)
 
     if rank == 0:
+        model.ad = tc.adaptive(PHASES[-1])  # what the last phase trained (also when resuming a finished run)
         model.eval()
         info = {"command": "python -m train.train " + " ".join(sys.argv[1:] if argv is None else argv),
                 "train_config": asdict(tc), "seconds": round(time.time() - t_start, 1),
