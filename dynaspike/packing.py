@@ -28,7 +28,7 @@ from .config import ModelConfig
 from .formats import FORMATS
 from .regmap import Capacity, formats_id
 
-STREAM_VERSION = 1
+STREAM_VERSION = 2               # 2: image windows start on a beat; TAP packets
 STREAM_MAGIC = 0x4B505344        # bytes "DSPK" in a little-endian buffer
 TRAILER_MAGIC = 0x21444E45       # bytes "END!"
 BEAT_BITS = 64                   # the PYNQ-Z2 HP ports and the AXI DMA's stream width
@@ -41,6 +41,7 @@ class Kind:
     MODEL = 1                    # host -> core; beat 1 [63:32] = lanes P the memories were packed for
     IMAGE = 2                    # host -> core; beat 1 [63:32] = image tag, echoed in the result
     RESULT = 3                   # core -> host; beat 1 [63:32] = the image tag
+    TAP = 4                      # core -> host, before RESULT when RUN_CONFIG.DEBUG_TAPS; [63:32] = image tag
 
 
 # Model sections, in stream order: (id, name, element bits). The spike layers' weights, biases and
@@ -118,6 +119,8 @@ def check_capacity(cfg: ModelConfig, cap: Capacity):
             ("patch_dim", cfg.patch_dim, cap.max_patch_dim), ("weight rows", rows["weights"], cap.weight_rows),
             ("bias rows", rows["biases"], cap.bias_rows), ("threshold rows", rows["thresholds"], cap.threshold_rows)]
     over = [f"{what} {have} > {limit}" for what, have, limit in need if have > limit]
+    if cfg.head_dim != cap.head_dim:
+        over.append(f"head_dim {cfg.head_dim} != the core's {cap.head_dim} (attention heads are built in)")
     if cap.formats_id != formats_id():
         over.append(f"core formats_id {cap.formats_id:#010x} != this build's {formats_id():#010x}")
     if over:
@@ -297,20 +300,32 @@ def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     return np.ascontiguousarray(win[:, :g, :g].transpose(1, 2, 0, 3, 4)).reshape(g * g, cfg.in_channels * k * k)
 
 
+def beats_per_token(cfg: ModelConfig) -> int:
+    """Beats of one token's window in an image packet: ``patch_dim`` bytes rounded up to whole beats."""
+    return -(-cfg.patch_dim // BEAT_BYTES)
+
+
 def pack_image(image: np.ndarray, cfg: ModelConfig, tag: int = 0) -> np.ndarray:
-    """The image packet: the patches as bytes, token after token; ``tag`` (32 bits) comes back in the result."""
+    """The image packet: token after token, each window's ``patch_dim`` bytes zero-padded to whole beats
+    (``beats_per_token``), so the core fills one window from whole beats; ``tag`` (32 bits) comes back in
+    the result."""
     if not 0 <= tag < (1 << 32):
         raise ValueError(f"image tag must fit 32 bits, got {tag}")
-    return _packet(Kind.IMAGE, tag, to_beats(image_to_patches(image, cfg).astype(np.int64), 8))
+    win = image_to_patches(image, cfg)
+    padded = np.zeros((cfg.num_tokens, beats_per_token(cfg) * BEAT_BYTES), np.int64)
+    padded[:, :cfg.patch_dim] = win
+    return _packet(Kind.IMAGE, tag, to_beats(padded, 8))
 
 
 def unpack_image(beats: np.ndarray, cfg: ModelConfig) -> tuple:
     """``(tag, patches (N, patch_dim) uint8)`` from an image packet."""
     tag, payload = parse_packet(beats, Kind.IMAGE)
-    n = cfg.num_tokens * cfg.patch_dim
-    if len(payload) != -(-n // BEAT_BYTES):
-        raise PackingError(f"image payload of {len(payload)} beats, expected {-(-n // BEAT_BYTES)} for {n} pixels")
-    return tag, from_beats(payload, 8, n, signed=False).astype(np.uint8).reshape(cfg.num_tokens, cfg.patch_dim)
+    bpt = beats_per_token(cfg)
+    if len(payload) != cfg.num_tokens * bpt:
+        raise PackingError(f"image payload of {len(payload)} beats, expected {cfg.num_tokens * bpt} "
+                           f"({cfg.num_tokens} tokens x {bpt} beats)")
+    raw = from_beats(payload, 8, len(payload) * BEAT_BYTES, signed=False).reshape(cfg.num_tokens, bpt * BEAT_BYTES)
+    return tag, raw[:, :cfg.patch_dim].astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -330,10 +345,54 @@ def unpack_result(beats: np.ndarray, num_classes: int) -> tuple:
     return tag, from_beats(payload[:-1], 32, num_classes), int(payload[-1])
 
 
+# --------------------------------------------------------------------------------------------- taps
+# Debug taps (RUN_CONFIG.DEBUG_TAPS): the core's state at the end of an inference, one TAP packet before
+# the result. Fields in this order, 16-bit elements, each field starting on a beat:
+# (name, shape as a function of the config, signed).
+TAP_FIELDS = (
+    ("counts", lambda c: (c.dim,), False),              # readout counts C
+    ("rep", lambda c: (c.num_tokens,), False),           # each token's representative
+    ("size", lambda c: (c.num_tokens,), False),          # merge sizes (0 if merged away)
+    ("halt_t", lambda c: (c.num_tokens,), True),         # step each token halted at (-1: merged away)
+    ("halt_l", lambda c: (c.num_tokens,), True),         # block it halted after (-1: merged away)
+    ("hacc", lambda c: (c.num_tokens,), False),          # cumulative halting score
+    ("x", lambda c: (c.num_tokens, c.dim), True),        # the residual stream X at the end
+)
+TAP_BITS = 16
+
+
+def pack_taps(taps: dict, cfg: ModelConfig, tag: int = 0) -> np.ndarray:
+    """The TAP packet of ``taps`` (``{name: int array}`` for every ``TAP_FIELDS`` entry)."""
+    parts = []
+    for name, shape, _ in TAP_FIELDS:
+        a = np.asarray(taps[name], np.int64)
+        if a.shape != shape(cfg):
+            raise PackingError(f"tap {name} has shape {a.shape}, expected {shape(cfg)}")
+        parts.append(to_beats(a, TAP_BITS))
+    return _packet(Kind.TAP, tag, np.concatenate(parts))
+
+
+def unpack_taps(beats: np.ndarray, cfg: ModelConfig) -> tuple:
+    """``(tag, {name: int64 array})`` from a TAP packet."""
+    tag, payload = parse_packet(beats, Kind.TAP)
+    out, pos = {}, 0
+    for name, shape, signed in TAP_FIELDS:
+        n = int(np.prod(shape(cfg)))
+        nb = -(-n * TAP_BITS // BEAT_BITS)
+        if pos + nb > len(payload):
+            raise PackingError(f"TAP payload of {len(payload)} beats ends inside field {name}")
+        out[name] = from_beats(payload[pos:pos + nb], TAP_BITS, n, signed).reshape(shape(cfg))
+        pos += nb
+    if pos != len(payload):
+        raise PackingError(f"TAP payload of {len(payload)} beats, expected {pos}")
+    return tag, out
+
+
 def capacity_for(cfg: ModelConfig, lanes: int, clock_hz: int = 100_000_000) -> Capacity:
     """The smallest capacity that holds models of this configuration on a core with ``lanes`` P."""
     rows = weight_layout(cfg, lanes)["_rows"]
     return Capacity(lanes=lanes, max_tokens=cfg.num_tokens, max_dim=cfg.dim, max_hidden=cfg.hidden_dim,
                     max_blocks=cfg.blocks, max_t=cfg.t_max, max_classes=cfg.num_classes,
                     max_patch_dim=cfg.patch_dim, weight_rows=rows["weights"], bias_rows=rows["biases"],
-                    threshold_rows=rows["thresholds"], formats_id=formats_id(), clock_hz=clock_hz)
+                    threshold_rows=rows["thresholds"], formats_id=formats_id(), clock_hz=clock_hz,
+                    head_dim=cfg.head_dim)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from .config import ModelConfig
 from .formats import FORMATS
 
-REGMAP_VERSION = 1
+REGMAP_VERSION = 2  # 2: HEAD_DIM capacity register; CYCLES counted from the first image beat
 CORE_MAGIC = 0x44594E53          # ID register: "DYNS" as a big-endian 32-bit word
 ADDR_BITS = 12                   # 4 KiB AXI4-Lite window
 DATA_BITS = 32                   # AXI4-Lite data width
@@ -123,6 +123,7 @@ CAPACITY = (
     ("THRESHOLD_ROWS", "threshold memory rows (P acc_bits lanes each)"),
     ("FORMATS_ID", "formats_id() of the number formats the core was built with"),
     ("CLOCK_HZ", "the clock the design was built for"),
+    ("HEAD_DIM", "attention head width dh the core is built for (models must match it)"),
 )
 
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelConfig))
@@ -156,8 +157,9 @@ REGISTERS = (
     Register("ERROR_CODE", 0x014, "ro", "ErrorCode of the first error since the last SOFT_RESET"),
     Register("ERROR_BEAT", 0x018, "ro", "index of the input beat (within its packet) where the error was seen"),
     Register("IMAGES_DONE", 0x01C, "ro", "inferences completed since reset (wraps at 2**32)"),
-    Register("CYCLES", 0x020, "ro", "clock cycles of the last inference: from the cycle START is accepted "
-             "to the cycle the result packet's last beat is transferred, both included", bits=64),
+    Register("CYCLES", 0x020, "ro", "clock cycles of the last inference: from the cycle its image's first "
+             "payload beat is taken (after START) to the cycle its last logit is computed, both included; "
+             "the result packet (and taps) follow", bits=64),
     *(Register(name, PERF_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(PERF_COUNTERS)),
     *(Register(name, CAPACITY_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(CAPACITY)),
     *(Register(f"MODEL_{name.upper()}", MODEL_BASE + 4 * i, "ro", f"loaded model's ModelConfig.{name}")
@@ -205,6 +207,7 @@ class Capacity:
     threshold_rows: int
     formats_id: int
     clock_hz: int
+    head_dim: int
 
     @classmethod
     def from_registers(cls, read) -> "Capacity":

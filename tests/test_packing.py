@@ -168,3 +168,22 @@ def test_capacity_round_trips_through_registers():
     regs = cap.register_values()
     assert regmap.Capacity.from_registers(regs.__getitem__) == cap
     assert dataclasses.astuple(cap)[0] == regs[regmap.REG["LANES"].offset]
+
+
+def test_taps_round_trip():
+    cfg = DIGITS
+    rng = np.random.default_rng(3)
+    taps = {name: rng.integers(-1 if signed else 0, 300, size=shape(cfg)) for name, shape, signed in packing.TAP_FIELDS}
+    tag, back = packing.unpack_taps(packing.pack_taps(taps, cfg, tag=7), cfg)
+    assert tag == 7 and set(back) == set(taps)
+    for name in taps:
+        np.testing.assert_array_equal(back[name], taps[name])
+    with pytest.raises(packing.PackingError, match="tap x has shape"):
+        packing.pack_taps({**taps, "x": taps["x"][:1]}, cfg)
+
+
+def test_image_windows_start_on_beats():
+    cfg = ODD  # patch_dim 75: 10 beats per token, the last one padded
+    img = np.full((3, 6, 6), 9, np.uint8)
+    beats = packing.pack_image(img, cfg)
+    assert len(beats) == 3 + cfg.num_tokens * packing.beats_per_token(cfg) and packing.beats_per_token(cfg) == 10
