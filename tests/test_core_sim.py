@@ -8,7 +8,7 @@ import pytest
 from dynaspike import packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.config import ModelConfig
-from sim.runner import build_dir_for, run_cocotb
+from sim.core_run import run_core
 from tests.model_factory import random_model
 from train import cycle_model
 from train.golden import GoldenModel
@@ -17,35 +17,6 @@ pytestmark = pytest.mark.sim
 
 TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blocks=1, mlp_ratio=2, t_max=2,
                    num_classes=3)
-
-
-def make_core(lanes, cfg):
-    from hw.core import Core
-    return Core(lanes, ModelConfig.from_dict(cfg))
-
-
-def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None, **opts):
-    """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py).
-
-    ``models``: one IntModel or a list (``plan`` steps say which one each image needs); the core is
-    built for the first model's configuration.
-    """
-    models = models if isinstance(models, list) else [models]
-    cfg = models[0].config
-    rtl = {"lanes": lanes, "cfg": cfg.to_dict()}
-    bdir = build_dir_for("core", rtl)
-    bdir.mkdir(parents=True, exist_ok=True)
-    packets = [packing.pack_image(img, cfg, tag=k) for k, img in enumerate(images)]
-    width = max(len(pk) for pk in packets)
-    case = bdir / f"case-{name}.npz"
-    np.savez(case, **{f"model{i}": packing.pack_model(mdl, lanes) for i, mdl in enumerate(models)},
-             images=np.stack([np.pad(pk, (0, width - len(pk))) for pk in packets]),
-             image_beats=np.array([len(pk) for pk in packets]), **(extra or {}))
-    out = bdir / f"out-{name}.json"
-    plan = plan if plan is not None else [{} for _ in images]
-    run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
-               testcase=testcase)
-    return json.loads(out.read_text())
 
 
 def check_against_golden(model, images, lanes, rec, dense=False, only=None):
