@@ -356,10 +356,12 @@ class Core(wiring.Component):
                     m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
                 with m.If(parser.ok & (parser.kind == Kind.MODEL) & ~error):
                     m.d.comb += clr_loading.eq(1)
-                    with m.If(ld.fits):
-                        m.d.comb += set_loaded.eq(1)
-                    with m.Else():
+                    with m.If(~ld.fits):
                         m.d.sync += fail(ErrorCode.EXCEEDS_CAPACITY)
+                    with m.Elif(~ld.lengths_ok):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        m.d.comb += set_loaded.eq(1)
                 with m.If(error):
                     m.next = "ERROR"
                 with m.Elif(ctrl.start | (parser.o.valid & is_image)):

@@ -9,8 +9,9 @@ model loads once, so the loader is small rather than fast.
 
 The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration order), ``params`` fills
 ``params`` (``IntParams`` fields); ``derived`` (``derived_layout``) holds what the sequencer needs from them,
-and ``fits`` says whether the configuration fits the core (checked by the caller when the packet's
-trailer has been accepted).
+``fits`` says whether the configuration fits the core, ``lengths_ok`` whether every section had exactly the
+beats that configuration implies (both checked by the caller when the packet's trailer has been accepted:
+a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows).
 """
 
 from dataclasses import fields
@@ -94,6 +95,7 @@ class ModelLoader(wiring.Component):
             "params": Out(data.ArrayLayout(signed(PARAM_BITS), len(PARAM_FIELDS))),
             "derived": Out(derived_layout(g)),
             "fits": Out(1),
+            "lengths_ok": Out(1),
             "mask": Out(g.mask_bits),          # bit m * Tmax + t
             "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.P), g.P // 8)),
             "b_wr": Out(write_signature(b_rows, acc, g.P // 2)),
@@ -134,6 +136,23 @@ class ModelLoader(wiring.Component):
                                  & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax) & (cfg["t_max"] > 0)
                                  & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == cfg["heads"] * g.dh)
                                  & (cfg["heads"] > 0) & (hidden > 0))
+
+        # ---- section lengths: beats seen per section, against what the config implies
+        seen = {name: Signal(32, name=f"beats_{name}") for name in SECTION_IDS}
+        with m.If(self.i.valid & self.i.ready):
+            for name, sig in seen.items():
+                with m.If(sid[name]):
+                    m.d.sync += sig.eq(beat.index + 1)
+        q = lambda n, per: (n + per - 1) // per  # noqa: E731 -- beats of n elements, per in a beat
+        L, T, C = cfg["blocks"], cfg["t_max"], cfg["num_classes"]
+        expect = {
+            "config": q(len(CFG_FIELDS), 4), "params": q(len(PARAM_FIELDS), 2),
+            "emb_w": (dim * pd + 3) >> 2, "emb_b": (d.n * dim + 1) >> 1,
+            "weights": L * d.w_block * (g.P // 8), "biases": L * (5 + d.hch) * (g.P // 2),
+            "thresholds": L * (3 + d.hch) * (g.P // 2), "head_w": (C * dim + 3) >> 2, "head_b": (C + 1) >> 1,
+            "mask": (2 * L * T + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
+        }
+        m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == v for k, v in expect.items())).all())
 
         # ---- memory images: one beat per cycle, P/8 (weights) or P/2 (32-bit lanes) beats per row
         for name, wr, per_row in (("weights", self.w_wr, g.P // 8), ("biases", self.b_wr, g.P // 2),
