@@ -26,6 +26,7 @@ from dynaspike.formats import FORMATS
 from dynaspike.packing import BEAT_BITS, SECTION_IDS
 
 from .accumulate import write_signature
+from .arith import mul
 from .stream_in import beat_layout
 
 CFG_FIELDS = tuple(f.name for f in fields(ModelConfig))
@@ -120,21 +121,24 @@ class ModelLoader(wiring.Component):
         side_ok = Signal()
         for s in range(1, g.N + 1):
             if s * s <= g.N:
-                with m.If(cfg["img_size"] == cfg["patch_size"] * s):
+                with m.If(cfg["img_size"] == mul(cfg["patch_size"], s)):
                     m.d.comb += [grid.eq(s), side_ok.eq(1)]
-        dim, hidden = cfg["dim"], cfg["dim"] * cfg["mlp_ratio"]
-        pd = cfg["in_channels"] * cfg["embed_kernel"] * cfg["embed_kernel"]
+        dim, hidden = cfg["dim"], mul(cfg["dim"], cfg["mlp_ratio"][:8])
+        pd = mul(mul(cfg["embed_kernel"][:8], cfg["embed_kernel"][:8]), cfg["in_channels"][:8])
         hch = (hidden + g.P - 1) >> log2(g.P)
         m.d.sync += [
-            d.n.eq(grid * grid), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
+            d.n.eq(mul(grid, grid)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
             d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
             d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
             d.hid_last.eq(hidden - ((hch - 1) << log2(g.P))),
-            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + hch * dim), d.w_block.eq((dim << 2) + hch * dim + hidden),
+            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + mul(dim, hch[:8])),
+            d.w_block.eq((dim << 2) + mul(dim, hch[:8]) + hidden),
         ]
-        m.d.comb += self.fits.eq(side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
+        # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller)
+        small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
+        m.d.comb += self.fits.eq(small & side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
                                  & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax) & (cfg["t_max"] > 0)
-                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == cfg["heads"] * g.dh)
+                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == mul(cfg["heads"], g.dh))
                                  & (cfg["heads"] > 0) & (hidden > 0))
 
         # ---- section lengths: beats seen per section, against what the config implies
@@ -147,10 +151,11 @@ class ModelLoader(wiring.Component):
         L, T, C = cfg["blocks"], cfg["t_max"], cfg["num_classes"]
         expect = {
             "config": q(len(CFG_FIELDS), 4), "params": q(len(PARAM_FIELDS), 2),
-            "emb_w": (dim * pd + 3) >> 2, "emb_b": (d.n * dim + 1) >> 1,
-            "weights": L * d.w_block * (g.P // 8), "biases": L * (5 + d.hch) * (g.P // 2),
-            "thresholds": L * (3 + d.hch) * (g.P // 2), "head_w": (C * dim + 3) >> 2, "head_b": (C + 1) >> 1,
-            "mask": (2 * L * T + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
+            "emb_w": (mul(dim, pd[:12]) + 3) >> 2, "emb_b": (mul(dim, d.n) + 1) >> 1,
+            "weights": mul(d.w_block, L[:8]) << log2(g.P // 8), "biases": mul(5 + d.hch, L[:8]) << log2(g.P // 2),
+            "thresholds": mul(3 + d.hch, L[:8]) << log2(g.P // 2), "head_w": (mul(dim, C[:8]) + 3) >> 2,
+            "head_b": (C + 1) >> 1,
+            "mask": ((mul(L[:8], T[:8]) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
         }
         m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == v for k, v in expect.items())).all())
 
@@ -174,7 +179,7 @@ class ModelLoader(wiring.Component):
         el = Signal(range(8))                  # element of the current beat
         n_el = Mux(bits == 16, 4, Mux(bits == 8, 8, 2))
         raw = Signal(32)
-        m.d.comb += raw.eq((beat.data >> (el * bits))[:32])
+        m.d.comb += raw.eq((beat.data >> mul(el, bits))[:32])
         val = Signal(signed(32))
         m.d.comb += val.eq(Mux(bits == 16, raw[:16].as_signed(), Mux(bits == 8, raw[:8], raw.as_signed())))
         image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()
