@@ -153,8 +153,8 @@ class Driver:
         self.model = None
         t = self.transport
         t.send(beats, "model load: send")
-        self._wait_status("MODEL_LOADED", "model load: wait MODEL_LOADED")
         self._checked("model load: send", t.wait_sent, t.limit(self.timeout), "model load: send")
+        self._wait_status("MODEL_LOADED", "model load: wait MODEL_LOADED")
         got = {f.name: self._read(f"MODEL_{f.name.upper()}") for f in fields(ModelConfig)}
         if got != model.config.to_dict():
             raise DriverError(f"MODEL_* registers read back {got}, the model is {model.config.to_dict()}")
