@@ -68,6 +68,22 @@ class RunResult:
     def pred(self) -> np.ndarray:
         return self.logits.argmax(axis=1)  # ties go to the lowest index, as in the golden model
 
+    def to_dict(self) -> dict:
+        """JSON-serialisable (lists); :meth:`from_dict` restores it exactly."""
+        arr = lambda a: np.asarray(a).tolist()  # noqa: E731
+        return {"tags": arr(self.tags), "logits": arr(self.logits), "cycles": arr(self.cycles),
+                "result_cycles": arr(self.result_cycles), "counters": {k: arr(v) for k, v in self.counters.items()},
+                "wall_s": arr(self.wall_s), "batched": self.batched, "taps": {k: arr(v) for k, v in self.taps.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        i64 = lambda a: np.asarray(a, dtype=np.int64)  # noqa: E731
+        return cls(tags=i64(d["tags"]), logits=i64(d["logits"]).reshape(len(d["tags"]), -1),
+                   cycles=i64(d["cycles"]), result_cycles=i64(d["result_cycles"]),
+                   counters={k: i64(v) for k, v in d["counters"].items()},
+                   wall_s=np.asarray(d["wall_s"], dtype=float), batched=d["batched"],
+                   taps={k: i64(v) for k, v in d["taps"].items()})
+
 
 class Driver:
     """One core behind one transport. Not thread-safe: one call at a time."""
