@@ -208,8 +208,12 @@ class Driver:
         self._wait_status("DONE", f"image {i}: wait DONE")
         return outs, self.read_counters()
 
-    def run(self, images, *, tags=None, taps: bool = False, dense: bool = False) -> RunResult:
-        """Run ``images`` ((B, C, H, W) uint8, or (B, H, W) for one channel) on the loaded model."""
+    def run(self, images, *, tags=None, taps: bool = False, dense: bool = False, progress=None) -> RunResult:
+        """Run ``images`` ((B, C, H, W) uint8, or (B, H, W) for one channel) on the loaded model.
+
+        ``tags`` (default ``0..B-1``) travel with the images and are checked in the answers; ``taps`` asks
+        for the TAP packets (RunResult.taps); ``dense`` sets RUN_CONFIG.FORCE_DENSE; ``progress(n)`` is
+        called with the number of images done after each image (once, after the batch, when batched)."""
         if self.model is None:
             raise DriverError("no model loaded: call load_model first")
         cfg = self.model.config
@@ -223,12 +227,16 @@ class Driver:
         batched = answers is not None
         if batched:
             wall = np.full(len(packets), (time.perf_counter() - t0) / len(packets))
+            if progress:
+                progress(len(packets))
         else:
             answers, wall = [], []
             for i, p in enumerate(packets):
                 t1 = time.perf_counter()
                 answers.append(self._transaction(i, p, taps))
                 wall.append(time.perf_counter() - t1)
+                if progress:
+                    progress(i + 1)
         return self._parse(answers, tags, taps, np.asarray(wall, dtype=float), cfg, batched)
 
     def _parse(self, answers, tags, taps, wall, cfg, batched) -> RunResult:

@@ -140,9 +140,10 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
 
 
 def driver_session(transport, model: str, images: str, tags=None, taps: bool = False, dense: bool = False,
-                   timeout: float = 1.0) -> dict:
+                   timeout: float = 1.0, progress: str | None = None) -> dict:
     """Inside the simulation: load the model file ``model``, run the images of the ``.npy`` file
-    ``images``; return ``{"capacity", "result": RunResult.to_dict()}``."""
+    ``images``; return ``{"capacity", "result": RunResult.to_dict()}``. With ``progress`` (a file name),
+    one line is appended to that file per image done."""
     from dataclasses import asdict
 
     from dynaspike.artifact import IntModel
@@ -151,13 +152,19 @@ def driver_session(transport, model: str, images: str, tags=None, taps: bool = F
 
     d = Driver(transport, timeout=timeout)
     cap = d.load_model(IntModel.load(model))
-    r = d.run(np.load(images), tags=tags, taps=taps, dense=dense)
+    def tick(n):
+        with open(progress, "a") as f:
+            f.write(f"{n}\n")
+    r = d.run(np.load(images), tags=tags, taps=taps, dense=dense, progress=tick if progress else None)
     return {"capacity": asdict(cap), "result": r.to_dict()}
 
 
-def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, sim_ms=None) -> tuple:
+def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, sim_ms=None,
+                 progress=None) -> tuple:
     """``(capacity dict, RunResult, timings)`` of ``images`` on the simulated core with the model file
-    ``model_path`` (the core is sized for that model's configuration)."""
+    ``model_path`` (the core is sized for that model's configuration). ``progress(n)`` is called from a
+    watcher thread as images finish inside the simulation."""
+    import threading
     from dynaspike.artifact import IntModel
 
     from ..driver import RunResult
@@ -167,9 +174,26 @@ def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense
     with tempfile.TemporaryDirectory() as tmp:
         npy = str(Path(tmp) / "images.npy")
         np.save(npy, np.asarray(images))
+        ticks = Path(tmp) / "progress.txt"
+        ticks.touch()
         budget = sim_ms if sim_ms is not None else 20.0 + 2.0 * len(images)
-        got = run_in_simulation("sw.transports.sim:driver_session", lanes, cfg,
-                                {"model": model_path, "images": npy,
-                                 "tags": None if tags is None else [int(t) for t in tags],
-                                 "taps": taps, "dense": dense}, sim_ms=budget)
+        stop = threading.Event()
+
+        def watch():
+            seen = 0
+            while not stop.wait(0.5):
+                n = len(ticks.read_text().split())
+                if progress and n != seen:
+                    seen = n
+                    progress(n)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            got = run_in_simulation("sw.transports.sim:driver_session", lanes, cfg,
+                                    {"model": model_path, "images": npy,
+                                     "tags": None if tags is None else [int(t) for t in tags],
+                                     "taps": taps, "dense": dense, "progress": str(ticks)}, sim_ms=budget)
+        finally:
+            stop.set()
+            watcher.join()
     return got["value"]["capacity"], RunResult.from_dict(got["value"]["result"]), got["timing"]
