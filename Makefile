@@ -64,6 +64,7 @@ test-all: $(STAMP)
 # Speed figures, measured (not asserted); written to build/*.json.
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
+	$(PY) -m bench.driver_speed
 
 clean:
 	rm -rf build .pytest_cache
