@@ -129,3 +129,12 @@ def head_cycles(classes: int, dim: int, mults: int) -> int:
     if min(classes, dim, mults) < 1:
         raise ValueError(f"head_cycles needs positive counts, got {classes}, {dim}, {mults}")
     return classes * -(-dim // mults) + HEAD_LATENCY
+
+# ---------------------------------------------------------------------------------------------- core
+# The sequencer (hw/core.py) runs an inference as passes. A pass walks the tokens of a mask through one
+# pipeline: one cycle to enter it (its walker loads), its issue cycles, then DRAIN cycles for the
+# pipeline to empty and one to leave. The drains are the pipelines' depths past the last issue.
+DRAIN_X = 3        # X read -> LIF layer -> spike write (ain, min, readout)
+DRAIN_EVENTS = 4   # event -> accumulate engine -> threshold read -> LIF layer -> spike or X write
+DRAIN_ATTN = 2     # last Y row -> LIF layer -> spike write
+DRAIN_HALT = 3     # X read -> halting unit -> active mask

@@ -21,13 +21,14 @@ from dynaspike.cycles import ACC_LATENCY
 from dynaspike.formats import FORMATS
 
 
-def event_layout(weight_rows: int, bias_rows: int) -> data.StructLayout:
+def event_layout(weight_rows: int, bias_rows: int, tag_shape=1) -> data.StructLayout:
     """Payload of one spike event.
 
     ``index``: the spiking input (added to ``w_base`` to address the weight row);
     ``present``: 1 to add that row, 0 for the empty-row marker (adds nothing);
     ``last``: 1 on the final event of an output row;
-    ``w_base``, ``b_row``: the weight-row base and the bias row, sampled on the first event of a row.
+    ``w_base``, ``b_row``: the weight-row base and the bias row, sampled on the first event of a row;
+    ``tag``: the caller's label of the row (sampled on its first event, returned on ``o_tag`` with it).
     """
     return data.StructLayout({
         "index": range(weight_rows),
@@ -35,12 +36,32 @@ def event_layout(weight_rows: int, bias_rows: int) -> data.StructLayout:
         "b_row": range(bias_rows),
         "present": 1,
         "last": 1,
+        "tag": tag_shape,
     })
 
 
-def write_signature(depth: int, shape) -> wiring.Signature:
-    """A memory write port seen from the writer: ``en``, ``addr``, ``data``; one row per cycle, no stall."""
-    return wiring.Signature({"en": Out(1), "addr": Out(range(depth)), "data": Out(shape)})
+def write_signature(depth: int, shape, granules: int = 1) -> wiring.Signature:
+    """A memory write port seen from the writer: ``en``, ``addr``, ``data``; one row per cycle, no stall.
+
+    With ``granules > 1`` the row is written in that many equal parts, ``en`` has one bit per part (the
+    stream loader writes a row a beat or an element at a time).
+    """
+    return wiring.Signature({"en": Out(granules), "addr": Out(range(depth)), "data": Out(shape)})
+
+
+def connect_write(m, mem, wr):
+    """Give memory ``mem`` a write port driven by the ``write_signature`` port ``wr``."""
+    granules = len(wr.en)
+    if granules == 1:
+        port = mem.write_port()
+    else:
+        shape = mem.shape
+        size = shape.length if isinstance(shape, data.ArrayLayout) else shape.width
+        if size % granules:
+            raise ValueError(f"a row of {size} cannot be written in {granules} equal parts")
+        port = mem.write_port(granularity=size // granules)
+    m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+    return port
 
 
 class AccumulateEngine(wiring.Component):
@@ -66,7 +87,8 @@ class AccumulateEngine(wiring.Component):
     """
 
     def __init__(self, lanes: int, weight_rows: int, bias_rows: int, *,
-                 weight_bits: int = FORMATS.weight_bits, acc_bits: int = FORMATS.acc_bits):
+                 weight_bits: int = FORMATS.weight_bits, acc_bits: int = FORMATS.acc_bits,
+                 tag_shape=1, w_granules: int = 1, b_granules: int = 1):
         for name, value, lo in (("lanes", lanes, 1), ("weight_rows", weight_rows, 2),
                                 ("bias_rows", bias_rows, 1), ("weight_bits", weight_bits, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -79,25 +101,27 @@ class AccumulateEngine(wiring.Component):
         self.weight_bits, self.acc_bits = weight_bits, acc_bits
         self.w_shape = data.ArrayLayout(signed(weight_bits), lanes)
         self.acc_shape = data.ArrayLayout(signed(acc_bits), lanes)
+        self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(event_layout(weight_rows, bias_rows))),
+            "i": In(stream.Signature(event_layout(weight_rows, bias_rows, tag_shape))),
             "o": Out(stream.Signature(self.acc_shape)),
-            "w_wr": In(write_signature(weight_rows, self.w_shape)),
-            "b_wr": In(write_signature(bias_rows, self.acc_shape)),
+            "o_tag": Out(tag_shape),  # the row's tag, valid with o
+            "w_wr": In(write_signature(weight_rows, self.w_shape, w_granules)),
+            "b_wr": In(write_signature(bias_rows, self.acc_shape, b_granules)),
         })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
         m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[])
-        for mem, wr in ((wmem, self.w_wr), (bmem, self.b_wr)):
-            port = mem.write_port()
-            m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+        connect_write(m, wmem, self.w_wr)
+        connect_write(m, bmem, self.b_wr)
         w_rd, b_rd = wmem.read_port(), bmem.read_port()
 
         # Stage 1 holds the event whose weight row is being read (the read takes one cycle).
         s1_valid = Signal()
-        s1 = Signal(data.StructLayout({"present": 1, "last": 1, "first": 1}))
+        s1 = Signal(data.StructLayout({"present": 1, "last": 1, "first": 1, "tag": self.tag_shape}))
+        row_tag = Signal(self.tag_shape)  # the tag of the row being accumulated
         first = Signal(init=1)  # the next event starts a row (after reset and after every `last`)
         acc = self.o.payload
 
@@ -116,7 +140,7 @@ class AccumulateEngine(wiring.Component):
             with m.If(self.i.valid):
                 m.d.sync += [
                     s1.present.eq(self.i.payload.present), s1.last.eq(self.i.payload.last),
-                    s1.first.eq(first), first.eq(self.i.payload.last),
+                    s1.first.eq(first), first.eq(self.i.payload.last), s1.tag.eq(self.i.payload.tag),
                 ]
         # Output handshake: the row is taken; a new one may replace it in the same cycle (below).
         with m.If(self.o.valid & self.o.ready):
@@ -132,6 +156,11 @@ class AccumulateEngine(wiring.Component):
                 with m.If(s1.present):
                     m.d.comb += addend.eq(w_rd.data[p])
                 m.d.sync += acc[p].eq(base + addend)  # truncates to acc_bits: wraps, see docstring
+            tag = Signal(self.tag_shape)
+            m.d.comb += tag.eq(row_tag)
+            with m.If(s1.first):
+                m.d.comb += tag.eq(s1.tag)
+            m.d.sync += row_tag.eq(tag)
             with m.If(s1.last):
-                m.d.sync += self.o.valid.eq(1)
+                m.d.sync += [self.o.valid.eq(1), self.o_tag.eq(tag)]
         return m

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import EMB_LATENCY
 from dynaspike.formats import FORMATS
 
-from .accumulate import write_signature
+from .accumulate import connect_write, write_signature
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
 
@@ -45,7 +45,8 @@ class Embedding(wiring.Component):
     ``patch_dim`` come from the loaded model and must be stable while tokens flow.
     """
 
-    def __init__(self, lanes: int, max_dim: int, max_patch_dim: int, max_tokens: int, *, fmt=FORMATS):
+    def __init__(self, lanes: int, max_dim: int, max_patch_dim: int, max_tokens: int, *, fmt=FORMATS,
+                 granules: int = 1):
         for name, value in (("lanes", lanes), ("max_dim", max_dim), ("max_patch_dim", max_patch_dim),
                             ("max_tokens", max_tokens)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -61,8 +62,8 @@ class Embedding(wiring.Component):
             "o": Out(stream.Signature(embed_out_layout(max_tokens, self.max_chunks, lanes, fmt))),
             "chunks": In(range(self.max_chunks + 1)),
             "patch_dim": In(range(max_patch_dim + 1)),
-            "w_wr": In(write_signature(self.w_rows, self.w_shape)),
-            "b_wr": In(write_signature(self.b_rows, self.b_shape)),
+            "w_wr": In(write_signature(self.w_rows, self.w_shape, granules)),
+            "b_wr": In(write_signature(self.b_rows, self.b_shape, granules)),
         })
 
     def elaborate(self, platform):
@@ -70,9 +71,8 @@ class Embedding(wiring.Component):
         fmt, E = self.fmt, self.lanes
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[])
         m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[])
-        for mem, wr in ((wmem, self.w_wr), (bmem, self.b_wr)):
-            port = mem.write_port()
-            m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+        connect_write(m, wmem, self.w_wr)
+        connect_write(m, bmem, self.b_wr)
         w_rd, b_rd = wmem.read_port(), bmem.read_port()
 
         advance = ~self.o.valid | self.o.ready  # the whole pipeline holds while an output waits

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import HALT_LATENCY
 from dynaspike.formats import FORMATS
 
-from .accumulate import write_signature
+from .accumulate import connect_write, write_signature
 
 
 def halt_in_layout(max_tokens: int, res_bits: int = FORMATS.res_bits) -> data.StructLayout:
@@ -56,8 +56,7 @@ class HaltUnit(wiring.Component):
         fmt = self.fmt
         m = Module()
         m.submodules.lut = lut = Memory(shape=fmt.halt_frac_bits, depth=fmt.halt_lut_size, init=[])
-        wr = lut.write_port()
-        m.d.comb += [wr.en.eq(self.lut_wr.en), wr.addr.eq(self.lut_wr.addr), wr.data.eq(self.lut_wr.data)]
+        connect_write(m, lut, self.lut_wr)
         rd = lut.read_port()
 
         hacc = Array(Signal(fmt.halt_acc_bits, name=f"hacc{k}") for k in range(self.max_tokens))

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import HEAD_LATENCY
 from dynaspike.formats import FORMATS
 
-from .accumulate import write_signature
+from .accumulate import connect_write, write_signature
 
 
 def count_layout(lanes: int, chunks: int, max_weight: int) -> data.StructLayout:
@@ -38,7 +38,8 @@ class Head(wiring.Component):
     ``count_bits`` wide; the artifact bounds them (at most ``N * T``).
     """
 
-    def __init__(self, lanes: int, dim: int, classes: int, mults: int, max_weight: int, *, fmt=FORMATS):
+    def __init__(self, lanes: int, dim: int, classes: int, mults: int, max_weight: int, *, fmt=FORMATS,
+                 granules: int = 1):
         for name, value in (("lanes", lanes), ("dim", dim), ("classes", classes), ("mults", mults),
                             ("max_weight", max_weight)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -52,7 +53,7 @@ class Head(wiring.Component):
             "go": In(1),
             "clear": In(1),
             "counts": Out(data.ArrayLayout(unsigned(fmt.count_bits), dim)),
-            "w_wr": In(write_signature(classes * self.groups, self.w_shape)),
+            "w_wr": In(write_signature(classes * self.groups, self.w_shape, granules)),
             "b_wr": In(write_signature(max(classes, 2), signed(fmt.logit_bits))),
         })
 
@@ -77,9 +78,8 @@ class Head(wiring.Component):
         # ---- classifier: (class, group) walk -> read -> multiply -> sum and accumulate
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.classes * self.groups, init=[])
         m.submodules.bmem = bmem = Memory(shape=signed(fmt.logit_bits), depth=max(self.classes, 2), init=[])
-        for mem, wr in ((wmem, self.w_wr), (bmem, self.b_wr)):
-            port = mem.write_port()
-            m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+        connect_write(m, wmem, self.w_wr)
+        connect_write(m, bmem, self.b_wr)
         w_rd, b_rd = wmem.read_port(), bmem.read_port()
 
         advance = ~self.o.valid | self.o.ready

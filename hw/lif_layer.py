@@ -18,14 +18,16 @@ from dynaspike.formats import FORMATS
 from .lif import lif_lane
 
 
-def update_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLayout:
+def update_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1) -> data.StructLayout:
+    """An update: membrane ``row``, input ``x`` and threshold ``th`` per lane, the caller's ``tag``."""
     lane = data.ArrayLayout(signed(acc_bits), lanes)
-    return data.StructLayout({"row": range(rows), "x": lane, "th": lane})
+    return data.StructLayout({"row": range(rows), "x": lane, "th": lane, "tag": tag_shape})
 
 
-def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits) -> data.StructLayout:
-    """The row, its spikes (lane p = bit p) and its new membranes (for debug taps and tests)."""
-    return data.StructLayout({"row": range(rows), "spike": lanes, "v": data.ArrayLayout(signed(acc_bits), lanes)})
+def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1) -> data.StructLayout:
+    """The row, its spikes (lane p = bit p), its new membranes (for tests) and the update's ``tag``."""
+    return data.StructLayout({"row": range(rows), "spike": lanes, "v": data.ArrayLayout(signed(acc_bits), lanes),
+                              "tag": tag_shape})
 
 
 class LIFLayer(wiring.Component):
@@ -37,14 +39,15 @@ class LIFLayer(wiring.Component):
     write port). Stalls only on backpressure.
     """
 
-    def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits):
+    def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1):
         for name, value, lo in (("lanes", lanes, 1), ("rows", rows, 2), ("acc_bits", acc_bits, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"LIFLayer {name} must be an integer >= {lo}, got {value!r}")
         self.lanes, self.rows, self.acc_bits, self.latency = lanes, rows, acc_bits, LIF_LAYER_LATENCY
+        self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(update_layout(lanes, rows, acc_bits))),
-            "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits))),
+            "i": In(stream.Signature(update_layout(lanes, rows, acc_bits, tag_shape))),
+            "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits, tag_shape))),
             "clear": In(1),
         })
 
@@ -60,7 +63,7 @@ class LIFLayer(wiring.Component):
         m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance), rd.addr.eq(self.i.payload.row)]
 
         s1_valid = Signal()
-        s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits))
+        s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits, self.tag_shape))
         with m.If(advance):
             m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
             m.d.sync += self.o.valid.eq(s1_valid)
@@ -75,7 +78,8 @@ class LIFLayer(wiring.Component):
             with m.If(go):
                 m.d.sync += [self.o.payload.spike[p].eq(spike), self.o.payload.v[p].eq(v_next)]
         with m.If(go):
-            m.d.sync += [self.o.payload.row.eq(s1.row), valid.bit_select(s1.row, 1).eq(1)]
+            m.d.sync += [self.o.payload.row.eq(s1.row), self.o.payload.tag.eq(s1.tag),
+                         valid.bit_select(s1.row, 1).eq(1)]
         with m.If(self.clear):
             m.d.sync += valid.eq(0)
         return m

@@ -1,0 +1,619 @@
+# amaranth: UnusedElaboratable=no
+"""The dynaspike core: the whole network of docs/integer_model.md on one accumulate engine.
+
+Top level (``Core``): AXI4-Lite registers (``dynaspike.regmap``), an AXI4-Stream input (model and image
+packets, ``dynaspike.packing``) and an AXI4-Stream output (TAP and RESULT packets). The sequencer runs an
+inference as a fixed order of *passes* (docs/hardware.md, "Sequencer"); every pass walks the tokens of
+a mask (the active tokens, or the representatives) in index order through one pipeline, so halted and
+merged tokens cost no cycle, and a module switched off by the time-step mask costs only its decision
+cycle. The cycle count of every pass is ``dynaspike.cycles`` (``pass_cycles``); ``train.cycle_model``
+predicts the whole inference from it.
+
+Memories: the model (weights, biases, thresholds, embedding, head, halting LUT) is written by
+``hw.loader.ModelLoader``; per image the sequencer keeps the windows (``pix``), the embedding ``E`` and the
+residual ``X`` (one row of P lanes per token: the core needs D <= P), the spike vectors of the current
+module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``: the hidden spikes), and every LIF membrane
+(``hw.lif_layer.LIFLayer``). ``X`` is not copied from ``E`` at each step: a ``fresh`` bit per token makes
+reads of ``X`` return ``E`` until the token's first residual add of the step.
+"""
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dynaspike import cycles, packing, regmap
+from dynaspike.config import ModelConfig
+from dynaspike.formats import FORMATS
+from dynaspike.packing import TRAILER_MAGIC, STREAM_MAGIC, STREAM_VERSION, Kind
+from dynaspike.regmap import ErrorCode
+
+from .accumulate import AccumulateEngine, connect_write
+from .attention import AttentionKV
+from .axil import RegisterBlock, axi_lite_signature
+from .embed import Embedding
+from .halt import HaltUnit
+from .head import Head
+from .lif_layer import LIFLayer
+from .loader import PARAM_FIELDS, Geometry, ModelLoader
+from .merge import TokenMerge, popcount
+from .stream_in import StreamParser, axis_signature
+
+EMB_LANES = 16    # embedding multipliers (DSPs); hw/build.py explains the choice
+HEAD_MULTS = 16   # classifier multipliers (DSPs)
+PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
+
+
+def lowest_set(m, bits, name: str):
+    """``(index, any)`` of the lowest set bit of ``bits``: a balanced tree, log2(width) levels."""
+    def tree(lo, hi):
+        if hi - lo == 1:
+            return Const(0, 1), bits[lo]
+        mid = (lo + hi + 1) // 2
+        (i0, a0), (i1, a1) = tree(lo, mid), tree(mid, hi)
+        w = max(len(i0), len(i1), (hi - lo - 1).bit_length())
+        return Mux(a0, i0, i1 + (mid - lo)), a0 | a1
+    idx, any_ = tree(0, len(bits))
+    sig = Signal(range(max(len(bits), 2)), name=f"{name}_idx")
+    m.d.comb += sig.eq(idx)
+    return sig, any_
+
+
+class Walker:
+    """The tokens of a mask in index order: ``cur`` (comb) is the lowest one left; ``next()`` drops it."""
+
+    def __init__(self, m, n: int, name: str):
+        self.rem = Signal(n, name=f"{name}_rem")
+        self.cur, self.any = lowest_set(m, self.rem, name)
+        self.last = (self.rem & (self.rem - 1)) == 0  # cur is the final token
+
+    def load(self, mask):
+        return self.rem.eq(mask)
+
+    def next(self):
+        return self.rem.eq(self.rem & (self.rem - 1))
+
+
+class Core(wiring.Component):
+    """The core, sized for models up to ``cfg`` (``packing.capacity_for(cfg, lanes)``) on ``lanes`` P.
+
+    Ports: ``s_axil`` (AXI4-Lite slave), ``s_axis`` (AXI4-Stream in), ``m_axis`` (AXI4-Stream out).
+    """
+
+    def __init__(self, lanes: int = 64, cfg: ModelConfig = ModelConfig(), *, clock_hz: int = 100_000_000):
+        self.cap = packing.capacity_for(cfg, lanes, clock_hz)
+        self.g = Geometry(self.cap, cfg.heads, min(EMB_LANES, lanes), HEAD_MULTS)
+        self.rows = packing.weight_layout(cfg, lanes)["_rows"]
+        super().__init__({
+            "s_axil": In(axi_lite_signature()),
+            "s_axis": In(axis_signature()),
+            "m_axis": Out(axis_signature()),
+        })
+
+    def elaborate(self, platform):
+        g, fmt = self.g, FORMATS
+        P, N = g.P, g.N
+        top = Module()
+        m = Module()  # everything a soft reset returns to its reset state (the model stays)
+
+        regs = top.submodules.regs = RegisterBlock(self.cap)
+        parser = top.submodules.parser = StreamParser(P)
+        emb = Embedding(g.E, g.D, g.PD, N, granules=g.E)
+        ld = top.submodules.loader = ModelLoader(g, self.rows["weights"], self.rows["biases"],
+                                                 self.rows["thresholds"], emb.w_rows, emb.b_rows,
+                                                 g.C * g.head_groups)
+        tag = data.StructLayout({"tok": range(N), "j": range(max(3, g.hch))})
+        acc = AccumulateEngine(P, self.rows["weights"], self.rows["biases"], tag_shape=tag,
+                               w_granules=P // 8, b_granules=P // 2)
+        lif = LIFLayer(P, N * g.R, tag_shape=tag)
+        att = AttentionKV(N, g.D, g.heads)
+        halt = HaltUnit(N)
+        merge = TokenMerge(N, g.D)
+        head = Head(P, g.D, g.C, g.M, N, granules=g.M)
+        soft = regs.ctrl.soft_reset
+        for name, sub in (("acc", acc), ("lif", lif), ("att", att), ("halt", halt), ("merge", merge),
+                          ("emb", emb), ("head", head)):
+            top.submodules[name] = ResetInserter({"sync": soft})(sub)
+        top.submodules.seq = ResetInserter({"sync": soft})(m)
+        m.d.comb += parser.soft_reset.eq(soft)
+        wiring.connect(top, wiring.flipped(self.s_axil), regs.axil)
+        wiring.connect(top, wiring.flipped(self.s_axis), parser.s_axis)
+        for dst, src in ((acc.w_wr, ld.w_wr), (acc.b_wr, ld.b_wr), (emb.w_wr, ld.ew_wr), (emb.b_wr, ld.eb_wr),
+                         (head.w_wr, ld.hw_wr), (head.b_wr, ld.hb_wr), (halt.lut_wr, ld.lut_wr)):
+            wiring.connect(top, src, dst)
+
+        cfgd = ld.derived
+        prm = {name: ld.params[k] for k, name in enumerate(PARAM_FIELDS)}
+        dense = regs.run_config.force_dense
+        taps_on = Signal()
+
+        # ------------------------------------------------------------------ status, errors, model state
+        loaded = Signal()      # not reset by SOFT_RESET: the model stays
+        loading = Signal()
+        error = Signal()
+        error_code = Signal(8)
+        error_beat = Signal(32)
+        images_done = Signal(32)
+        cycles_ = Signal(64)
+        perf = Array(Signal(32, name=f"perf_{n.lower()}") for n, _ in regmap.PERF_COUNTERS)
+        busy = Signal()
+        done = Signal()
+        m.d.comb += [regs.status.busy.eq(busy | loading), regs.status.done.eq(done), regs.status.error.eq(error),
+                     regs.status.model_loaded.eq(loaded), regs.status.loading.eq(loading),
+                     regs.error_code.eq(error_code), regs.error_beat.eq(error_beat),
+                     regs.images_done.eq(images_done), regs.cycles.eq(cycles_)]
+        m.d.comb += [regs.perf[k].eq(perf[k]) for k in range(len(regmap.PERF_COUNTERS))]
+        m.d.comb += [regs.model[k].eq(ld.cfg[k]) for k in range(len(ld.cfg))]
+
+        def fail(code, beat=0):
+            return [error.eq(1), error_code.eq(code), error_beat.eq(beat)]
+
+        with m.If(parser.error & ~error):
+            m.d.sync += fail(parser.error_code, parser.error_beat)
+
+        # ------------------------------------------------------------------ per-image memories
+        pix = Memory(shape=64 * g.bpt, depth=N, init=[])
+        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N, init=[])
+        xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N, init=[])
+        sin, qm, km, vm = (Memory(shape=P, depth=N, init=[]) for _ in range(4))
+        zm = Memory(shape=g.hch * P, depth=N, init=[])
+        thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[])
+        for name, mem in (("pix", pix), ("emem", emem), ("xmem", xmem), ("sin", sin), ("qm", qm), ("km", km),
+                          ("vm", vm), ("zm", zm), ("thm", thm)):
+            m.submodules[name] = mem
+        pix_w = pix.write_port(granularity=64)
+        e_w = emem.write_port(granularity=g.E)
+        x_w = xmem.write_port()
+        sin_w, qm_w, km_w, vm_w = (mem.write_port() for mem in (sin, qm, km, vm))
+        zm_w = zm.write_port(granularity=P)
+        connect_write(top, thm, ld.th_wr)
+        pix_r = pix.read_port(domain="comb")
+        sin_r, qm_r, km_r, vm_r, zm_r = (mem.read_port(domain="comb") for mem in (sin, qm, km, vm, zm))
+        e_r, x_r, th_r = emem.read_port(), xmem.read_port(), thm.read_port()
+
+        active, reps, fresh = Signal(N), Signal(N), Signal(N)
+        rep_of = Array(Signal(range(N), name=f"rep{k}") for k in range(N))
+        halt_t = Array(Signal(signed(8), name=f"halt_t{k}") for k in range(N))
+        halt_l = Array(Signal(signed(8), name=f"halt_l{k}") for k in range(N))
+        logits = Array(Signal(signed(fmt.logit_bits), name=f"logit{c}") for c in range(2 * ((g.C + 1) // 2)))
+        t = Signal(range(g.Tmax + 1))
+        l = Signal(range(g.Lmax + 1))
+        wb = Signal(range(self.rows["weights"] + 1))   # weight, bias and threshold rows of block l
+        bb = Signal(range(self.rows["biases"] + 1))
+        tb = Signal(range(self.rows["thresholds"] + 1))
+        attn_on, mlp_on = Signal(), Signal()
+        final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
+        mask_bit = lambda mod: ld.mask.bit_select(mod * g.Tmax + t, 1)  # noqa: E731
+        dmask = Signal(P)  # lanes < D
+        m.d.comb += dmask.eq(~(Const(-1, P) << cfgd.dim))
+        sizes = merge.sizes
+
+        # ------------------------------------------------------------------ the pass machinery
+        wk = Walker(m, N, "wk")          # tokens of the current pass
+        wq = Walker(m, N, "wq")          # attention: Q tokens
+        wo = Walker(m, N, "wo")          # attention: Y rows
+        drain = Signal(range(8))
+
+        def mrow(tok, j):                # membrane row of layer j of block l (j = 6.. hidden chunks)
+            return tok * g.R + l * g.stride + j
+
+        OUT_ROW = g.Lmax * g.stride
+
+        # X / E reads (sync): one address for both; the walker's token, or the accumulator row's token
+        x_addr = Signal(range(N))
+        m.d.comb += [x_r.addr.eq(x_addr), e_r.addr.eq(x_addr)]
+        xr_valid = Signal()
+        xr_tok = Signal(range(N))
+        xval = Signal(data.ArrayLayout(signed(fmt.res_bits), P))
+        xr_fresh = fresh.bit_select(xr_tok, 1)
+        m.d.comb += [xval[p].eq(Mux(xr_fresh, e_r.data[p], x_r.data[p])) for p in range(P)]
+        m.d.sync += xr_valid.eq(0)
+
+        # event generator: the present spikes of rows of a token's spike vector, one per cycle
+        eg_busy, eg_bits, eg_rem = Signal(), Signal(g.W), Signal(g.W)
+        eg_tok = Signal(range(N))
+        eg_j, eg_rows = Signal(range(max(3, g.hch) + 1)), Signal(range(max(3, g.hch) + 1))
+        eg_w = Signal.like(wb)
+        eg_idx, eg_present = lowest_set(m, eg_rem, "eg")
+        eg_rest = eg_rem & (eg_rem - 1)
+        eg_row_end = eg_rest == 0
+        eg_tok_end = eg_row_end & (eg_j == eg_rows - 1)
+        ev = acc.i.payload
+        m.d.comb += [ev.index.eq(eg_idx), ev.w_base.eq(eg_w), ev.present.eq(eg_present), ev.last.eq(eg_row_end),
+                     ev.tag.tok.eq(eg_tok), ev.tag.j.eq(eg_j), acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
+        pass_w = Signal.like(wb)         # weight row of the pass's first row
+        pass_b = Signal.like(bb)
+        pass_th = Signal.like(tb)
+        m.d.comb += ev.b_row.eq(pass_b + eg_j)
+        src_bits = Signal(g.W)
+        m.d.comb += [sin_r.addr.eq(wk.cur), zm_r.addr.eq(wk.cur)]
+
+        def eg_load(tok, rows):
+            return [eg_busy.eq(1), eg_bits.eq(src_bits), eg_rem.eq(src_bits), eg_tok.eq(tok), eg_j.eq(0),
+                    eg_rows.eq(rows), eg_w.eq(pass_w)]
+
+        # accumulator rows -> thresholds (sync read) -> LIF, or -> X read -> residual add
+        th_valid = Signal()
+        th_acc = Signal(acc.acc_shape)
+        th_tag = Signal(tag)
+        m.d.comb += th_r.addr.eq(pass_th + acc.o_tag.j)
+        m.d.sync += th_valid.eq(0)
+        xa_valid = Signal()
+        xa_acc = Signal(acc.acc_shape)
+        m.d.sync += xa_valid.eq(0)
+
+        # LIF layer input: one source per pass kind (set below)
+        li = lif.i.payload
+        lo = lif.o.payload
+        m.d.comb += lif.o.ready.eq(1)
+        attn_th = prm["attn_threshold"]
+        res_th = prm["res_threshold"]
+
+        # spike writes: row = token
+        for w in (sin_w, qm_w, km_w, vm_w, zm_w):
+            m.d.comb += [w.addr.eq(lo.tag.tok)]
+        m.d.comb += [sin_w.data.eq(lo.spike), qm_w.data.eq(lo.spike), km_w.data.eq(lo.spike),
+                     vm_w.data.eq(lo.spike), zm_w.data.eq(lo.spike.replicate(g.hch))]
+
+        # attention
+        kv = att.kv_i.payload
+        m.d.comb += [km_r.addr.eq(wk.cur), vm_r.addr.eq(wk.cur), qm_r.addr.eq(wq.cur),
+                     kv.k.eq(km_r.data), kv.v.eq(vm_r.data), kv.size.eq(sizes[wk.cur]), kv.last.eq(wk.last),
+                     att.q_i.payload.q.eq(qm_r.data), att.q_i.payload.last.eq(wq.last), att.o.ready.eq(1)]
+        dh = g.dh
+        kv_acs = Signal(32)
+        m.d.comb += kv_acs.eq(sum(Mux(vm_r.data[h * dh:(h + 1) * dh].any(), popcount(km_r.data[h * dh:(h + 1) * dh]), 0)
+                                  for h in range(g.heads)) * dh)
+
+        # halting
+        m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
+                     halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1),
+                     halt.i.payload.token.eq(xr_tok), halt.i.payload.final.eq(0),
+                     halt.i.payload.x.eq(xval.as_value().word_select(prm["halt_channel"][:max(1, (P - 1).bit_length())],
+                                                                     fmt.res_bits))]
+        # readout
+        m.d.comb += [head.i.payload.chunk.eq(0), head.i.payload.spike.eq(lo.spike & dmask),
+                     head.i.payload.w.eq(sizes[lo.tag.tok])]
+        # merge / embedding
+        m.d.comb += [merge.threshold.eq(Mux(dense, -1, prm["merge_threshold"])), merge.o.ready.eq(1),
+                     emb.o.ready.eq(1), emb.chunks.eq(cfgd.emb_chunks), emb.patch_dim.eq(cfgd.patch_dim),
+                     head.o.ready.eq(1)]
+
+        def count(name, amount):
+            return perf[PERF[name]].eq(perf[PERF[name]] + amount)
+
+        # ------------------------------------------------------------------ output packets
+        out = self.m_axis
+        ob = Signal(16)                  # beat of the packet being sent
+        olen = Signal(16)                # its payload beats
+        csum = Signal(32)
+        obeat = Signal(64)               # the payload beat `ob - 2`
+        n_logit_beats = (cfgd.classes + 1) >> 1
+        with m.If(ob - 2 < n_logit_beats):
+            k = (ob - 2)[:max(1, (g.C).bit_length())]
+            lo_l = logits[k * 2]
+            hi_l = Mux(k * 2 + 1 < cfgd.classes, logits[k * 2 + 1], 0)
+            m.d.comb += obeat.eq(Cat(lo_l[:32], hi_l[:32]))
+        with m.Else():
+            m.d.comb += obeat.eq(cycles_)
+        img_tag = Signal(32)
+
+        # ------------------------------------------------------------------ image intake counters
+        img_row = Signal(range(N + 1))
+        img_g = Signal(range(g.bpt + 1))
+        counting = Signal()
+        with m.If(counting):
+            m.d.sync += cycles_.eq(cycles_ + 1)
+
+        pbeat = parser.o.payload
+        is_model = pbeat.kind == Kind.MODEL
+        is_image = pbeat.kind == Kind.IMAGE
+        # model beats go to the loader while idle; everything is dropped in the error state
+        m.d.comb += ld.i.payload.eq(pbeat)
+
+        # ------------------------------------------------------------------ the sequencer
+        ctrl = regs.ctrl
+        # model state lives outside the soft-reset domain: the sequencer only requests changes
+        set_loaded, clr_loaded, set_loading, clr_loading = Signal(), Signal(), Signal(), Signal()
+        with top.If(set_loading):
+            top.d.sync += loading.eq(1)
+        with top.If(clr_loading | soft):
+            top.d.sync += loading.eq(0)
+        with top.If(set_loaded):
+            top.d.sync += loaded.eq(1)
+        with top.If(clr_loaded | (ctrl.unload & ~busy)):
+            top.d.sync += loaded.eq(0)
+
+        with m.FSM(name="seq") as fsm:
+            @contextmanager
+            def state(name):
+                """A sequencer state that leaves for ERROR as soon as an error is latched."""
+                with m.State(name):
+                    yield
+                    with m.If(error):
+                        m.next = "ERROR"
+
+            def goto(target, **load):
+                def f():
+                    m.next = target
+                    m.d.sync += [wk.load(load.get("mask", active)), drain.eq(load.get("drain", cycles.DRAIN_X))]
+                    for s_ in load.get("also", []):
+                        m.d.sync += s_
+                return f
+
+            with m.State("IDLE"):
+                m.d.comb += ld.i.valid.eq(parser.o.valid & is_model & ~error)
+                m.d.comb += parser.o.ready.eq(Mux(error, 1, is_model & ld.i.ready))
+                with m.If(parser.o.valid & is_model & (pbeat.section == 1) & (pbeat.index == 0) & ~error):
+                    m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
+                with m.If(parser.ok & (parser.kind == Kind.MODEL) & ~error):
+                    m.d.comb += clr_loading.eq(1)
+                    with m.If(ld.fits):
+                        m.d.comb += set_loaded.eq(1)
+                    with m.Else():
+                        m.d.sync += fail(ErrorCode.EXCEEDS_CAPACITY)
+                with m.If(error):
+                    m.next = "ERROR"
+                with m.Elif(ctrl.start | (parser.o.valid & is_image)):
+                    with m.If(~loaded):
+                        m.d.sync += fail(ErrorCode.NO_MODEL)
+                        m.next = "ERROR"
+                    with m.Elif(ctrl.start):
+                        m.d.sync += [busy.eq(1), done.eq(0), taps_on.eq(regs.run_config.debug_taps),
+                                     img_row.eq(0), img_g.eq(0), cycles_.eq(0)]
+                        m.d.sync += [p.eq(0) for p in perf]
+                        m.next = "IMG"
+
+            with state("IMG"):
+                # the image's data beats into the window memory; the cycle count starts with the first
+                m.d.comb += parser.o.ready.eq(is_image)
+                take = parser.o.valid & is_image
+                m.d.comb += [pix_w.addr.eq(img_row), pix_w.data.eq(pbeat.data.replicate(g.bpt)),
+                             pix_w.en.eq(Mux(take & (img_row < cfgd.n), 1 << img_g, 0))]
+                with m.If(take):
+                    m.d.sync += counting.eq(1)
+                    with m.If(~counting):
+                        m.d.sync += cycles_.eq(1)
+                    m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
+                    m.d.sync += img_row.eq(img_row + (img_g == cfgd.bpt - 1))
+                    with m.If(img_row >= cfgd.n):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                with m.If(parser.o.valid & is_model):  # a model packet while an image is expected
+                    m.d.sync += fail(ErrorCode.BAD_KIND)
+                with m.If(parser.ok & (parser.kind == Kind.IMAGE)):
+                    m.d.sync += img_tag.eq(parser.tag)
+                    with m.If((img_row != cfgd.n) | (img_g != 0)):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0),
+                                     fresh.eq(Const(-1, N))]
+                        m.d.comb += [lif.clear.eq(1), halt.clear.eq(1), head.clear.eq(1)]
+                        m.next = "EMB"
+
+            with state("EMB"):
+                # windows -> embedding -> E rows and merge bits -> token merge -> representatives
+                m.d.comb += [pix_r.addr.eq(wk.cur), emb.i.valid.eq(wk.any), emb.i.payload.token.eq(wk.cur)]
+                m.d.comb += [emb.i.payload.pix[k].eq(pix_r.data.word_select(k, 8)) for k in range(g.PD)]
+                with m.If(emb.i.valid & emb.i.ready):
+                    m.d.sync += wk.next()
+                eo = emb.o.payload
+                lane0 = eo.chunk * g.E
+                m.d.comb += [e_w.addr.eq(eo.token), e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk, 0))]
+                for p in range(P):
+                    keep = (lane0 + (p % g.E)) < cfgd.dim
+                    m.d.comb += e_w.data[p].eq(Mux(keep, eo.e[p % g.E], 0))
+                bacc = Signal(P)
+                chunk_bits = Signal(P)
+                cb = Cat(*((eo.e[i] >= (res_th << 1)) for i in range(g.E)))
+                m.d.comb += chunk_bits.eq((cb << lane0) & dmask)
+                with m.If(emb.o.valid):
+                    last_chunk = eo.chunk == cfgd.emb_chunks - 1
+                    m.d.sync += bacc.eq(Mux(last_chunk, 0, bacc | chunk_bits))
+                    m.d.comb += [merge.i.valid.eq(last_chunk), merge.i.payload.bits.eq(bacc | chunk_bits),
+                                 merge.i.payload.last.eq(eo.token == cfgd.n - 1)]
+                mo = merge.o.payload
+                with m.If(merge.o.valid):
+                    is_rep = mo.rep == mo.token
+                    m.d.sync += [reps.bit_select(mo.token, 1).eq(is_rep), rep_of[mo.token].eq(mo.rep)]
+                    with m.If(~is_rep):
+                        m.d.sync += count("MERGED_TOKENS", 1)
+                    with m.If(mo.last):
+                        m.d.sync += [active.eq(reps | (is_rep << mo.token)), t.eq(0)]
+                        m.next = "STEP"
+
+            with state("STEP"):
+                m.d.sync += [fresh.eq(fresh | active), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
+                m.next = "BLOCK"
+
+            with state("BLOCK"):
+                a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
+                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", popcount(active))]
+                m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
+                with m.If(a_on):
+                    goto("AIN")()
+                with m.Else():
+                    m.next = "MLP"
+
+            def x_pass(name, nxt, mlayer, tag_j=0):
+                """Walk the tokens; read their X rows; feed the LIF layer (layer ``mlayer``)."""
+                with state(name):
+                    with m.If(wk.any):
+                        m.d.comb += x_addr.eq(wk.cur)
+                        m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
+                    with m.Else():
+                        m.d.sync += drain.eq(drain - 1)
+                        with m.If(drain == 0):
+                            nxt()
+                    m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(xr_tok * g.R + mlayer), li.tag.tok.eq(xr_tok),
+                                 li.tag.j.eq(tag_j)]
+                    m.d.comb += [li.x[p].eq(xval[p]) for p in range(P)]
+                    m.d.comb += [li.th[p].eq(res_th) for p in range(P)]
+
+            def event_pass(name, nxt, rows, w0, b0, th0, fan, src, mlayer, dest):
+                with state(name):
+                    m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), pass_th.eq(th0), src_bits.eq(src)]
+                    # events
+                    with m.If(eg_busy):
+                        m.d.sync += eg_rem.eq(eg_rest)
+                        with m.If(eg_present):
+                            m.d.sync += count(dest["counter"], dest.get("fan_of_j", lambda j: fan)(eg_j))
+                        with m.If(eg_row_end):
+                            m.d.sync += [eg_j.eq(eg_j + 1), eg_rem.eq(eg_bits), eg_w.eq(eg_w + cfgd.dim)]
+                    with m.If(~eg_busy | eg_tok_end):
+                        with m.If(wk.any):
+                            m.d.sync += eg_load(wk.cur, rows) + [wk.next()]
+                        with m.Else():
+                            m.d.sync += eg_busy.eq(0)
+                    with m.If(~eg_busy & ~wk.any):
+                        m.d.sync += drain.eq(drain - 1)
+                        with m.If(drain == 0):
+                            nxt()
+                    o_tok = acc.o_tag.tok
+                    if dest["kind"] == "lif":
+                        with m.If(acc.o.valid):
+                            m.d.sync += [th_valid.eq(1), th_acc.eq(acc.o.payload), th_tag.eq(acc.o_tag)]
+                        m.d.comb += [lif.i.valid.eq(th_valid), li.row.eq(th_tag.tok * g.R + mlayer + th_tag.j),
+                                     li.tag.eq(th_tag)]
+                        m.d.comb += [li.x[p].eq(th_acc[p]) for p in range(P)]
+                        m.d.comb += [li.th[p].eq(th_r.data[p]) for p in range(P)]
+                    else:  # residual add
+                        m.d.comb += x_addr.eq(o_tok)
+                        with m.If(acc.o.valid):
+                            m.d.sync += [xa_valid.eq(1), xa_acc.eq(acc.o.payload), xr_tok.eq(o_tok)]
+                        m.d.comb += [x_w.addr.eq(xr_tok), x_w.en.eq(xa_valid)]
+                        for p in range(P):
+                            s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
+                            m.d.comb += s_.eq(xval[p] + xa_acc[p])
+                            m.d.comb += x_w.data[p].eq(Mux(s_ > fmt.res_max, fmt.res_max,
+                                                           Mux(s_ < fmt.res_min, fmt.res_min, s_)))
+                        with m.If(xa_valid):
+                            m.d.sync += fresh.bit_select(xr_tok, 1).eq(0)
+
+            blk_m = l * g.stride
+            # ---- attention module
+            x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0)
+            event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
+                                   also=[wq.load(active), wo.load(active)]),
+                       3, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + 1, {"kind": "lif", "counter": "AC_QKV"})
+            with state("ATTN"):
+                m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
+                with m.If(att.kv_i.valid & att.kv_i.ready):
+                    m.d.sync += [wk.next(), count("AC_KV", kv_acs)]
+                with m.If(att.q_i.valid & att.q_i.ready):
+                    m.d.sync += [wq.next(), count("AC_Y", popcount(qm_r.data) * dh)]
+                m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(wo.cur * g.R + blk_m + 4), li.tag.tok.eq(wo.cur)]
+                m.d.comb += [li.x[p].eq(att.o.payload.y[p] if p < g.D else 0) for p in range(P)]
+                m.d.comb += [li.th[p].eq(attn_th) for p in range(P)]
+                with m.If(att.o.valid):
+                    m.d.sync += wo.next()
+                with m.If(~wo.any):
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        goto("PROJ", drain=cycles.DRAIN_EVENTS)()
+            event_pass("PROJ", goto("MLP"), 1, wb + 3 * cfgd.dim, bb + 3, tb, cfgd.dim,
+                       sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
+
+            # ---- MLP module
+            with state("MLP"):
+                with m.If(mlp_on):
+                    goto("MIN")()
+                with m.Else():
+                    m.next = "HALTDEC"
+            x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5)
+            hid_fan = lambda j: Mux(j == cfgd.hch - 1, cfgd.hid_last, P)  # noqa: E731
+            event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), cfgd.hch, wb + cfgd.w_fc1, bb + 4, tb + 3,
+                       P, sin_r.data, blk_m + 6, {"kind": "lif", "counter": "AC_FC1", "fan_of_j": hid_fan})
+            event_pass("FC2", goto("HALTDEC"), 1, wb + cfgd.w_fc2, bb + 4 + cfgd.hch, tb, cfgd.dim,
+                       zm_r.data, 0, {"kind": "x", "counter": "AC_FC2"})
+
+            # ---- halting
+            with state("HALTDEC"):
+                with m.If((attn_on | mlp_on) & ~dense):
+                    goto("HALT", drain=cycles.DRAIN_HALT)()
+                with m.Else():
+                    m.next = "ENDBLOCK"
+            with state("HALT"):
+                with m.If(wk.any):
+                    m.d.comb += x_addr.eq(wk.cur)
+                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
+                with m.Else():
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        m.next = "ENDBLOCK"
+                m.d.comb += halt.i.valid.eq(xr_valid)
+                ho = halt.o.payload
+                with m.If(halt.o.valid & ho.halted):
+                    m.d.sync += [active.bit_select(ho.token, 1).eq(0), halt_t[ho.token].eq(t), halt_l[ho.token].eq(l)]
+                    with m.If(~final):
+                        m.d.sync += count("HALTED_TOKENS", 1)
+
+            with state("ENDBLOCK"):
+                with m.If(final):
+                    m.d.sync += active.eq(0)
+                    for k in range(N):
+                        with m.If(active[k]):
+                            m.d.sync += [halt_t[k].eq(t), halt_l[k].eq(l)]
+                with m.If(l == cfgd.blocks - 1):
+                    goto("READOUT", mask=reps)()
+                with m.Else():
+                    m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + 5 + cfgd.hch),
+                                 tb.eq(tb + 3 + cfgd.hch)]
+                    m.next = "BLOCK"
+
+            def after_readout():
+                with m.If(t == cfgd.steps - 1):
+                    m.next = "HEAD"
+                    m.d.comb += head.go.eq(1)
+                with m.Else():
+                    m.d.sync += t.eq(t + 1)
+                    m.next = "STEP"
+            x_pass("READOUT", after_readout, OUT_ROW)
+
+            with state("HEAD"):
+                with m.If(head.o.valid):
+                    m.d.sync += logits[head.o.payload.cls].eq(head.o.payload.logit)
+                    with m.If(head.o.payload.last):
+                        m.d.sync += [counting.eq(0), ob.eq(0), csum.eq(0),
+                                     olen.eq(n_logit_beats + 1)]
+                        m.next = "RESULT"
+
+            with state("RESULT"):
+                m.d.comb += out.tvalid.eq(1)
+                with m.Switch(ob):
+                    with m.Case(0):
+                        m.d.comb += out.tdata.eq(Cat(Const(STREAM_MAGIC, 32), Const(STREAM_VERSION, 8),
+                                                     Const(Kind.RESULT, 8), Const(0, 16)))
+                    with m.Case(1):
+                        m.d.comb += out.tdata.eq(Cat(olen, Const(0, 16), img_tag))
+                    with m.Default():
+                        with m.If(ob == olen + 2):
+                            m.d.comb += [out.tdata.eq(Cat(csum, Const(TRAILER_MAGIC, 32))), out.tlast.eq(1)]
+                        with m.Else():
+                            m.d.comb += out.tdata.eq(obeat)
+                with m.If(out.tready):
+                    m.d.sync += ob.eq(ob + 1)
+                    with m.If((ob >= 2) & (ob < olen + 2)):
+                        m.d.sync += csum.eq(csum + out.tdata[:32] + out.tdata[32:])
+                    with m.If(out.tlast):
+                        m.d.sync += [busy.eq(0), done.eq(1), images_done.eq(images_done + 1)]
+                        m.next = "IDLE"
+
+            with m.State("ERROR"):
+                m.d.comb += parser.o.ready.eq(1)  # drop everything until SOFT_RESET
+                m.d.sync += [busy.eq(0), counting.eq(0)]
+
+        # LIF outputs -> spike memories / readout, by pass
+        with m.If(lif.o.valid):
+            with m.If(fsm.ongoing("AIN") | fsm.ongoing("MIN") | fsm.ongoing("ATTN")):
+                m.d.comb += sin_w.en.eq(1)
+            with m.If(fsm.ongoing("QKV")):
+                m.d.comb += [qm_w.en.eq(lo.tag.j == 0), km_w.en.eq(lo.tag.j == 1), vm_w.en.eq(lo.tag.j == 2)]
+            with m.If(fsm.ongoing("FC1")):
+                m.d.comb += zm_w.en.eq(1 << lo.tag.j)
+            with m.If(fsm.ongoing("READOUT")):
+                m.d.comb += head.i.valid.eq(1)
+                m.d.sync += count("AC_READOUT", popcount(lo.spike & dmask))
+        self.state_encoding = fsm.encoding  # name -> value of seq_state (testbenches log the passes)
+        return top

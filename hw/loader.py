@@ -1,0 +1,235 @@
+"""Model loader: the data beats of a MODEL packet (``dynaspike.packing.SECTIONS``) into the core's
+registers and memories.
+
+The memory images (``weights``, ``biases``, ``thresholds``) arrive in the memories' own row layout
+(``packing.weight_layout``): one beat per cycle, written a beat-wide part of a row at a time. The other
+sections are tensors in the artifact's row-major order; they are written one element per cycle (a beat of
+16-bit elements takes 4 cycles), with nested counters mapping the element index to its row and lane. A
+model loads once, so the loader is small rather than fast.
+
+The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration order), ``params`` fills
+``params`` (``IntParams`` fields); ``derived`` (``derived_layout``) holds what the sequencer needs from them,
+and ``fits`` says whether the configuration fits the core (checked by the caller when the packet's
+trailer has been accepted).
+"""
+
+from dataclasses import fields
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dynaspike.artifact import IntParams
+from dynaspike.config import ModelConfig
+from dynaspike.formats import FORMATS
+from dynaspike.packing import BEAT_BITS, SECTION_IDS
+
+from .accumulate import write_signature
+from .stream_in import beat_layout
+
+CFG_FIELDS = tuple(f.name for f in fields(ModelConfig))
+PARAM_FIELDS = tuple(f.name for f in fields(IntParams))
+CFG_BITS, PARAM_BITS = 16, 32  # element widths of the config and params sections (packing.SECTIONS)
+
+
+def log2(n: int) -> int:
+    if n < 1 or n & (n - 1):
+        raise ValueError(f"{n} is not a power of two")
+    return n.bit_length() - 1
+
+
+class Geometry:
+    """Build-time sizes of one core (from its capacity); every hw module of the core shares one."""
+
+    def __init__(self, cap, heads: int, emb_lanes: int, head_mults: int):
+        self.cap, self.P, self.heads = cap, cap.lanes, heads
+        self.N, self.D, self.H, self.Lmax, self.Tmax = (cap.max_tokens, cap.max_dim, cap.max_hidden,
+                                                         cap.max_blocks, cap.max_t)
+        self.C, self.PD, self.dh = cap.max_classes, cap.max_patch_dim, cap.head_dim
+        self.E, self.M = emb_lanes, head_mults
+        self.hch = -(-self.H // self.P)               # hidden chunks of P lanes
+        self.bpt = -(-self.PD // 8)                    # beats per token window in an image packet
+        self.stride = 6 + self.hch                     # membrane rows per token and block
+        self.R = self.Lmax * self.stride + 1           # membrane rows per token (+ the readout layer)
+        self.emb_chunks = -(-self.D // self.E)
+        self.head_groups = -(-self.D // self.M)
+        self.mask_bits = 2 * self.Lmax * self.Tmax
+        self.W = max(self.P, self.hch * self.P)        # widest spike vector an event generator scans
+        for what, v in (("lanes", self.P), ("embedding lanes", self.E), ("head multipliers", self.M)):
+            log2(v)
+        if self.P % self.E or self.P < 8 or self.D > self.P:
+            raise ValueError(f"the core needs lanes P a power of two >= 8, a multiple of the embedding lanes "
+                             f"{self.E}, and D <= P (one row per token); got P={self.P}, D={self.D}")
+        if self.D % self.dh or self.D // self.dh != heads:
+            raise ValueError(f"max_dim {self.D} is not heads {heads} x head_dim {self.dh}")
+
+
+def derived_layout(g: Geometry) -> data.StructLayout:
+    """Values the sequencer needs, computed from the loaded config (registered: stable after loading)."""
+    return data.StructLayout({
+        "n": range(g.N + 1), "dim": range(g.D + 1), "hidden": range(g.H + 1), "blocks": range(g.Lmax + 1),
+        "steps": range(g.Tmax + 1), "classes": range(g.C + 1), "patch_dim": range(g.PD + 1),
+        "hch": range(g.hch + 1), "bpt": range(g.bpt + 1), "emb_chunks": range(g.emb_chunks + 1),
+        "hid_last": range(g.P + 1),            # lanes of the last hidden chunk
+        "w_block": range(g.cap.weight_rows + 1),   # weight rows per block: 4D + hch*D + Hd
+        "w_fc1": range(g.cap.weight_rows + 1),     # weight row of fc1 in a block: 4D
+        "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4D + hch*D
+    })
+
+
+class ModelLoader(wiring.Component):
+    """Write a MODEL packet's data beats (``StreamParser.o``, kind MODEL) into the core.
+
+    ``i`` takes a beat when its elements are written: memory-image beats in one cycle, other beats in one
+    cycle per element. Memory write ports (``write_signature``) go to the components that own them.
+    """
+
+    def __init__(self, g: Geometry, w_rows: int, b_rows: int, th_rows: int, emb_w_rows: int, emb_b_rows: int,
+                 head_w_rows: int):
+        self.g = g
+        acc = data.ArrayLayout(signed(FORMATS.acc_bits), g.P)
+        super().__init__({
+            "i": In(stream.Signature(beat_layout())),
+            "cfg": Out(data.ArrayLayout(CFG_BITS, len(CFG_FIELDS))),
+            "params": Out(data.ArrayLayout(signed(PARAM_BITS), len(PARAM_FIELDS))),
+            "derived": Out(derived_layout(g)),
+            "fits": Out(1),
+            "mask": Out(g.mask_bits),          # bit m * Tmax + t
+            "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.P), g.P // 8)),
+            "b_wr": Out(write_signature(b_rows, acc, g.P // 2)),
+            "th_wr": Out(write_signature(th_rows, acc, g.P // 2)),
+            "ew_wr": Out(write_signature(emb_w_rows, data.ArrayLayout(signed(FORMATS.emb_weight_bits), g.E), g.E)),
+            "eb_wr": Out(write_signature(emb_b_rows, data.ArrayLayout(signed(32), g.E), g.E)),
+            "hw_wr": Out(write_signature(head_w_rows, data.ArrayLayout(signed(FORMATS.head_weight_bits), g.M), g.M)),
+            "hb_wr": Out(write_signature(max(g.C, 2), signed(FORMATS.logit_bits))),
+            "lut_wr": Out(write_signature(FORMATS.halt_lut_size, FORMATS.halt_frac_bits)),
+        })
+
+    def elaborate(self, platform):
+        g, m = self.g, Module()
+        cfg = {name: self.cfg[k] for k, name in enumerate(CFG_FIELDS)}
+        beat = self.i.payload
+        sid = {name: beat.section == v for name, v in SECTION_IDS.items()}
+        first = beat.index == 0  # the section's first data beat
+
+        # ---- derived values (registered from cfg; the config section is the first one)
+        d = self.derived
+        grid = Signal(range(g.N + 1))  # tokens per side, found among the few that fit max_tokens
+        side_ok = Signal()
+        for s in range(1, g.N + 1):
+            if s * s <= g.N:
+                with m.If(cfg["img_size"] == cfg["patch_size"] * s):
+                    m.d.comb += [grid.eq(s), side_ok.eq(1)]
+        dim, hidden = cfg["dim"], cfg["dim"] * cfg["mlp_ratio"]
+        pd = cfg["in_channels"] * cfg["embed_kernel"] * cfg["embed_kernel"]
+        hch = (hidden + g.P - 1) >> log2(g.P)
+        m.d.sync += [
+            d.n.eq(grid * grid), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
+            d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
+            d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
+            d.hid_last.eq(hidden - ((hch - 1) << log2(g.P))),
+            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + hch * dim), d.w_block.eq((dim << 2) + hch * dim + hidden),
+        ]
+        m.d.comb += self.fits.eq(side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
+                                 & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax) & (cfg["t_max"] > 0)
+                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == cfg["heads"] * g.dh)
+                                 & (cfg["heads"] > 0) & (hidden > 0))
+
+        # ---- memory images: one beat per cycle, P/8 (weights) or P/2 (32-bit lanes) beats per row
+        for name, wr, per_row in (("weights", self.w_wr, g.P // 8), ("biases", self.b_wr, g.P // 2),
+                                  ("thresholds", self.th_wr, g.P // 2)):
+            shift = log2(per_row)
+            lane_bits = 8 if name == "weights" else 32
+            lanes = BEAT_BITS // lane_bits
+            m.d.comb += [wr.addr.eq(beat.index >> shift)]
+            for k in range(g.P):  # lane k takes element k % lanes of the beat; only one part is enabled
+                e = beat.data.word_select(k % lanes, lane_bits)
+                m.d.comb += wr.data[k].eq(e.as_signed())
+            with m.If(self.i.valid & sid[name]):
+                m.d.comb += wr.en.eq(1 << beat.index[:shift] if shift else 1)
+
+        # ---- element sections: one element per cycle
+        bits = Signal(range(33))
+        m.d.comb += bits.eq(Mux(sid["config"] | sid["emb_w"] | sid["head_w"], 16,
+                                Mux(sid["mask"] | sid["halt_lut"], 8, 32)))
+        el = Signal(range(8))                  # element of the current beat
+        n_el = Mux(bits == 16, 4, Mux(bits == 8, 8, 2))
+        raw = Signal(32)
+        m.d.comb += raw.eq((beat.data >> (el * bits))[:32])
+        val = Signal(signed(32))
+        m.d.comb += val.eq(Mux(bits == 16, raw[:16].as_signed(), Mux(bits == 8, raw[:8], raw.as_signed())))
+        image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()
+        last_el = el == n_el - 1
+        m.d.comb += self.i.ready.eq(image | last_el)
+        step = self.i.valid & ~image
+        with m.If(step):
+            m.d.sync += el.eq(Mux(last_el, 0, el + 1))
+
+        # Nested counters: (a, b) with b fast, b wrapping at `b_len`; `base` tracks the row of (a, 0).
+        a = Signal(16)
+        b = Signal(16)
+        base = Signal(16)
+        sub = Signal(16)   # b's row inside a (b >> log2 lanes), kept by counting lanes
+        lane = Signal(8)
+        start = first & (el == 0)
+        cur_a, cur_b, cur_base, cur_sub, cur_lane = (Mux(start, 0, s) for s in (a, b, base, sub, lane))
+        b_len = Signal(16)
+        row_step = Signal(16)  # rows per value of a
+        lanes_per_row = Signal(8)
+        with m.Switch(beat.section):
+            with m.Case(SECTION_IDS["emb_w"]):   # emb_w[d, i]: row (d // E) * patch_dim + i, lane d % E
+                m.d.comb += [b_len.eq(1), row_step.eq(0), lanes_per_row.eq(g.E)]
+            with m.Case(SECTION_IDS["emb_b"]):   # emb_b[k, d]: row k * chunks + d // E, lane d % E
+                m.d.comb += [b_len.eq(dim), row_step.eq(d.emb_chunks), lanes_per_row.eq(g.E)]
+            with m.Case(SECTION_IDS["head_w"]):  # head_w[c, d]: row c * groups + d // M, lane d % M
+                m.d.comb += [b_len.eq(dim), row_step.eq(g.head_groups), lanes_per_row.eq(g.M)]
+            with m.Case(SECTION_IDS["mask"]):    # mask[m, t]: bit m * Tmax + t
+                m.d.comb += [b_len.eq(cfg["t_max"]), row_step.eq(g.Tmax), lanes_per_row.eq(1)]
+            with m.Default():
+                m.d.comb += [b_len.eq(0xFFFF), row_step.eq(0), lanes_per_row.eq(1)]
+        # emb_w walks i fast (row-major (D, patch_dim)): rows advance with i, lanes with d.
+        ew_i, ew_d, ew_base = Signal(16), Signal(16), Signal(16)
+        cur_i, cur_d, cur_ebase = (Mux(start, 0, s) for s in (ew_i, ew_d, ew_base))
+        idx = Signal(32)   # element index in the section
+        m.d.comb += idx.eq(Mux(start, 0, a))  # `a` doubles as the flat index for flat sections
+
+        with m.If(step):
+            with m.If(sid["emb_w"]):
+                wrap = cur_i == pd - 1
+                m.d.sync += [ew_i.eq(Mux(wrap, 0, cur_i + 1)), ew_d.eq(cur_d + wrap)]
+                m.d.sync += ew_base.eq(cur_ebase + Mux(wrap & ((cur_d & (g.E - 1)) == g.E - 1), pd, 0))
+            with m.Elif(sid["emb_b"] | sid["head_w"] | sid["mask"]):
+                wrap = cur_b == b_len - 1
+                nlane = Mux(cur_lane == lanes_per_row - 1, 0, cur_lane + 1)
+                m.d.sync += [b.eq(Mux(wrap, 0, cur_b + 1)), a.eq(cur_a + wrap),
+                             lane.eq(Mux(wrap, 0, nlane)),
+                             sub.eq(Mux(wrap, 0, cur_sub + (cur_lane == lanes_per_row - 1))),
+                             base.eq(cur_base + Mux(wrap, row_step, 0))]
+            with m.Else():
+                m.d.sync += a.eq(cur_a + 1)
+
+        def one_hot(k, n):  # shift amounts truncated to what can matter: a wide shift is a huge constant
+            return Const(1, n) << k[:log2(n)] if n > 1 else Const(1, 1)
+        with m.If(step):
+            with m.If(sid["config"] & (idx < len(CFG_FIELDS))):
+                m.d.sync += self.cfg.as_value().word_select(idx[:4], CFG_BITS).eq(val)
+            with m.If(sid["params"] & (idx < len(PARAM_FIELDS))):
+                m.d.sync += self.params.as_value().word_select(idx[:3], PARAM_BITS).eq(val)
+            with m.If(sid["mask"] & (cur_a < 2 * cfg["blocks"])):
+                m.d.sync += self.mask.bit_select((cur_base + cur_b)[:(g.mask_bits - 1).bit_length()], 1).eq(val[0])
+        m.d.comb += [
+            self.ew_wr.addr.eq(cur_ebase + cur_i), self.ew_wr.en.eq(Mux(step & sid["emb_w"] & (cur_d < dim),
+                                                                         one_hot(cur_d, g.E), 0)),
+            self.eb_wr.addr.eq(cur_base + cur_sub),
+            self.eb_wr.en.eq(Mux(step & sid["emb_b"] & (cur_a < d.n), one_hot(cur_lane, g.E), 0)),
+            self.hw_wr.addr.eq(cur_base + cur_sub),
+            self.hw_wr.en.eq(Mux(step & sid["head_w"] & (cur_a < cfg["num_classes"]), one_hot(cur_lane, g.M), 0)),
+            self.hb_wr.addr.eq(idx), self.hb_wr.data.eq(val),
+            self.hb_wr.en.eq(step & sid["head_b"] & (idx < cfg["num_classes"])),
+            self.lut_wr.addr.eq(idx), self.lut_wr.data.eq(val),
+            self.lut_wr.en.eq(step & sid["halt_lut"] & (idx < FORMATS.halt_lut_size)),
+        ]
+        for wr in (self.ew_wr, self.eb_wr, self.hw_wr):
+            n = len(wr.data.as_value()) // len(wr.en)
+            m.d.comb += [wr.data.as_value().word_select(k, n).eq(val) for k in range(len(wr.en))]
+        return m
