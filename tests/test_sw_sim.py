@@ -27,8 +27,8 @@ pytestmark = pytest.mark.sim
 class Loopback(wiring.Component):
     """The core's ports: ``hw.axil.RegisterBlock`` on ``s_axil``, ``s_axis`` wired straight to ``m_axis``."""
 
-    def __init__(self, lanes: int, model_config: dict):
-        self.cap = packing.capacity_for(ModelConfig.from_dict(model_config), lanes)
+    def __init__(self, lanes: int, cfg: dict):
+        self.cap = packing.capacity_for(ModelConfig.from_dict(cfg), lanes)
         from hw.axil import axi_lite_signature
         from hw.stream_in import axis_signature
         super().__init__({"s_axil": In(axi_lite_signature()), "s_axis": In(axis_signature()),

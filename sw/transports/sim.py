@@ -109,10 +109,11 @@ class SimTransport(Transport):
 
 
 # ------------------------------------------------------------------------------------------ host side
-def _make_core(lanes: int, model_config: dict):
+def _make_core(lanes: int, cfg: dict):
+    """The core for ``run_cocotb`` (the RTL parameters of tests/test_core_sim.py: one shared build)."""
     from dynaspike.config import ModelConfig
     from hw.core import Core
-    return Core(lanes, ModelConfig.from_dict(model_config))
+    return Core(lanes, ModelConfig.from_dict(cfg))
 
 
 def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, make_component=None,
@@ -126,7 +127,7 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
     from dynaspike import packing
     from sim.runner import build_dir_for, run_cocotb
 
-    rtl = rtl_params if rtl_params is not None else {"lanes": lanes, "model_config": cfg.to_dict()}
+    rtl = rtl_params if rtl_params is not None else {"lanes": lanes, "cfg": cfg.to_dict()}
     build_dir_for(name, rtl).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=build_dir_for(name, rtl)) as tmp:
         out = Path(tmp) / "value.json"
