@@ -100,7 +100,8 @@ core_missing = importlib.util.find_spec("hw.core") is None
 
 
 @pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
-def test_driver_on_the_simulated_core_equals_the_golden_transport():
+@pytest.mark.parametrize("dense", [False, True])
+def test_driver_on_the_simulated_core_equals_the_golden_transport(dense):
     import torch
 
     from dynaspike.artifact import IntModel
@@ -111,11 +112,12 @@ def test_driver_on_the_simulated_core_equals_the_golden_transport():
 
     torch.set_num_threads(1)
     model = IntModel.load(SHIPPED_MODEL)
-    x = test_split(model)[0][:4].numpy()
-    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, 64, tags=[5, 6, 7, 8])
+    x = test_split(model)[0][:4 if not dense else 2].numpy()
+    tags = [5, 6, 7, 8][:len(x)]
+    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, 64, tags=tags, dense=dense)
     ref = Driver(GoldenTransport(model.config, 64))
     ref.load_model(model)
-    want = ref.run(x, tags=[5, 6, 7, 8])
+    want = ref.run(x, tags=tags, dense=dense)
     assert cap == asdict(packing.capacity_for(model.config, 64))
     for f in ("tags", "logits", "result_cycles", "cycles"):
         if f in ("cycles", "result_cycles") and not ref.transport.cycle_model_available:
