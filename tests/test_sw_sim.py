@@ -128,3 +128,70 @@ def test_driver_on_the_simulated_core_equals_the_golden_transport(dense):
         if k not in ("IN_WAIT_CYCLES", "OUT_WAIT_CYCLES"):
             np.testing.assert_array_equal(sim.counters[k], v, err_msg=k)
     assert (sim.counters["IN_WAIT_CYCLES"] == 0).all(), "the image packet was sent before START"
+
+
+class Corrupting:
+    """A transport wrapper that flips bits of the next packet sent (then passes packets unchanged)."""
+
+    def __init__(self, inner, beat: int, mask: int):
+        self.inner, self.beat, self.mask = inner, beat, mask
+        self.run_images = None
+
+    def send(self, beats, stage):
+        if self.mask:
+            beats = np.array(beats, dtype=np.uint64)
+            beats[self.beat] ^= np.uint64(self.mask)
+            self.mask = 0
+        return self.inner.send(beats, stage)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+CORRUPTIONS = [(5, 1 << 9), (2, 1), (1, 1 << 32)]   # BAD_CHECKSUM, BAD_SECTION, LANES_MISMATCH
+
+
+def error_session(t, model: str, image: list) -> list:
+    """Inside the simulation: each corruption of the model packet -> the CoreError's fields; after each,
+    load_model (which starts with SOFT_RESET) recovers and one image runs."""
+    from dynaspike.artifact import IntModel
+    from sw.driver import Driver
+    from sw.errors import CoreError
+
+    m, out = IntModel.load(model), []
+    for beat, mask in CORRUPTIONS:
+        try:
+            Driver(Corrupting(t, beat, mask), timeout=1.0).load_model(m)
+            out.append({"error": None})
+        except CoreError as e:
+            d = Driver(t, timeout=1.0)
+            d.load_model(m)
+            r = d.run(np.array([image], dtype=np.uint8))
+            out.append({"error": [e.code_name, e.beat, e.stage], "logits_after": r.logits[0].tolist()})
+    return out
+
+
+@pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
+def test_core_errors_surface_as_the_golden_transport_reports_them():
+    import torch
+
+    from dynaspike.artifact import IntModel
+    from sw.driver import Driver
+    from sw.errors import CoreError
+    from sw.transports.golden import GoldenTransport
+    from sw.transports.sim import run_in_simulation
+    from train.evaluate import SHIPPED_MODEL, test_split
+
+    torch.set_num_threads(1)
+    model = IntModel.load(SHIPPED_MODEL)
+    img = test_split(model)[0][0].numpy()
+    got = run_in_simulation("test_sw_sim:error_session", 64, model.config,
+                            {"model": SHIPPED_MODEL, "image": img.tolist()}, sim_ms=30)["value"]
+    g = GoldenTransport(model.config, 64)
+    for (beat, mask), sim in zip(CORRUPTIONS, got):
+        with pytest.raises(CoreError) as e:
+            Driver(Corrupting(g, beat, mask), timeout=0.1).load_model(model)
+        assert sim["error"] == [e.value.code_name, e.value.beat, e.value.stage]
+        d = Driver(g)
+        d.load_model(model)
+        assert sim["logits_after"] == d.run(img[None]).logits[0].tolist()
