@@ -79,7 +79,6 @@ def run_target(args, model, x) -> tuple:
     bar, progress = progress_bar(len(x), args.target)
     try:
         if args.target == "sim":
-            from sw.driver import RunResult  # noqa: F401 - the sim session returns one
             from sw.transports.sim import simulate_run
 
             print(f"building the core for P = {args.lanes} with Verilator and simulating {len(x)} images "

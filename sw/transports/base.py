@@ -17,7 +17,8 @@ AXI4-Streams; it knows nothing of the protocol (that is the driver's). Contract:
 - Optional ``run_images(packets) -> [(out_packets, regs)]``: a batched fast path for a transport whose core
   is a model (the golden one): for each image packet exactly what the per-image transaction would give:
   the output packets (TAP if RUN_CONFIG.DEBUG_TAPS, then RESULT) and the registers read after DONE
-  (``Driver.RESULT_REGISTERS``). The driver parses both paths with the same code.
+  (``sw.driver.RESULT_REGISTERS``), or None when it cannot answer exactly that (no model, an error state, a
+  malformed packet): the driver then runs the per-image protocol. The driver parses both with the same code.
 """
 
 import time
