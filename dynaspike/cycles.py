@@ -131,6 +131,17 @@ def head_cycles(classes: int, dim: int, mults: int) -> int:
     return classes * -(-dim // mults) + HEAD_LATENCY
 
 # ---------------------------------------------------------------------------------------------- core
+# The core's multipliers (DSPs). Embedding MACs are N * D * patch_dim once per image (16K for the digits
+# model): 32 DSPs do them in 512 cycles; the classifier's classes * D MACs take classes * D / 8 cycles on 8.
+# 40 DSPs in all, 18 % of the XC7Z020's 220 (the budget is 20 %).
+EMB_LANES = 32
+HEAD_MULTS = 8
+
+
+def emb_lanes(lanes: int) -> int:
+    """Embedding multipliers of a core with ``lanes`` P (never more than P: a chunk of E lanes fills part of a row)."""
+    return min(EMB_LANES, lanes)
+
 # The sequencer (hw/core.py) runs an inference as passes. A pass walks the tokens of a mask through one
 # pipeline: one cycle to enter it (its walker loads), its issue cycles, then DRAIN cycles for the
 # pipeline to empty and one to leave. The drains are the pipelines' depths past the last issue.

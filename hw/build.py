@@ -19,7 +19,7 @@ from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
 
 
-EMBED_LANES = 16
+from dynaspike.cycles import HEAD_MULTS, emb_lanes
 
 
 def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
@@ -53,12 +53,10 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
         "merge": (TokenMerge, {"max_tokens": cap.max_tokens, "dim": cap.max_dim}),
         "axil": (_register_block, {"lanes": lanes, "model_config": cfg.to_dict()}),
         "stream_in": (StreamParser, {"lanes": lanes}),
-        # Embedding MACs are N * D * patch_dim once per image (16K for the shipped model): 16 multipliers
-        # (DSPs) do them in 1K cycles and keep DSP use far below the 20 % budget.
-        # Readout weight w = size * (T - t) <= N * T; classifier on 16 multipliers: classes * D / 16 cycles.
-        "head": (Head, {"lanes": lanes, "dim": cap.max_dim, "classes": cap.max_classes, "mults": EMBED_LANES,
-                        "max_weight": cap.max_tokens * cap.max_t}),
-        "embed": (Embedding, {"lanes": EMBED_LANES, "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
+        # Multipliers (DSPs): dynaspike.cycles.EMB_LANES and HEAD_MULTS; readout weight w = size <= N.
+        "head": (Head, {"lanes": lanes, "dim": cap.max_dim, "classes": cap.max_classes, "mults": HEAD_MULTS,
+                        "max_weight": cap.max_tokens}),
+        "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
     }
 

@@ -41,8 +41,6 @@ from .loader import PARAM_FIELDS, Geometry, ModelLoader
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
 
-EMB_LANES = 16    # embedding multipliers (DSPs); hw/build.py explains the choice
-HEAD_MULTS = 16   # classifier multipliers (DSPs)
 PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
 
 
@@ -84,7 +82,7 @@ class Core(wiring.Component):
 
     def __init__(self, lanes: int = 64, cfg: ModelConfig = ModelConfig(), *, clock_hz: int = 100_000_000):
         self.cap = packing.capacity_for(cfg, lanes, clock_hz)
-        self.g = Geometry(self.cap, cfg.heads, min(EMB_LANES, lanes), HEAD_MULTS)
+        self.g = Geometry(self.cap, cfg.heads, cycles.emb_lanes(lanes), cycles.HEAD_MULTS)
         self.rows = packing.weight_layout(cfg, lanes)["_rows"]
         super().__init__({
             "s_axil": In(axi_lite_signature()),
@@ -299,6 +297,14 @@ class Core(wiring.Component):
         with m.Else():
             m.d.comb += obeat.eq(cycles_)
         img_tag = Signal(32)
+        tap_f = Signal(range(8))         # TAP packet: field, element, token of the X field
+        tap_e = Signal(range(max(N, g.D) + 1))
+        tap_tok = Signal(range(N + 1))
+        tap_loaded = Signal()            # the X row of tap_tok has been read
+        tap_full, tap_beat = Signal(), Signal(64)
+        asm, na = Signal(64), Signal(range(4))
+        q4 = lambda n: (n + 3) >> 2      # noqa: E731 -- beats of n 16-bit elements
+        tap_beats = q4(cfgd.dim) + 5 * q4(cfgd.n) + q4(cfgd.n * cfgd.dim)
 
         # ------------------------------------------------------------------ image intake counters
         img_row = Signal(range(N + 1))
@@ -575,30 +581,93 @@ class Core(wiring.Component):
                 with m.If(head.o.valid):
                     m.d.sync += logits[head.o.payload.cls].eq(head.o.payload.logit)
                     with m.If(head.o.payload.last):
-                        m.d.sync += [counting.eq(0), ob.eq(0), csum.eq(0),
-                                     olen.eq(n_logit_beats + 1)]
-                        m.next = "RESULT"
-
-            with state("RESULT"):
-                m.d.comb += out.tvalid.eq(1)
-                with m.Switch(ob):
-                    with m.Case(0):
-                        m.d.comb += out.tdata.eq(Cat(Const(STREAM_MAGIC, 32), Const(STREAM_VERSION, 8),
-                                                     Const(Kind.RESULT, 8), Const(0, 16)))
-                    with m.Case(1):
-                        m.d.comb += out.tdata.eq(Cat(olen, Const(0, 16), img_tag))
-                    with m.Default():
-                        with m.If(ob == olen + 2):
-                            m.d.comb += [out.tdata.eq(Cat(csum, Const(TRAILER_MAGIC, 32))), out.tlast.eq(1)]
+                        m.d.sync += [counting.eq(0), ob.eq(0), csum.eq(0)]
+                        with m.If(taps_on):
+                            m.d.sync += [olen.eq(tap_beats), tap_f.eq(0), tap_e.eq(0), tap_tok.eq(0),
+                                         tap_loaded.eq(0), tap_full.eq(0), asm.eq(0), na.eq(0)]
+                            m.next = "TAPS"
                         with m.Else():
-                            m.d.comb += out.tdata.eq(obeat)
-                with m.If(out.tready):
-                    m.d.sync += ob.eq(ob + 1)
-                    with m.If((ob >= 2) & (ob < olen + 2)):
-                        m.d.sync += csum.eq(csum + out.tdata[:32] + out.tdata[32:])
-                    with m.If(out.tlast):
-                        m.d.sync += [busy.eq(0), done.eq(1), images_done.eq(images_done + 1)]
-                        m.next = "IDLE"
+                            m.d.sync += olen.eq(n_logit_beats + 1)
+                            m.next = "RESULT"
+
+            def packet(name, kind, payload_valid, payload, taken, finish, body=None):
+                """Send header, ``olen`` payload beats (``payload`` while ``payload_valid``), trailer."""
+                with state(name):
+                    if body:
+                        body()
+                    in_payload = (ob >= 2) & (ob < olen + 2)
+                    m.d.comb += out.tvalid.eq(~in_payload | payload_valid)
+                    with m.Switch(ob):
+                        with m.Case(0):
+                            m.d.comb += out.tdata.eq(Cat(Const(STREAM_MAGIC, 32), Const(STREAM_VERSION, 8),
+                                                         Const(kind, 8), Const(0, 16)))
+                        with m.Case(1):
+                            m.d.comb += out.tdata.eq(Cat(olen, Const(0, 16), img_tag))
+                        with m.Default():
+                            with m.If(in_payload):
+                                m.d.comb += out.tdata.eq(payload)
+                            with m.Else():
+                                m.d.comb += [out.tdata.eq(Cat(csum, Const(TRAILER_MAGIC, 32))), out.tlast.eq(1)]
+                    with m.If(out.tvalid & out.tready):
+                        m.d.sync += ob.eq(ob + 1)
+                        with m.If(in_payload):
+                            m.d.sync += [csum.eq(csum + out.tdata[:32] + out.tdata[32:])] + taken
+                        with m.If(out.tlast):
+                            finish()
+
+            # ---- TAP packet: packing.TAP_FIELDS, 16-bit elements, one element per cycle into beats
+            n_tok, n_dim = cfgd.n, cfgd.dim
+            def tap_producer():
+                m.d.comb += x_addr.eq(tap_tok)  # held while a beat waits, so the row read stays valid
+                with m.If((ob >= 2) & ~tap_full):
+                    field_len = Mux(tap_f == 0, n_dim, n_tok)
+                    val = Signal(16)
+                    with m.Switch(tap_f):
+                        with m.Case(0):
+                            m.d.comb += val.eq(head.counts[tap_e])
+                        with m.Case(1):
+                            m.d.comb += val.eq(rep_of[tap_e])
+                        with m.Case(2):
+                            m.d.comb += val.eq(sizes[tap_e])
+                        with m.Case(3):
+                            m.d.comb += val.eq(Mux(reps.bit_select(tap_e, 1), halt_t[tap_e], -1))
+                        with m.Case(4):
+                            m.d.comb += val.eq(Mux(reps.bit_select(tap_e, 1), halt_l[tap_e], -1))
+                        with m.Case(5):
+                            m.d.comb += val.eq(halt.hacc[tap_e])
+                        with m.Case(6):
+                            m.d.comb += val.eq(xval[tap_e])
+                    is_x = tap_f == 6
+                    # an X row is read (one cycle) before its elements go out
+                    produce = ~is_x | tap_loaded
+                    with m.If(is_x & ~tap_loaded):
+                        m.d.sync += [tap_loaded.eq(1), xr_tok.eq(tap_tok)]
+                    with m.If(produce):
+                        word = Signal(64)
+                        m.d.comb += word.eq(asm | (val << (na * 16)))
+                        field_end = Mux(is_x, (tap_tok == n_tok - 1) & (tap_e == n_dim - 1), tap_e == field_len - 1)
+                        with m.If((na == 3) | field_end):
+                            m.d.sync += [tap_beat.eq(word), tap_full.eq(1), asm.eq(0), na.eq(0)]
+                        with m.Else():
+                            m.d.sync += [asm.eq(word), na.eq(na + 1)]
+                        with m.If(is_x):
+                            m.d.sync += tap_e.eq(Mux(tap_e == n_dim - 1, 0, tap_e + 1))
+                            with m.If(tap_e == n_dim - 1):
+                                m.d.sync += [tap_tok.eq(tap_tok + 1), tap_loaded.eq(0)]
+                        with m.Elif(field_end):
+                            m.d.sync += [tap_f.eq(tap_f + 1), tap_e.eq(0)]
+                        with m.Else():
+                            m.d.sync += tap_e.eq(tap_e + 1)
+
+            def to_result():
+                m.d.sync += [ob.eq(0), csum.eq(0), olen.eq(n_logit_beats + 1)]
+                m.next = "RESULT"
+            packet("TAPS", Kind.TAP, tap_full, tap_beat, [tap_full.eq(0)], to_result, tap_producer)
+
+            def finish():
+                m.d.sync += [busy.eq(0), done.eq(1), images_done.eq(images_done + 1)]
+                m.next = "IDLE"
+            packet("RESULT", Kind.RESULT, 1, obeat, [], finish)
 
             with m.State("ERROR"):
                 m.d.comb += parser.o.ready.eq(1)  # drop everything until SOFT_RESET

@@ -77,5 +77,39 @@ def tiny_images(n, seed=0, cfg=TINY):
 def test_core_tiny_model_matches_golden():
     model = random_model(TINY, 1)
     images = tiny_images(3)
-    rec = run_core(model, images, 8, "tiny", log_states=True)
+    rec = run_core(model, images, 8, "tiny", log_states=True, taps=True)
     check_against_golden(model, images, 8, rec)
+    check_taps(model, images, rec)
+
+
+def digits_test_images(n, start=0):
+    from train.data import load_digits_split
+    _, _, xte, yte = load_digits_split()
+    return xte[start:start + n].numpy(), yte[start:start + n].numpy()
+
+
+def shipped():
+    from hw.build import SHIPPED_MODEL
+    return IntModel.load(SHIPPED_MODEL)
+
+
+def test_core_shipped_model_on_digits():
+    model = shipped()
+    images, _ = digits_test_images(4)
+    rec = run_core(model, images, 64, "digits")
+    check_against_golden(model, images, 64, rec)
+
+
+def check_taps(model, images, rec, dense=False):
+    """Every tapped intermediate equals the golden model's (names the image, field, token and value)."""
+    cfg = model.config
+    g = GoldenModel(model).run(images, dense=dense, trace=True)
+    for k, got in enumerate(rec["images"]):
+        tag, taps = packing.unpack_taps(np.array(got["tap"], dtype=np.uint64), cfg)
+        want = {"counts": g.counts[k], "rep": g.rep[k], "size": g.size[k], "halt_t": g.halt_t[k],
+                "halt_l": g.halt_l[k], "hacc": g.trace["hacc"][k], "x": g.trace["x_final"][k]}
+        for name, w in want.items():
+            w = np.asarray(w)
+            bad = np.argwhere(taps[name] != w)
+            assert not len(bad), (f"image {k}: tap {name} differs at {bad[:5].tolist()}: "
+                                  f"core {taps[name][tuple(bad[0])]}, golden {w[tuple(bad[0])]}")

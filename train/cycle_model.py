@@ -7,7 +7,7 @@ map), so it predicts the RTL's cycle counter exactly, image by image, and splits
 
 ``ideal`` is the bound the issue asks for: the accumulate operations actually needed, divided by the P
 lanes (``ceil(ACs / P)``); ``work_bound`` adds the multiplies on the core's multipliers (embedding on
-``EMB_LANES``, classifier on ``HEAD_MULTS``), the least any core with these units could take.
+``cycles.EMB_LANES``, classifier on ``cycles.HEAD_MULTS``), the least any core with these units could take.
 """
 
 from dataclasses import dataclass, field
@@ -20,8 +20,6 @@ from dynaspike.packing import beats_per_token
 
 from .golden import GoldenModel, GoldenResult
 
-EMB_LANES = 16    # hw.core.EMB_LANES (kept here so the model imports neither Amaranth nor hw)
-HEAD_MULTS = 16   # hw.core.HEAD_MULTS
 
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
 IMG_EXTRA = 1     # from the first image beat: the beats, then the trailer and the parser's ok
@@ -47,8 +45,8 @@ def _event_pass(events, n):
 
 
 def head_tail(cfg, lanes: int) -> int:
-    """Cycles from the last readout pass's end to the last logit (the classifier on HEAD_MULTS)."""
-    return cy.head_cycles(cfg.num_classes, cfg.dim, HEAD_MULTS)
+    """Cycles from the last readout pass's end to the last logit (the classifier on cycles.HEAD_MULTS)."""
+    return cy.head_cycles(cfg.num_classes, cfg.dim, cy.HEAD_MULTS)
 
 
 def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden: GoldenResult | None = None,
@@ -67,7 +65,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
     by["img"][:] = N * bpt + IMG_EXTRA
-    by["emb"][:] = N * (-(-D // EMB_LANES)) * cfg.patch_dim + EMB_EXTRA
+    E = cy.emb_lanes(lanes)
+    by["emb"][:] = N * (-(-D // E)) * cfg.patch_dim + EMB_EXTRA
     by["head"][:] = head_tail(cfg, lanes)
     nnz = lambda a: a.reshape(a.shape[0], -1).sum(1) if a.ndim > 1 else a  # noqa: E731
     for b in range(B):
@@ -109,7 +108,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     acs = r.acs_total.numpy()
     ideal = -(-acs // lanes)
     macs_emb = N * D * cfg.patch_dim
-    work = ideal + -(-macs_emb // EMB_LANES) + -(-(cfg.num_classes * D) // HEAD_MULTS)
+    work = ideal + -(-macs_emb // E) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
     return CyclePrediction(total, ideal, work, by)
 
 

@@ -235,6 +235,8 @@ class GoldenModel:
             if trace:
                 tr[f"t{t}.out"] = O
 
+        if trace:
+            tr["hacc"], tr["x_final"] = hacc.clone(), X.clone()  # what the core's TAP packet holds
         logits = counts @ self.head_w.T + self.head_b
         macs = torch.full((B,), N * D * cfg.patch_dim + cfg.num_classes * D, dtype=torch.int64)
         size_out = torch.where(rep == torch.arange(N), size, torch.zeros_like(size))
