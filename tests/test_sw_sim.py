@@ -100,8 +100,8 @@ core_missing = importlib.util.find_spec("hw.core") is None
 
 
 @pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
-@pytest.mark.parametrize("dense", [False, True])
-def test_driver_on_the_simulated_core_equals_the_golden_transport(dense):
+@pytest.mark.parametrize("dense,taps", [(False, False), (True, False), (False, True)])
+def test_driver_on_the_simulated_core_equals_the_golden_transport(dense, taps):
     import torch
 
     from dynaspike.artifact import IntModel
@@ -112,12 +112,15 @@ def test_driver_on_the_simulated_core_equals_the_golden_transport(dense):
 
     torch.set_num_threads(1)
     model = IntModel.load(SHIPPED_MODEL)
-    x = test_split(model)[0][:4 if not dense else 2].numpy()
+    x = test_split(model)[0][:2 if dense or taps else 4].numpy()
     tags = [5, 6, 7, 8][:len(x)]
-    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, 64, tags=tags, dense=dense)
+    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, 64, tags=tags, dense=dense, taps=taps)
     ref = Driver(GoldenTransport(model.config, 64))
     ref.load_model(model)
-    want = ref.run(x, tags=tags, dense=dense)
+    want = ref.run(x, tags=tags, dense=dense, taps=taps)
+    assert set(sim.taps) == set(want.taps) == (set(name for name, _, _ in packing.TAP_FIELDS) if taps else set())
+    for k, v in want.taps.items():
+        np.testing.assert_array_equal(sim.taps[k], v, err_msg=f"tap {k}")
     assert cap == asdict(packing.capacity_for(model.config, 64))
     for f in ("tags", "logits", "result_cycles", "cycles"):
         if f in ("cycles", "result_cycles") and not ref.transport.cycle_model_available:
