@@ -5,10 +5,13 @@ It answers exactly what the core answers (docs/hardware.md): model packets are c
 stream parser checks them (``packet_error``: the same ``ErrorCode`` at the same beat index) and rebuilt
 with ``packing.model_from_packet``; a model beyond the capacity sets EXCEEDS_CAPACITY. An image packet
 plus CTRL.START (either order) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
-RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is ``train.cycle_model.predict_cycles`` (0 while that
-module does not exist: ``cycle_model_available`` says which); the performance counters are the golden
-model's operation counts (``counters``); IN_WAIT/OUT_WAIT are 0 (nothing waits). After an error, input is
-dropped until SOFT_RESET, as in the RTL.
+RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is the cycle model's (``train.cycle_model``, from the
+same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` says which); the performance
+counters are the golden model's operation counts (``counters``); IN_WAIT/OUT_WAIT are 0 (nothing waits).
+After an error, input is dropped until SOFT_RESET, as in the RTL.
+
+Speed: the exact CYCLES cost a traced golden run and the cycle model's per-token replay (about 1 ms per
+image here); ``cycles=False`` skips both for throughput (``make bench`` measures both).
 
 The model is synchronous: nothing is ever in flight, so ``wait_sent`` returns at once and ``recv`` with
 nothing queued raises ``DriverTimeout`` at once (nothing could ever arrive). ``run_images`` is the batched
@@ -26,10 +29,10 @@ from ..driver import BIT, CTRL, RESULT_REGISTERS, RUN_CONFIG
 from ..errors import DriverError, DriverTimeout
 from .base import Transport
 
-try:  # the cycle model arrives with the core (train/cycle_model.py)
-    from train.cycle_model import predict_cycles
-except ImportError:  # pragma: no cover - depends on the tree's state
-    predict_cycles = None
+try:  # the cycle model (train/cycle_model.py)
+    from train import cycle_model
+except ImportError:  # pragma: no cover - a tree without it
+    cycle_model = None
 
 
 def packet_error(beats: np.ndarray, lanes: int):
@@ -119,13 +122,14 @@ class GoldenTransport(Transport):
 
     name = "golden"
 
-    def __init__(self, cfg: ModelConfig, lanes: int = 64, *, capacity=None, manifest=None, batch: int = 512):
+    def __init__(self, cfg: ModelConfig, lanes: int = 64, *, capacity=None, manifest=None, batch: int = 512,
+                 cycles: bool = True):
         from bitstreams import manifest as mf
 
         self.cap = capacity or packing.capacity_for(cfg, lanes)
         self._manifest = manifest or mf.make(self.cap, cfg, tool=None, utilization=None, timing=None)
         self.batch = batch
-        self.cycle_model_available = predict_cycles is not None
+        self.cycle_model_available = cycles and cycle_model is not None
         self.model = self.golden = None
         self.status = self.run_config = self.error_code = self.error_beat = self.images_done = 0
         self.regs = {name: 0 for name in RESULT_REGISTERS}
@@ -245,9 +249,11 @@ class GoldenTransport(Transport):
         """``[(output packets, registers)]`` of each image run as the core runs it (RUN_CONFIG applies)."""
         cfg = self.model.config
         taps, dense = RUN_CONFIG["DEBUG_TAPS"].get(self.run_config), RUN_CONFIG["FORCE_DENSE"].get(self.run_config)
-        res = self.golden.run(images, dense=bool(dense), trace=bool(taps))
-        cyc = (np.asarray(predict_cycles(self.model, images, self.cap.lanes, dense=bool(dense)), np.int64)
-               if predict_cycles is not None else np.zeros(len(images), np.int64))
+        exact = self.cycle_model_available
+        res = self.golden.run(images, dense=bool(dense), trace=bool(taps) or exact)
+        cyc = (np.asarray(cycle_model.predict(self.model, images, self.cap.lanes, dense=bool(dense), golden=res,
+                                              gm=self.golden).cycles, np.int64)
+               if exact else np.zeros(len(images), np.int64))
         cnt = counters(res, cfg)
         logits = res.logits.numpy()
         tap = self._taps(res) if taps else None
@@ -284,7 +290,8 @@ class GoldenTransport(Transport):
         tags = (beats[:, 1] >> np.uint64(32)).astype(np.int64)
         raw = beats[:, 2:-1].astype("<u8").view(np.uint8).reshape(len(packets), cfg.num_tokens, bpt * 8)
         images = images_from_windows(np.ascontiguousarray(raw[:, :, :cfg.patch_dim]), cfg)
-        step = 64 if RUN_CONFIG["DEBUG_TAPS"].get(self.run_config) else self.batch
+        traced = RUN_CONFIG["DEBUG_TAPS"].get(self.run_config) or self.cycle_model_available
+        step = 64 if traced else self.batch                  # traces hold every spike map: smaller batches
         answers = []
         for i in range(0, len(images), step):
             answers += self._infer(images[i:i + step], tags[i:i + step])
