@@ -247,3 +247,14 @@ def test_packet_errors_match_the_rtl_parser(shipped, mutate, code, beat):
     assert gt.packet_error(beats, 64) == (code, beat % len(beats))
     assert gt.packet_error(_model_packet(shipped[0]), 64) is None
 
+
+
+def test_a_model_beyond_the_capacity_sent_anyway_is_refused_by_the_core(shipped):
+    """What the host check prevents, the core (and so the golden transport) refuses too: EXCEEDS_CAPACITY
+    after the model's trailer, beat 0 (a sequencer error, hw/core.py)."""
+    model = shipped[0]
+    small = dataclasses.replace(packing.capacity_for(model.config, 64), max_hidden=128)
+    t = GoldenTransport(model.config, 64, capacity=small)
+    t.send(packing.pack_model(model, 64), "raw send")
+    assert (t.read(REG["ERROR_CODE"].offset), t.read(REG["ERROR_BEAT"].offset)) == (ErrorCode.EXCEEDS_CAPACITY, 0)
+    assert not REG["STATUS"].field("MODEL_LOADED").get(t.read(REG["STATUS"].offset))

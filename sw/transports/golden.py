@@ -3,7 +3,9 @@ the stream protocol (``dynaspike.regmap``, ``dynaspike.packing``).
 
 It answers exactly what the core answers (docs/hardware.md): model packets are checked as the RTL's
 stream parser checks them (``packet_error``: the same ``ErrorCode`` at the same beat index) and rebuilt
-with ``packing.model_from_packet``; a model beyond the capacity sets EXCEEDS_CAPACITY. An image packet
+with ``packing.model_from_packet``; the sequencer's checks (a model beyond the capacity: EXCEEDS_CAPACITY;
+an image of the wrong length: BAD_LENGTH; an image or START without a model: NO_MODEL) report beat 0, as
+hw/core.py does. An image packet
 plus CTRL.START (either order) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
 RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is the cycle model's (``train.cycle_model``, from the
 same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` says which); the performance
@@ -37,8 +39,7 @@ except ImportError:  # pragma: no cover - a tree without it
 
 def packet_error(beats: np.ndarray, lanes: int):
     """``(ErrorCode, beat index)`` the RTL's stream parser (hw/stream_in.py) reports for this packet (TLAST
-    on its last beat), or None if it passes. Image payload lengths are the sequencer's check (BAD_LENGTH
-    at beat 1 here)."""
+    on its last beat), or None if it passes. Image payload lengths are the sequencer's check (see ``send``)."""
     b = np.asarray(beats, dtype=np.uint64)
     n = len(b)
     h0 = int(b[0])
@@ -193,13 +194,16 @@ class GoldenTransport(Transport):
         err = packet_error(beats, self.cap.lanes)
         if err:
             return self._error(*err)
+        # The sequencer's own errors (hw/core.py) carry ERROR_BEAT 0.
         if (int(beats[0]) >> 40) & 0xFF == Kind.MODEL:
+            if self.start_pending:                          # a model where START expects an image
+                return self._error(ErrorCode.BAD_KIND, 0)
             return self._load(beats)
         if self.model is None:
             return self._error(ErrorCode.NO_MODEL, 0)
         cfg = self.model.config
         if int(beats[1]) & 0xFFFFFFFF != cfg.num_tokens * packing.beats_per_token(cfg):
-            return self._error(ErrorCode.BAD_LENGTH, 1)
+            return self._error(ErrorCode.BAD_LENGTH, 0)
         tag, win = packing.unpack_image(beats, cfg)
         self.queued_image = (tag, win)
         self._maybe_run()
@@ -209,7 +213,7 @@ class GoldenTransport(Transport):
         try:
             packing.check_capacity(cfg, self.cap)
         except packing.CapacityError:
-            return self._error(ErrorCode.EXCEEDS_CAPACITY, 3)   # the config section's first data beat
+            return self._error(ErrorCode.EXCEEDS_CAPACITY, 0)
         from train.golden import GoldenModel
 
         self.model = packing.model_from_packet(beats)[0]
