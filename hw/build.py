@@ -44,6 +44,8 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
 
     cap = packing.capacity_for(cfg, lanes)
     return {
+        # the whole core (top module `dynaspike_core` in build/verilog); the rest are its parts
+        "dynaspike_core": (_core, {"lanes": lanes, "model_config": cfg.to_dict()}),
         "lif": (LIFUpdate, {"lanes": lanes}),
         "lif_layer": (LIFLayer, {"lanes": lanes, "rows": membrane_rows(cfg, lanes)}),
         "accumulate": (AccumulateEngine, {"lanes": lanes, "weight_rows": cap.weight_rows,
@@ -59,6 +61,12 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
     }
+
+
+def _core(lanes: int, model_config: dict):
+    from hw.core import Core
+
+    return Core(lanes, ModelConfig.from_dict(model_config))
 
 
 def _register_block(lanes: int, model_config: dict):

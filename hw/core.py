@@ -378,6 +378,9 @@ class Core(wiring.Component):
                 take = parser.o.valid & is_image
                 m.d.comb += [pix_w.addr.eq(img_row), pix_w.data.eq(pbeat.data.replicate(g.bpt)),
                              pix_w.en.eq(Mux(take & (img_row < cfgd.n), 1 << img_g, 0))]
+                # the stream owes the core a beat (data or trailer) and has none: one cycle of delay each
+                with m.If(counting & ~self.s_axis.tvalid & ~parser.ok):
+                    m.d.sync += count("IN_WAIT_CYCLES", 1)
                 with m.If(take):
                     m.d.sync += counting.eq(1)
                     with m.If(~counting):
@@ -608,6 +611,8 @@ class Core(wiring.Component):
                                 m.d.comb += out.tdata.eq(payload)
                             with m.Else():
                                 m.d.comb += [out.tdata.eq(Cat(csum, Const(TRAILER_MAGIC, 32))), out.tlast.eq(1)]
+                    with m.If(out.tvalid & ~out.tready):
+                        m.d.sync += count("OUT_WAIT_CYCLES", 1)
                     with m.If(out.tvalid & out.tready):
                         m.d.sync += ob.eq(ob + 1)
                         with m.If(in_payload):

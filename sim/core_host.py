@@ -5,6 +5,8 @@
 Register offsets come from ``dynaspike.regmap`` only.
 """
 
+import logging
+
 import numpy as np
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
@@ -25,6 +27,8 @@ class CoreHost:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
         self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"), dut.clk, dut.rst)
         self.snk = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
+        for part in (self.axil.write_if, self.axil.read_if, self.src, self.snk):
+            part.log.setLevel(logging.WARNING)  # frame dumps would drown the failure messages
         if idle:
             self.src.set_pause_generator(tb._pauses(idle, seed))
         if stall:

@@ -1,8 +1,10 @@
-"""cocotb testbench of the whole core (hw/core.py): load a model, run images, record what comes back.
+"""cocotb testbench of the whole core (hw/core.py): load models, run images, record what comes back.
 
-The pytest side (tests/test_core_sim.py) writes a case file (``case`` in the test parameters: an .npz with
-the model packet and the image packets) and compares what this bench records (``out``, JSON: result and
-tap packets, counters, the sequencer's state log) with the golden model and the cycle model.
+The pytest side (tests/test_core_sim.py) writes a case file (``case``: an .npz with model packets
+``model0, model1, ...`` and image packets) and a plan (``plan``: one step per image: which model must be
+loaded, run options, an optional soft reset in the middle of a first attempt); this bench records the
+result and tap packets, the counters and (``log_states``) the sequencer's state log into ``out`` (JSON).
+Comparisons are made on the pytest side, against the golden model and the cycle model.
 """
 
 import json
@@ -11,7 +13,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from dynaspike import packing
+from dynaspike import packing, regmap
 from sim import cocotb_tb as tb
 from sim.core_host import CoreError, CoreHost
 from sim.runner import tb_params
@@ -30,7 +32,11 @@ async def log_states(dut, log):
         cycle += 1
 
 
-@cocotb.test(timeout_time=200, timeout_unit="ms")
+def image(case, k):
+    return case["images"][k][:int(case["image_beats"][k])]
+
+
+@cocotb.test(timeout_time=500, timeout_unit="ms")
 async def core_runs_images(dut):
     p = tb_params()
     case = np.load(p["case"])
@@ -40,23 +46,24 @@ async def core_runs_images(dut):
     if p.get("log_states"):
         cocotb.start_soon(log_states(dut, states))
     out = {"images": [], "states": states}
-    await host.load_model(case["model"])
-
-    for k, img in enumerate(case["images"]):
-        n = int(case["image_beats"][k])
+    loaded = None
+    for k, step in enumerate(p["plan"]):
         rec = {}
-        if p.get("soft_reset_at") == k:
-            # abort an inference in the middle, then run the same image again
-            await host.send(img[:n])
+        if step.get("model", 0) != loaded:
+            loaded = step.get("model", 0)
+            await host.load_model(case[f"model{loaded}"])
+        if "soft_reset_after" in step:
+            # start this image, abort it in the middle of the inference, then run it again from scratch
+            await host.send(image(case, k))
             await ClockCycles(dut.clk, 4)
             await host.ctrl("START")
-            await ClockCycles(dut.clk, int(p.get("soft_reset_after", 300)))
+            await ClockCycles(dut.clk, int(step["soft_reset_after"]))
+            rec["busy_before_reset"] = (await host.status())["BUSY"]
             await host.ctrl("SOFT_RESET")
-            await ClockCycles(dut.clk, 4)
             rec["status_after_reset"] = await host.status()
         try:
-            tap, result, counters = await host.run_image(img[:n], taps=p.get("taps", False),
-                                                         dense=p.get("dense", False))
+            tap, result, counters = await host.run_image(image(case, k), taps=step.get("taps", False),
+                                                         dense=step.get("dense", False))
         except CoreError as e:
             rec["error"] = str(e)
             out["images"].append(rec)
@@ -65,5 +72,50 @@ async def core_runs_images(dut):
         if tap is not None:
             rec["tap"] = [int(x) for x in tap]
         out["images"].append(rec)
+    with open(p["out"], "w") as f:
+        json.dump(out, f)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def core_refuses_bad_input(dut):
+    """Malformed packets, an oversized model, START without a model: each a visible error, then recovery."""
+    p = tb_params()
+    case = np.load(p["case"])
+    await tb.start(dut)
+    host = CoreHost(dut)
+    out = {}
+
+    async def error_after(what, send=None, ctrl=None):
+        if send is not None:
+            await host.send(send)  # queued: an image is only taken after START
+        if ctrl:
+            await host.ctrl(ctrl)
+        await host.src.wait()
+        for _ in range(200):
+            st = await host.status()
+            if st["ERROR"]:
+                break
+            await ClockCycles(dut.clk, 10)
+        out[what] = {"status": st, "code": regmap.ErrorCode.name(await host.read("ERROR_CODE")),
+                     "beat": await host.read("ERROR_BEAT")}
+        await host.ctrl("SOFT_RESET")
+        out[what]["after_reset"] = await host.status()
+
+    await error_after("start_without_model", ctrl="START")
+    good = case["model0"]
+    bad = good.copy()
+    bad[0] ^= np.uint64(1)
+    await error_after("bad_magic", send=bad)
+    bad = good.copy()
+    bad[5] ^= np.uint64(1 << 40)
+    await error_after("bad_checksum", send=bad)
+    await error_after("oversized_model", send=case["model_big"])
+    # a good model and image after all that
+    await host.load_model(good)
+    await error_after("short_image", send=case["image_short"], ctrl="START")
+    out["model_loaded_after_errors"] = (await host.status())["MODEL_LOADED"]
+    _, result, counters = await host.run_image(image(case, 0))
+    out["result"] = [int(x) for x in result]
+    out["counters"] = counters
     with open(p["out"], "w") as f:
         json.dump(out, f)

@@ -8,7 +8,7 @@ import pytest
 from dynaspike import packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.config import ModelConfig
-from sim.runner import build_dir_for, run_cocotb
+from sim.core_run import run_core
 from tests.model_factory import random_model
 from train import cycle_model
 from train.golden import GoldenModel
@@ -19,33 +19,15 @@ TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blo
                    num_classes=3)
 
 
-def make_core(lanes, cfg):
-    from hw.core import Core
-    return Core(lanes, ModelConfig.from_dict(cfg))
-
-
-def run_core(model: IntModel, images, lanes: int, name: str, **opts):
-    """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py)."""
-    rtl = {"lanes": lanes, "cfg": model.config.to_dict()}
-    bdir = build_dir_for("core", rtl)
-    bdir.mkdir(parents=True, exist_ok=True)
-    packets = [packing.pack_image(img, model.config, tag=k) for k, img in enumerate(images)]
-    width = max(len(pk) for pk in packets)
-    case = bdir / f"case-{name}.npz"
-    np.savez(case, model=packing.pack_model(model, lanes),
-             images=np.stack([np.pad(pk, (0, width - len(pk))) for pk in packets]),
-             image_beats=np.array([len(pk) for pk in packets]))
-    out = bdir / f"out-{name}.json"
-    run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), **opts})
-    return json.loads(out.read_text())
-
-
-def check_against_golden(model, images, lanes, rec, dense=False):
+def check_against_golden(model, images, lanes, rec, dense=False, only=None):
+    """Logits, AC and token counters and the cycle count of every recorded image (or those in ``only``)."""
     cfg = model.config
     gm = GoldenModel(model)
     pred = cycle_model.predict(model, images, lanes, dense=dense, gm=gm)
     g = gm.run(images, dense=dense)
     for k, got in enumerate(rec["images"]):
+        if only is not None and k not in only:
+            continue
         assert "error" not in got, f"image {k}: {got['error']}"
         tag, logits, cyc = packing.unpack_result(np.array(got["result"], dtype=np.uint64), cfg.num_classes)
         assert tag == k
@@ -64,7 +46,8 @@ def check_against_golden(model, images, lanes, rec, dense=False):
         for name, v in want.items():
             assert c[name] == int(v), f"image {k}: {name} = {c[name]}, golden {int(v)}"
         assert cyc == c["CYCLES"], f"image {k}: result packet says {cyc} cycles, register {c['CYCLES']}"
-        assert cyc == pred.cycles[k], (f"image {k}: {cyc} cycles, cycle model {pred.cycles[k]} "
+        assert cyc - c["IN_WAIT_CYCLES"] == pred.cycles[k], (
+            f"image {k}: {cyc} cycles ({c['IN_WAIT_CYCLES']} waiting for input), cycle model {pred.cycles[k]} "
                                        f"({ {n: int(v[k]) for n, v in pred.by_pass.items()} })")
     return pred
 
@@ -77,7 +60,7 @@ def tiny_images(n, seed=0, cfg=TINY):
 def test_core_tiny_model_matches_golden():
     model = random_model(TINY, 1)
     images = tiny_images(3)
-    rec = run_core(model, images, 8, "tiny", log_states=True, taps=True)
+    rec = run_core(model, images, 8, "tiny", plan=[{"taps": True}] * 3, log_states=True)
     check_against_golden(model, images, 8, rec)
     check_taps(model, images, rec)
 
@@ -96,8 +79,63 @@ def shipped():
 def test_core_shipped_model_on_digits():
     model = shipped()
     images, _ = digits_test_images(4)
-    rec = run_core(model, images, 64, "digits")
+    rec = run_core(model, images, 64, "digits", plan=[{"taps": True}] * 4)
     check_against_golden(model, images, 64, rec)
+    check_taps(model, images, rec)
+    assert sum(r["counters"]["HALTED_TOKENS"] for r in rec["images"]) > 0, "no token halted: halting untested"
+
+
+def test_core_shipped_model_forced_dense():
+    model = shipped()
+    images, _ = digits_test_images(2, start=10)
+    rec = run_core(model, images, 64, "digits-dense", plan=[{"dense": True, "taps": True}] * 2)
+    check_against_golden(model, images, 64, rec, dense=True)
+    check_taps(model, images, rec, dense=True)
+
+
+def test_core_streams_with_idle_gaps_and_backpressure():
+    """Random idle cycles on the input and random backpressure on the output change nothing but time."""
+    model = random_model(TINY, 2)
+    images = tiny_images(4, seed=3)
+    rec = run_core(model, images, 8, "tiny-idle", plan=[{"taps": k % 2 == 0} for k in range(4)],
+                   idle=0.3, stall=0.4, seed=7)
+    check_against_golden(model, images, 8, rec)
+    c = [r["counters"] for r in rec["images"]]
+    assert sum(x["IN_WAIT_CYCLES"] for x in c) > 0 and sum(x["OUT_WAIT_CYCLES"] for x in c) > 0
+
+
+def test_core_soft_reset_mid_inference_and_model_reload():
+    """A soft reset in the middle of an inference, then a correct run; a model reload between images."""
+    a, b = random_model(TINY, 4), random_model(TINY, 5)
+    images = tiny_images(4, seed=4)
+    plan = [{"model": 0}, {"model": 0, "soft_reset_after": 120}, {"model": 1, "taps": True}, {"model": 0}]
+    rec = run_core([a, b], images, 8, "tiny-reset", plan=plan)
+    assert rec["images"][1]["busy_before_reset"] == 1, "the soft reset did not hit a running inference"
+    st = rec["images"][1]["status_after_reset"]
+    assert (st["BUSY"], st["ERROR"], st["MODEL_LOADED"]) == (0, 0, 1), st
+    check_against_golden(a, images, 8, rec, only=(0, 1, 3))
+    check_against_golden(b, images, 8, rec, only=(2,))
+    check_taps(b, images[2:3], {"images": rec["images"][2:3]})
+
+
+def test_core_refuses_bad_input_and_recovers():
+    model = random_model(TINY, 6)
+    images = tiny_images(1, seed=6)
+    big = random_model(ModelConfig(**{**TINY.to_dict(), "blocks": 2}), 7)   # one block too many
+    img = packing.pack_image(images[0], TINY)
+    short = packing._packet(packing.Kind.IMAGE, 0, img[2:-2])             # one window beat short
+    rec = run_core(model, images, 8, "tiny-errors", testcase="core_refuses_bad_input",
+                   extra={"model_big": packing.pack_model(big, 8), "image_short": short})
+    want = {"start_without_model": "NO_MODEL", "bad_magic": "BAD_MAGIC", "bad_checksum": "BAD_CHECKSUM",
+            "oversized_model": "EXCEEDS_CAPACITY", "short_image": "BAD_LENGTH"}
+    for what, code in want.items():
+        got = rec[what]
+        assert got["status"]["ERROR"] == 1 and got["code"] == code, f"{what}: {got}"
+        assert got["after_reset"]["ERROR"] == 0, f"{what}: SOFT_RESET did not clear the error"
+    assert rec["model_loaded_after_errors"] == 1
+    g = GoldenModel(model).run(images)
+    _, logits, _ = packing.unpack_result(np.array(rec["result"], dtype=np.uint64), TINY.num_classes)
+    np.testing.assert_array_equal(logits, g.logits[0].numpy())
 
 
 def check_taps(model, images, rec, dense=False):
@@ -113,3 +151,17 @@ def check_taps(model, images, rec, dense=False):
             bad = np.argwhere(taps[name] != w)
             assert not len(bad), (f"image {k}: tap {name} differs at {bad[:5].tolist()}: "
                                   f"core {taps[name][tuple(bad[0])]}, golden {w[tuple(bad[0])]}")
+
+
+SECOND = ModelConfig(img_size=8, patch_size=2, embed_kernel=2, dim=32, heads=2, blocks=3, mlp_ratio=3, t_max=3,
+                     num_classes=10)
+
+
+def test_core_second_configuration_and_model_shape():
+    """P = 32 lanes and a differently shaped model: D 32, 3 blocks, 3 steps, MLP 3x (3 hidden chunks)."""
+    model = random_model(SECOND, 11)
+    images = digits_test_images(3, start=20)[0]
+    rec = run_core(model, images, 32, "second", plan=[{"taps": True}, {}, {"dense": True}])
+    check_against_golden(model, images, 32, rec, only=(0, 1))
+    check_against_golden(model, images, 32, rec, dense=True, only=(2,))
+    check_taps(model, images[:1], {"images": rec["images"][:1]})

@@ -1,0 +1,43 @@
+"""Run images through the Verilator-built core under cocotb (sim/tb_core.py) from plain Python.
+
+``run_core`` packs the models and images (``dynaspike.packing``), builds the core for the first model's
+configuration at ``lanes`` P (cached per configuration in build/sim/), runs the bench and returns its
+record: per image the result and tap packets and the counters (see sim/tb_core.py).
+"""
+
+import json
+
+import numpy as np
+
+from dynaspike import packing
+from dynaspike.config import ModelConfig
+from sim.runner import build_dir_for, run_cocotb
+
+
+def make_core(lanes, cfg):
+    from hw.core import Core
+    return Core(lanes, ModelConfig.from_dict(cfg))
+
+
+def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None, **opts):
+    """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py).
+
+    ``models``: one IntModel or a list (``plan`` steps say which one each image needs); the core is
+    built for the first model's configuration.
+    """
+    models = models if isinstance(models, list) else [models]
+    cfg = models[0].config
+    rtl = {"lanes": lanes, "cfg": cfg.to_dict()}
+    bdir = build_dir_for("core", rtl)
+    bdir.mkdir(parents=True, exist_ok=True)
+    packets = [packing.pack_image(img, cfg, tag=k) for k, img in enumerate(images)]
+    width = max(len(pk) for pk in packets)
+    case = bdir / f"case-{name}.npz"
+    np.savez(case, **{f"model{i}": packing.pack_model(mdl, lanes) for i, mdl in enumerate(models)},
+             images=np.stack([np.pad(pk, (0, width - len(pk))) for pk in packets]),
+             image_beats=np.array([len(pk) for pk in packets]), **(extra or {}))
+    out = bdir / f"out-{name}.json"
+    plan = plan if plan is not None else [{} for _ in images]
+    run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
+               testcase=testcase)
+    return json.loads(out.read_text())

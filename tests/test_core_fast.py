@@ -1,0 +1,65 @@
+"""The whole core in Amaranth's own simulator (fast tier, ``make test``): a tiny model end to end.
+
+The full regressions (digits, idle/backpressure, soft reset, errors, a second configuration) run under
+Verilator in tests/test_core_sim.py (``make sim``); this one keeps the core in every test run.
+"""
+
+import numpy as np
+
+from dynaspike import packing, regmap
+from dynaspike.config import ModelConfig
+from hw.core import Core
+from sim.amaranth_tb import axil_read, axil_write, run
+from tests.model_factory import random_model
+from train import cycle_model
+from train.golden import GoldenModel
+
+TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blocks=1, mlp_ratio=2, t_max=2,
+                   num_classes=3)
+REG = regmap.REG
+
+
+async def send(ctx, port, beats, last=True):
+    """Beats on an AXI4-Stream sink port; TLAST on the final one if ``last`` (the packet ends here)."""
+    for k, beat in enumerate(beats):
+        ctx.set(port.tdata, int(beat))
+        ctx.set(port.tlast, last and k == len(beats) - 1)
+        ctx.set(port.tvalid, 1)
+        await ctx.tick().until(port.tready)
+    ctx.set(port.tvalid, 0)
+
+
+async def recv(ctx, port):
+    beats = []
+    ctx.set(port.tready, 1)
+    while True:
+        _, _, data, last, valid = await ctx.tick().sample(port.tdata, port.tlast, port.tvalid)
+        if valid:
+            beats.append(data)
+            if last:
+                return np.array(beats, dtype=np.uint64)
+
+
+def test_core_runs_a_tiny_model_in_the_amaranth_simulator():
+    model = random_model(TINY, 1)
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 1, 4, 4), dtype=np.uint8)
+    dut = Core(8, TINY)
+    got = []
+
+    async def host(ctx):
+        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
+        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
+            pass
+        for k, img in enumerate(images):
+            await send(ctx, dut.s_axis, packing.pack_image(img, TINY, tag=k)[:2], last=False)  # header
+            await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("START").put(1))
+            await send(ctx, dut.s_axis, packing.pack_image(img, TINY, tag=k)[2:])
+            got.append(packing.unpack_result(await recv(ctx, dut.m_axis), TINY.num_classes))
+
+    run(dut, host, deadline_cycles=20_000)
+    g = GoldenModel(model).run(images)
+    want_cycles = cycle_model.predict_cycles(model, images, 8)
+    for k, (tag, logits, cycles) in enumerate(got):
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
+        assert cycles == want_cycles[k], f"image {k}: {cycles} cycles, cycle model {want_cycles[k]}"
