@@ -80,7 +80,8 @@ vivado-check:
 	  exit 2; }
 
 bitstream: vivado-check $(STAMP)
-	$(PY) -m bitstreams.wrapper --out build/verilog --core --lanes $(LANES)
+	$(PY) -m hw.build --out build/verilog --lanes $(LANES)
+	$(PY) -m bitstreams.wrapper --out build/verilog
 	mkdir -p $(BITSTREAM_DIR)
 	vivado -mode batch -nojournal -log $(BITSTREAM_DIR)/vivado.log -source bitstreams/build.tcl \
 	  -tclargs build/verilog $(BITSTREAM_DIR) $(BITSTREAM_NAME)

