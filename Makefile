@@ -61,10 +61,13 @@ synth-estimate: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 
 
-# Speed figures, measured (not asserted); written to build/*.json.
+# Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
+# then the core in RTL simulation on 100 test images, dynamic and dense, with its yosys resource estimate
+# (build/bench.json; the estimate is cached in build/synth-core/).
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
 	$(PY) -m bench.driver_speed
+	$(PY) -m bench.core --images 100
 
 clean:
 	rm -rf build .pytest_cache

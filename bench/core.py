@@ -57,7 +57,7 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--lanes", type=int, default=64)
     ap.add_argument("--json", default="build/bench.json")
-    ap.add_argument("--synth", default="build/synth-core", help="directory of the core's yosys estimate")
+    ap.add_argument("--synth", default="build/synth", help="directory of the core's yosys estimate (hw.synth)")
     args = ap.parse_args(argv)
 
     model = IntModel.load(args.model)

@@ -37,7 +37,8 @@ from .embed import Embedding
 from .halt import HaltUnit
 from .head import Head
 from .lif_layer import LIFLayer
-from .loader import PARAM_FIELDS, Geometry, ModelLoader
+from .arith import mul
+from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
 
@@ -183,7 +184,7 @@ class Core(wiring.Component):
         tb = Signal(range(self.rows["thresholds"] + 1))
         attn_on, mlp_on = Signal(), Signal()
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
-        mask_bit = lambda mod: ld.mask.bit_select(mod * g.Tmax + t, 1)  # noqa: E731
+        mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
         dmask = Signal(P)  # lanes < D
         m.d.comb += dmask.eq(~(Const(-1, P) << cfgd.dim))
         sizes = merge.sizes
@@ -193,9 +194,6 @@ class Core(wiring.Component):
         wq = Walker(m, N, "wq")          # attention: Q tokens
         wo = Walker(m, N, "wo")          # attention: Y rows
         drain = Signal(range(8))
-
-        def mrow(tok, j):                # membrane row of layer j of block l (j = 6.. hidden chunks)
-            return tok * g.R + l * g.stride + j
 
         OUT_ROW = g.Lmax * g.stride
 
@@ -248,6 +246,14 @@ class Core(wiring.Component):
         m.d.comb += lif.o.ready.eq(1)
         attn_th = prm["attn_threshold"]
         res_th = prm["res_threshold"]
+        # one input mux per lane, chosen by the pass: X (residual LIFs), an accumulator row with its
+        # thresholds (q, k, v, hid), or an attention row Y; scalar thresholds are broadcast
+        lif_from_acc, lif_from_y = Signal(), Signal()
+        scalar_th = Mux(lif_from_y, attn_th, res_th)
+        for p in range(P):
+            y = att.o.payload.y[p] if p < g.D else 0
+            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, th_acc[p], Mux(lif_from_y, y, xval[p]))),
+                         li.th[p].eq(Mux(lif_from_acc, th_r.data[p], scalar_th))]
 
         # spike writes: row = token
         for w in (sin_w, qm_w, km_w, vm_w, zm_w):
@@ -263,7 +269,7 @@ class Core(wiring.Component):
         dh = g.dh
         kv_acs = Signal(32)
         m.d.comb += kv_acs.eq(sum(Mux(vm_r.data[h * dh:(h + 1) * dh].any(), popcount(km_r.data[h * dh:(h + 1) * dh]), 0)
-                                  for h in range(g.heads)) * dh)
+                                  for h in range(g.heads)) << log2(dh))
 
         # halting
         m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
@@ -291,8 +297,8 @@ class Core(wiring.Component):
         n_logit_beats = (cfgd.classes + 1) >> 1
         with m.If(ob - 2 < n_logit_beats):
             k = (ob - 2)[:max(1, (g.C).bit_length())]
-            lo_l = logits[k * 2]
-            hi_l = Mux(k * 2 + 1 < cfgd.classes, logits[k * 2 + 1], 0)
+            lo_l = logits[k << 1]
+            hi_l = Mux((k << 1) + 1 < cfgd.classes, logits[(k << 1) + 1], 0)
             m.d.comb += obeat.eq(Cat(lo_l[:32], hi_l[:32]))
         with m.Else():
             m.d.comb += obeat.eq(cycles_)
@@ -304,7 +310,7 @@ class Core(wiring.Component):
         tap_full, tap_beat = Signal(), Signal(64)
         asm, na = Signal(64), Signal(range(4))
         q4 = lambda n: (n + 3) >> 2      # noqa: E731 -- beats of n 16-bit elements
-        tap_beats = q4(cfgd.dim) + 5 * q4(cfgd.n) + q4(cfgd.n * cfgd.dim)
+        tap_beats = q4(cfgd.dim) + mul(q4(cfgd.n), 5) + q4(mul(cfgd.n, cfgd.dim))
 
         # ------------------------------------------------------------------ image intake counters
         img_row = Signal(range(N + 1))
@@ -356,10 +362,12 @@ class Core(wiring.Component):
                     m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
                 with m.If(parser.ok & (parser.kind == Kind.MODEL) & ~error):
                     m.d.comb += clr_loading.eq(1)
-                    with m.If(ld.fits):
-                        m.d.comb += set_loaded.eq(1)
-                    with m.Else():
+                    with m.If(~ld.fits):
                         m.d.sync += fail(ErrorCode.EXCEEDS_CAPACITY)
+                    with m.Elif(~ld.lengths_ok):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        m.d.comb += set_loaded.eq(1)
                 with m.If(error):
                     m.next = "ERROR"
                 with m.Elif(ctrl.start | (parser.o.valid & is_image)):
@@ -408,7 +416,7 @@ class Core(wiring.Component):
                 with m.If(emb.i.valid & emb.i.ready):
                     m.d.sync += wk.next()
                 eo = emb.o.payload
-                lane0 = eo.chunk * g.E
+                lane0 = eo.chunk << log2(g.E)
                 m.d.comb += [e_w.addr.eq(eo.token), e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk, 0))]
                 for p in range(P):
                     keep = (lane0 + (p % g.E)) < cfgd.dim
@@ -445,7 +453,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "MLP"
 
-            def x_pass(name, nxt, mlayer, tag_j=0):
+            def x_pass(name, nxt, mlayer):
                 """Walk the tokens; read their X rows; feed the LIF layer (layer ``mlayer``)."""
                 with state(name):
                     with m.If(wk.any):
@@ -455,10 +463,7 @@ class Core(wiring.Component):
                         m.d.sync += drain.eq(drain - 1)
                         with m.If(drain == 0):
                             nxt()
-                    m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(xr_tok * g.R + mlayer), li.tag.tok.eq(xr_tok),
-                                 li.tag.j.eq(tag_j)]
-                    m.d.comb += [li.x[p].eq(xval[p]) for p in range(P)]
-                    m.d.comb += [li.th[p].eq(res_th) for p in range(P)]
+                    m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer), li.tag.tok.eq(xr_tok)]
 
             def event_pass(name, nxt, rows, w0, b0, th0, fan, src, mlayer, dest):
                 with state(name):
@@ -483,10 +488,8 @@ class Core(wiring.Component):
                     if dest["kind"] == "lif":
                         with m.If(acc.o.valid):
                             m.d.sync += [th_valid.eq(1), th_acc.eq(acc.o.payload), th_tag.eq(acc.o_tag)]
-                        m.d.comb += [lif.i.valid.eq(th_valid), li.row.eq(th_tag.tok * g.R + mlayer + th_tag.j),
-                                     li.tag.eq(th_tag)]
-                        m.d.comb += [li.x[p].eq(th_acc[p]) for p in range(P)]
-                        m.d.comb += [li.th[p].eq(th_r.data[p]) for p in range(P)]
+                        m.d.comb += [lif.i.valid.eq(th_valid), li.row.eq(mul(th_tag.tok, g.R) + mlayer + th_tag.j),
+                                     li.tag.eq(th_tag), lif_from_acc.eq(1)]
                     else:  # residual add
                         m.d.comb += x_addr.eq(o_tok)
                         with m.If(acc.o.valid):
@@ -500,7 +503,7 @@ class Core(wiring.Component):
                         with m.If(xa_valid):
                             m.d.sync += fresh.bit_select(xr_tok, 1).eq(0)
 
-            blk_m = l * g.stride
+            blk_m = mul(l, g.stride)
             # ---- attention module
             x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0)
             event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
@@ -511,17 +514,16 @@ class Core(wiring.Component):
                 with m.If(att.kv_i.valid & att.kv_i.ready):
                     m.d.sync += [wk.next(), count("AC_KV", kv_acs)]
                 with m.If(att.q_i.valid & att.q_i.ready):
-                    m.d.sync += [wq.next(), count("AC_Y", popcount(qm_r.data) * dh)]
-                m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(wo.cur * g.R + blk_m + 4), li.tag.tok.eq(wo.cur)]
-                m.d.comb += [li.x[p].eq(att.o.payload.y[p] if p < g.D else 0) for p in range(P)]
-                m.d.comb += [li.th[p].eq(attn_th) for p in range(P)]
+                    m.d.sync += [wq.next(), count("AC_Y", popcount(qm_r.data) << log2(dh))]
+                m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(mul(wo.cur, g.R) + blk_m + 4), li.tag.tok.eq(wo.cur),
+                             lif_from_y.eq(1)]
                 with m.If(att.o.valid):
                     m.d.sync += wo.next()
                 with m.If(~wo.any):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
-            event_pass("PROJ", goto("MLP"), 1, wb + 3 * cfgd.dim, bb + 3, tb, cfgd.dim,
+            event_pass("PROJ", goto("MLP"), 1, wb + mul(cfgd.dim, 3), bb + 3, tb, cfgd.dim,
                        sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
 
             # ---- MLP module
@@ -649,7 +651,7 @@ class Core(wiring.Component):
                         m.d.sync += [tap_loaded.eq(1), xr_tok.eq(tap_tok)]
                     with m.If(produce):
                         word = Signal(64)
-                        m.d.comb += word.eq(asm | (val << (na * 16)))
+                        m.d.comb += word.eq(asm | (val << (na << 4)))
                         field_end = Mux(is_x, (tap_tok == n_tok - 1) & (tap_e == n_dim - 1), tap_e == field_len - 1)
                         with m.If((na == 3) | field_end):
                             m.d.sync += [tap_beat.eq(word), tap_full.eq(1), asm.eq(0), na.eq(0)]

@@ -19,6 +19,7 @@ from dynaspike.cycles import EMB_LATENCY
 from dynaspike.formats import FORMATS
 
 from .accumulate import connect_write, write_signature
+from .arith import mul
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
 
@@ -110,7 +111,7 @@ class Embedding(wiring.Component):
                     m.d.sync += busy.eq(0)
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [busy.eq(1), pix.eq(self.i.payload.pix), token.eq(self.i.payload.token),
-                             i.eq(0), c.eq(0), w_addr.eq(0), b_base.eq(self.i.payload.token * self.chunks)]
+                             i.eq(0), c.eq(0), w_addr.eq(0), b_base.eq(mul(self.i.payload.token, self.chunks))]
 
         # ---- stage 1: the weight row is read; multiply (registered: maps to the DSP's M register)
         s2 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "token": range(self.max_tokens),

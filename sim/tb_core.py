@@ -110,6 +110,7 @@ async def core_refuses_bad_input(dut):
     bad[5] ^= np.uint64(1 << 40)
     await error_after("bad_checksum", send=bad)
     await error_after("oversized_model", send=case["model_big"])
+    await error_after("inconsistent_model", send=case["model_inconsistent"])
     # a good model and image after all that
     await host.load_model(good)
     await error_after("short_image", send=case["image_short"], ctrl="START")

@@ -124,10 +124,16 @@ def test_core_refuses_bad_input_and_recovers():
     big = random_model(ModelConfig(**{**TINY.to_dict(), "blocks": 2}), 7)   # one block too many
     img = packing.pack_image(images[0], TINY)
     short = packing._packet(packing.Kind.IMAGE, 0, img[2:-2])             # one window beat short
+    # a well-formed packet whose config (2 classes) disagrees with its head sections (3 classes)
+    payload = packing.pack_model(model, 8)[2:-1].copy()
+    field = 9  # num_classes: config beat 9 // 4, bits 16 * (9 % 4)
+    payload[1 + field // 4] = (int(payload[1 + field // 4]) & ~(0xFFFF << 16 * (field % 4))) | (2 << 16 * (field % 4))
+    inconsistent = packing._packet(packing.Kind.MODEL, 8, payload)
     rec = run_core(model, images, 8, "tiny-errors", testcase="core_refuses_bad_input",
-                   extra={"model_big": packing.pack_model(big, 8), "image_short": short})
+                   extra={"model_big": packing.pack_model(big, 8), "image_short": short,
+                          "model_inconsistent": inconsistent})
     want = {"start_without_model": "NO_MODEL", "bad_magic": "BAD_MAGIC", "bad_checksum": "BAD_CHECKSUM",
-            "oversized_model": "EXCEEDS_CAPACITY", "short_image": "BAD_LENGTH"}
+            "oversized_model": "EXCEEDS_CAPACITY", "inconsistent_model": "BAD_LENGTH", "short_image": "BAD_LENGTH"}
     for what, code in want.items():
         got = rec[what]
         assert got["status"]["ERROR"] == 1 and got["code"] == code, f"{what}: {got}"

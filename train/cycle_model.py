@@ -40,8 +40,8 @@ def _x_pass(n):
     return n + cy.DRAIN_X + 1
 
 
-def _event_pass(events, n):
-    return (1 + events if n else 0) + cy.DRAIN_EVENTS + 1
+def _event_pass(events, has_tokens):
+    return np.where(has_tokens, 1 + events, 0) + cy.DRAIN_EVENTS + 1
 
 
 def head_tail(cfg, lanes: int) -> int:
@@ -68,42 +68,40 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     E = cy.emb_lanes(lanes)
     by["emb"][:] = N * (-(-D // E)) * cfg.patch_dim + EMB_EXTRA
     by["head"][:] = head_tail(cfg, lanes)
-    nnz = lambda a: a.reshape(a.shape[0], -1).sum(1) if a.ndim > 1 else a  # noqa: E731
-    for b in range(B):
-        active = reps[b].copy()
-        for t in range(T):
-            by["decisions"][b] += DECISION                                    # STEP
-            for l in range(L):
-                p = f"t{t}.b{l}."
-                n = int(active.sum())
-                by["decisions"][b] += 3 * DECISION                            # BLOCK, MLP, HALTDEC
-                a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
-                if a_on:
-                    S = tr[p + "ain"][b][active].sum(1)
-                    by["ain"][b] += _x_pass(n)
-                    by["qkv"][b] += _event_pass(int((3 * np.maximum(1, S)).sum()), n)
-                    if n:
-                        K, V, Q = (tr[p + x][b][active] for x in ("k", "v", "q"))
-                        ks = [int(sum(int(v) << i for i, v in enumerate(row))) for row in K]
-                        vs = [int(sum(int(v) << i for i, v in enumerate(row))) for row in V]
-                        qs = [int(sum(int(v) << i for i, v in enumerate(row))) for row in Q]
-                        attn = cy.attn_cycles(ks, vs, qs, D, H) + ATTN_EXTRA
-                    else:
-                        attn = 0
-                    by["attn"][b] += attn + cy.DRAIN_ATTN + 1
-                    A = tr[p + "attn"][b][active].sum(1)
-                    by["proj"][b] += _event_pass(int(np.maximum(1, A).sum()), n)
-                if f_on:
-                    S2 = tr[p + "min"][b][active].sum(1)
-                    Z = tr[p + "hid"][b][active].sum(1)
-                    by["min"][b] += _x_pass(n)
-                    by["fc1"][b] += _event_pass(int((hch * np.maximum(1, S2)).sum()), n)
-                    by["fc2"][b] += _event_pass(int(np.maximum(1, Z).sum()), n)
-                if (a_on or f_on) and not dense:
-                    by["halt"][b] += n + cy.DRAIN_HALT + 1
-                by["decisions"][b] += DECISION                                # ENDBLOCK
-                active = tr[p + "active_after"][b].astype(bool)
-            by["readout"][b] += _x_pass(int(reps[b].sum()))
+    def per_token(key, active):                        # (B, N) spike counts of the active tokens
+        return np.where(active, tr[key].sum(-1), 0) if key in tr else np.zeros(active.shape, np.int64)
+
+    def head_max(spikes, active, gate=None):           # (B, N) max over heads of per-head spike counts
+        c = spikes.reshape(B, N, H, D // H).sum(-1)
+        if gate is not None:
+            c = np.where(gate.reshape(B, N, H, D // H).any(-1), c, 0)
+        return np.where(active, np.maximum(1, c.max(-1)), 0)
+
+    active = reps.copy()
+    for t in range(T):
+        by["decisions"] += DECISION                                           # STEP
+        for l in range(L):
+            p = f"t{t}.b{l}."
+            n = active.sum(1)
+            has = n > 0
+            by["decisions"] += 4 * DECISION                                   # BLOCK, MLP, HALTDEC, ENDBLOCK
+            a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
+            ones = lambda key: np.where(active, np.maximum(1, per_token(key, active)), 0).sum(1)  # noqa: E731
+            if a_on:
+                by["ain"] += _x_pass(n)
+                by["qkv"] += _event_pass(3 * ones(p + "ain"), has)
+                kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
+                qq = head_max(tr[p + "q"], active).sum(1)
+                by["attn"] += np.where(has, kv + qq + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
+                by["proj"] += _event_pass(ones(p + "attn"), has)
+            if f_on:
+                by["min"] += _x_pass(n)
+                by["fc1"] += _event_pass(hch * ones(p + "min"), has)
+                by["fc2"] += _event_pass(ones(p + "hid"), has)
+            if (a_on or f_on) and not dense:
+                by["halt"] += n + cy.DRAIN_HALT + 1
+            active = tr[p + "active_after"].astype(bool)
+        by["readout"] += _x_pass(reps.sum(1))
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // lanes)
