@@ -62,6 +62,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 
 
 # Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
+# the driver over the golden transport (build/bench_driver.json),
 # then the core in RTL simulation on 100 test images, dynamic and dense, with its yosys resource estimate
 # (build/bench.json; the estimate is cached in build/synth-core/).
 bench: $(STAMP)

@@ -323,6 +323,14 @@ def _section_shape(cfg: ModelConfig, lanes: int, name: str) -> tuple:
             "halt_lut": (FORMATS.halt_lut_size,)}[name]
 
 
+def section_beats(cfg: ModelConfig, lanes: int) -> dict:
+    """``{section name: data beats}`` of a model packet of this configuration for ``lanes`` P (what
+    :func:`pack_model` writes in each section header)."""
+    counts = {"config": len(fields(ModelConfig)), "params": len(fields(IntParams))}
+    return {name: -(-(counts[name] if name in counts else int(np.prod(_section_shape(cfg, lanes, name)))) * bits
+                    // BEAT_BITS) for _, name, bits in SECTIONS}
+
+
 # --------------------------------------------------------------------------------------------- images
 def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """``(C, H, W)`` or ``(H, W)`` uint8 image -> ``(N, patch_dim)`` embedding windows (integer model step 1).

@@ -59,3 +59,13 @@ def test_pack_images_refuses_bad_batches():
         packing.pack_images(np.zeros((2, 3, 6, 6), np.int64), ODD, [0, 1])
     with pytest.raises(ValueError, match="tags must fit 32 bits"):
         packing.pack_images(np.zeros((1, 3, 6, 6), np.uint8), ODD, [1 << 32])
+
+
+@pytest.mark.parametrize("cfg,lanes", [(ModelConfig(), 64), (ODD, 16)])
+def test_section_beats_are_the_packed_section_lengths(cfg, lanes):
+    beats = packing.pack_model(random_model(cfg, 8), lanes)[2:-1]
+    got, pos = {}, 0
+    for _, name, _ in packing.SECTIONS:
+        got[name] = int(beats[pos]) >> 32
+        pos += 1 + got[name]
+    assert got == packing.section_beats(cfg, lanes)

@@ -156,14 +156,29 @@ def flip(beat, mask):
     return f
 
 
+def longer_emb_b(b):
+    """A well-formed model packet whose emb_b section has one beat too many: BAD_LENGTH after the trailer."""
+    payload, pos, out = b[2:-1], 0, []
+    for _, name, _ in packing.SECTIONS:
+        n = int(payload[pos]) >> 32
+        head, body = payload[pos], payload[pos + 1:pos + 1 + n]
+        if name == "emb_b":
+            head, body = head + np.uint64(1 << 32), np.concatenate([body, np.zeros(1, np.uint64)])
+        out += [np.array([head], np.uint64), body]
+        pos += 1 + n
+    return packing._packet(packing.Kind.MODEL, int(b[1]) >> 32, np.concatenate(out))
+
+
 def short_image(b):
     """A well-formed image packet one payload beat short: the sequencer's BAD_LENGTH."""
     return packing._packet(packing.Kind.IMAGE, int(b[1]) >> 32, b[2:-2])
 
 
-# (what is corrupted, how): BAD_CHECKSUM, BAD_SECTION, LANES_MISMATCH on the model; BAD_LENGTH on an image
+# (what is corrupted, how): BAD_CHECKSUM, BAD_SECTION, LANES_MISMATCH, BAD_LENGTH on the model; BAD_LENGTH
+# on an image
 CORRUPTIONS = [(packing.Kind.MODEL, flip(5, 1 << 9)), (packing.Kind.MODEL, flip(2, 1)),
-               (packing.Kind.MODEL, flip(1, 1 << 32)), (packing.Kind.IMAGE, short_image)]
+               (packing.Kind.MODEL, flip(1, 1 << 32)), (packing.Kind.MODEL, longer_emb_b),
+               (packing.Kind.IMAGE, short_image)]
 
 
 def error_session(t, model: str, image: list) -> list:
@@ -213,4 +228,4 @@ def test_core_errors_surface_as_the_golden_transport_reports_them():
         want = corrupted_run(Driver, g, model, img[None], *case)
         assert sim == want, case
         codes.append(sim["error"][0])
-    assert codes == ["BAD_CHECKSUM", "BAD_SECTION", "LANES_MISMATCH", "BAD_LENGTH"]
+    assert codes == ["BAD_CHECKSUM", "BAD_SECTION", "LANES_MISMATCH", "BAD_LENGTH", "BAD_LENGTH"]

@@ -4,8 +4,8 @@ the stream protocol (``dynaspike.regmap``, ``dynaspike.packing``).
 It answers exactly what the core answers (docs/hardware.md): model packets are checked as the RTL's
 stream parser checks them (``packet_error``: the same ``ErrorCode`` at the same beat index) and rebuilt
 with ``packing.model_from_packet``; the sequencer's checks (a model beyond the capacity: EXCEEDS_CAPACITY;
-an image of the wrong length: BAD_LENGTH; an image or START without a model: NO_MODEL) report beat 0, as
-hw/core.py does. An image packet
+sections whose lengths disagree with the model's config, or an image of the wrong length: BAD_LENGTH; an
+image or START without a model: NO_MODEL) report beat 0, as hw/core.py does. An image packet
 plus CTRL.START (either order) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
 RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is the cycle model's (``train.cycle_model``, from the
 same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` says which); the performance
@@ -20,9 +20,12 @@ nothing queued raises ``DriverTimeout`` at once (nothing could ever arrive). ``r
 fast path: the same inference (``_infer``) on a whole batch, for >= 2,000 images/s.
 """
 
+from dataclasses import fields
+
 import numpy as np
 
 from dynaspike import packing, regmap
+from dynaspike.artifact import ArtifactError
 from dynaspike.config import ModelConfig
 from dynaspike.packing import Kind
 from dynaspike.regmap import REG, ErrorCode
@@ -209,14 +212,25 @@ class GoldenTransport(Transport):
         self._maybe_run()
 
     def _load(self, beats):
-        cfg = packing.unpack_model(beats)[0]
+        """After the trailer, as hw/core.py: the config must fit (else EXCEEDS_CAPACITY), every section
+        must have exactly the beats the config implies (else BAD_LENGTH); then the model is loaded."""
+        n = int(beats[2]) >> 32                             # the config section, first (packet_error)
         try:
+            cfg = ModelConfig(*(int(v) for v in packing.from_beats(beats[3:3 + n], 16, len(fields(ModelConfig)))))
             packing.check_capacity(cfg, self.cap)
-        except packing.CapacityError:
+        except (ValueError, packing.PackingError):          # CapacityError, or no valid config at all
             return self._error(ErrorCode.EXCEEDS_CAPACITY, 0)
+        want, pos = packing.section_beats(cfg, self.cap.lanes), 2
+        for _, name, _ in packing.SECTIONS:
+            if int(beats[pos]) >> 32 != want[name]:
+                return self._error(ErrorCode.BAD_LENGTH, 0)
+            pos += 1 + want[name]
         from train.golden import GoldenModel
 
-        self.model = packing.model_from_packet(beats)[0]
+        try:
+            self.model = packing.model_from_packet(beats)[0]
+        except ArtifactError as e:  # the RTL would load it; the golden model cannot run it
+            raise DriverError(f"the golden transport cannot run this model packet: {e}") from None
         self.golden = GoldenModel(self.model)
         self._set("MODEL_LOADED", True)
 
