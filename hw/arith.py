@@ -1,6 +1,6 @@
 """Small arithmetic helpers for control logic."""
 
-from amaranth.hdl import Const, Mux, Value
+from amaranth.hdl import Const, Mux, Value, signed
 
 
 def mul(a, b):
@@ -19,3 +19,20 @@ def mul(a, b):
         b = Value.cast(b)
         terms = [Mux(b[i], a << i, 0) for i in range(len(b))]
     return sum(terms[1:], terms[0]) if terms else Const(0)
+
+
+def saturate(value, bits: int):
+    """``value`` (signed) clamped to the signed ``bits``-bit range, as ``bits`` wide.
+
+    It fits iff the bits above ``bits - 1`` all equal the sign: a few LUTs instead of two full-width
+    comparators, which matters at P lanes (every residual add and every embedding lane clamps).
+    """
+    value = Value.cast(value)
+    width = len(value)
+    if width <= bits:
+        return value
+    top = value[bits - 1:]
+    fits = (top == 0) | (top == (1 << (width - bits + 1)) - 1)
+    sign = value[width - 1]
+    limit = Mux(sign, Const(-(1 << (bits - 1)), signed(bits)), Const((1 << (bits - 1)) - 1, signed(bits)))
+    return Mux(fits, value[:bits].as_signed(), limit)

@@ -37,7 +37,7 @@ from .embed import Embedding
 from .halt import HaltUnit
 from .head import Head
 from .lif_layer import LIFLayer
-from .arith import mul
+from .arith import mul, saturate
 from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
@@ -498,8 +498,7 @@ class Core(wiring.Component):
                         for p in range(P):
                             s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
                             m.d.comb += s_.eq(xval[p] + xa_acc[p])
-                            m.d.comb += x_w.data[p].eq(Mux(s_ > fmt.res_max, fmt.res_max,
-                                                           Mux(s_ < fmt.res_min, fmt.res_min, s_)))
+                            m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(xa_valid):
                             m.d.sync += fresh.bit_select(xr_tok, 1).eq(0)
 

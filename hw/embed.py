@@ -19,7 +19,7 @@ from dynaspike.cycles import EMB_LATENCY
 from dynaspike.formats import FORMATS
 
 from .accumulate import connect_write, write_signature
-from .arith import mul
+from .arith import mul, saturate
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
 
@@ -131,7 +131,7 @@ class Embedding(wiring.Component):
                 m.d.comb += new.eq(Mux(s2.first, bias[l], acc[l]) + prod[l])
                 m.d.sync += acc[l].eq(new)
                 shifted = new >> fmt.emb_shift
-                clamped = Mux(shifted > fmt.res_max, fmt.res_max, Mux(shifted < fmt.res_min, fmt.res_min, shifted))
+                clamped = saturate(shifted, fmt.res_bits)
                 with m.If(s2.last):
                     m.d.sync += self.o.payload.e[l].eq(clamped)
             with m.If(s2.last):
