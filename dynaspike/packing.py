@@ -23,7 +23,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from .artifact import IntModel, IntParams
+from .artifact import IntModel, IntParams, tensor_specs
 from .config import ModelConfig
 from .formats import FORMATS
 from .regmap import Capacity, formats_id
@@ -215,6 +215,53 @@ def memory_images(model: IntModel, lanes: int) -> dict:
     return {"weights": W, "biases": B, "thresholds": TH}
 
 
+def layer_tensors(cfg: ModelConfig, lanes: int, mem: dict) -> dict:
+    """The inverse of :func:`memory_images`: the spike layers' tensors from the three memory images.
+
+    ``mem`` holds ``{"weights", "biases", "thresholds"}`` as int arrays (rows, P) laid out by
+    ``weight_layout(cfg, lanes)``. Returns ``{"b{l}.{name}_w" | "_b" | "_th": array}`` with the artifact's
+    dtypes (``tensor_specs``). Padding lanes are not read (the core ignores them too).
+    """
+    layout = weight_layout(cfg, lanes)
+    specs = tensor_specs(cfg)
+    for name, rows in layout["_rows"].items():
+        if np.shape(mem[name]) != (rows, lanes):
+            raise PackingError(f"memory image {name} has shape {np.shape(mem[name])}, expected {(rows, lanes)}")
+    out = {}
+    for l in range(cfg.blocks):
+        for name in SPIKE_LAYERS:
+            key = f"b{l}.{name}"
+            lay = layout[key]
+            w = np.zeros((lay["out"], lay["fan_in"]), np.int64)
+            b = np.zeros(lay["out"], np.int64)
+            th = np.zeros(lay["out"], np.int64)
+            for c in range(lay["chunks"]):
+                o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
+                base = lay["w_base"] + c * lay["fan_in"]
+                w[o0:o1] = np.asarray(mem["weights"])[base:base + lay["fan_in"], :o1 - o0].T
+                b[o0:o1] = np.asarray(mem["biases"])[lay["b_row"] + c, :o1 - o0]
+                if lay["th_row"] is not None:
+                    th[o0:o1] = np.asarray(mem["thresholds"])[lay["th_row"] + c, :o1 - o0]
+            parts = {"_w": w, "_b": b, **({"_th": th} if lay["th_row"] is not None else {})}
+            for suffix, a in parts.items():
+                out[key + suffix] = a.astype(specs[key + suffix][1])
+    return out
+
+
+def model_from_packet(beats: np.ndarray) -> tuple:
+    """``(IntModel, lanes)`` rebuilt from a model packet (:func:`unpack_model` + :func:`layer_tensors`).
+
+    The model is validated (``IntModel.validate``); an inconsistent packet raises PackingError or
+    ``artifact.ArtifactError``. ``info`` is empty: provenance does not travel on the stream.
+    """
+    cfg, params, lanes, sections = unpack_model(beats)
+    specs = tensor_specs(cfg)
+    tensors = layer_tensors(cfg, lanes, sections)
+    for name in ("emb_w", "emb_b", "head_w", "head_b", "mask", "halt_lut"):
+        tensors[name] = sections[name].astype(specs[name][1])
+    return IntModel(cfg, params, tensors).validate(), lanes
+
+
 def pack_model(model: IntModel, lanes: int) -> np.ndarray:
     """The model packet for a core with ``lanes`` P (validates the model first)."""
     model.validate()
@@ -276,6 +323,14 @@ def _section_shape(cfg: ModelConfig, lanes: int, name: str) -> tuple:
             "halt_lut": (FORMATS.halt_lut_size,)}[name]
 
 
+def section_beats(cfg: ModelConfig, lanes: int) -> dict:
+    """``{section name: data beats}`` of a model packet of this configuration for ``lanes`` P (what
+    :func:`pack_model` writes in each section header)."""
+    counts = {"config": len(fields(ModelConfig)), "params": len(fields(IntParams))}
+    return {name: -(-(counts[name] if name in counts else int(np.prod(_section_shape(cfg, lanes, name)))) * bits
+                    // BEAT_BITS) for _, name, bits in SECTIONS}
+
+
 # --------------------------------------------------------------------------------------------- images
 def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """``(C, H, W)`` or ``(H, W)`` uint8 image -> ``(N, patch_dim)`` embedding windows (integer model step 1).
@@ -286,18 +341,30 @@ def image_to_patches(image: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     window as it multiplies it, so no line buffer is needed and overlapping windows cost only stream bytes.
     """
     img = np.asarray(image)
-    if img.ndim == 2:
-        img = img[None]
     want = (cfg.in_channels, cfg.img_size, cfg.img_size)
-    if img.shape != want:
-        raise ValueError(f"image shape {np.asarray(image).shape}, expected {want} (or {want[1:]} for one channel)")
-    if img.dtype != np.uint8:
-        raise ValueError(f"image dtype {img.dtype}, expected uint8")
+    if (img.shape if img.ndim != 2 else (1,) + img.shape) != want:
+        raise ValueError(f"image shape {img.shape}, expected {want} (or {want[1:]} for one channel)")
+    return images_to_patches(img[None], cfg)[0]
+
+
+def images_to_patches(images: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+    """A batch ``(B, C, H, W)`` (or ``(B, H, W)`` for one channel) of uint8 images -> ``(B, N, patch_dim)``
+    windows, each as :func:`image_to_patches` makes them."""
+    x = np.asarray(images)
+    want = (cfg.in_channels, cfg.img_size, cfg.img_size)
+    if x.ndim == 3 and cfg.in_channels == 1:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1:] != want:
+        raise ValueError(f"images shape {np.asarray(images).shape}, expected (B, {', '.join(map(str, want))})"
+                         + (f" or (B, {want[1]}, {want[2]})" if cfg.in_channels == 1 else ""))
+    if x.dtype != np.uint8:
+        raise ValueError(f"image dtype {x.dtype}, expected uint8")
     k, p, pad = cfg.embed_kernel, cfg.patch_size, cfg.embed_pad
-    x = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     g = cfg.img_size // p
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(1, 2))[:, ::p, ::p]  # (C, g, g, k, k)
-    return np.ascontiguousarray(win[:, :g, :g].transpose(1, 2, 0, 3, 4)).reshape(g * g, cfg.in_channels * k * k)
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::p, ::p]  # (B, C, g, g, k, k)
+    win = win[:, :, :g, :g].transpose(0, 2, 3, 1, 4, 5)
+    return np.ascontiguousarray(win).reshape(len(x), g * g, cfg.in_channels * k * k)
 
 
 def beats_per_token(cfg: ModelConfig) -> int:
@@ -309,12 +376,33 @@ def pack_image(image: np.ndarray, cfg: ModelConfig, tag: int = 0) -> np.ndarray:
     """The image packet: token after token, each window's ``patch_dim`` bytes zero-padded to whole beats
     (``beats_per_token``), so the core fills one window from whole beats; ``tag`` (32 bits) comes back in
     the result."""
-    if not 0 <= tag < (1 << 32):
-        raise ValueError(f"image tag must fit 32 bits, got {tag}")
-    win = image_to_patches(image, cfg)
-    padded = np.zeros((cfg.num_tokens, beats_per_token(cfg) * BEAT_BYTES), np.int64)
-    padded[:, :cfg.patch_dim] = win
-    return _packet(Kind.IMAGE, tag, to_beats(padded, 8))
+    image_to_patches(image, cfg)  # the single-image shape check and its message
+    img = np.asarray(image)
+    return pack_images(img[None] if img.ndim == 3 or cfg.in_channels > 1 else img[None, None], cfg, [tag])[0]
+
+
+def pack_images(images: np.ndarray, cfg: ModelConfig, tags) -> np.ndarray:
+    """The image packets of a batch (:func:`images_to_patches` shapes), one per row: ``(B, beats)``
+    uint64, row ``i`` equal to ``pack_image(images[i], cfg, tags[i])``."""
+    tags = np.asarray(tags, dtype=np.int64)
+    win = images_to_patches(images, cfg)
+    B = len(win)
+    if tags.shape != (B,):
+        raise ValueError(f"tags must have shape ({B},), got {tags.shape}")
+    if B and (tags.min() < 0 or tags.max() >= (1 << 32)):
+        raise ValueError(f"image tags must fit 32 bits, got {tags.min()}..{tags.max()}")
+    bpt = beats_per_token(cfg)
+    padded = np.zeros((B, cfg.num_tokens, bpt * BEAT_BYTES), np.uint8)
+    padded[:, :, :cfg.patch_dim] = win
+    payload = padded.reshape(B, -1).view("<u8").astype(np.uint64)          # (B, N * bpt)
+    csum = payload.view("<u4").astype(np.uint64).sum(axis=1) & np.uint64(0xFFFFFFFF)
+    head0 = np.uint64(STREAM_MAGIC | (STREAM_VERSION << 32) | (Kind.IMAGE << 40))
+    out = np.empty((B, payload.shape[1] + 3), np.uint64)
+    out[:, 0] = head0
+    out[:, 1] = np.uint64(payload.shape[1]) | (tags.astype(np.uint64) << np.uint64(32))
+    out[:, 2:-1] = payload
+    out[:, -1] = csum | np.uint64(TRAILER_MAGIC << 32)
+    return out
 
 
 def unpack_image(beats: np.ndarray, cfg: ModelConfig) -> tuple:

@@ -1,0 +1,200 @@
+"""The simulated board: the Verilator-built core under cocotb, behind the same synchronous driver calls.
+
+Host side: ``run_in_simulation(fn, lanes, cfg, args)`` converts ``hw.core.Core(lanes, cfg)`` to Verilog,
+builds it with Verilator and runs the testbench ``sim/tb_driver.py`` through ``sim.runner.run_cocotb``;
+inside the simulator that testbench starts the clock, resets the core, builds a :class:`SimTransport` and
+calls ``fn(transport, **args)`` (``fn`` given as ``"module:function"``) in a cocotb bridge thread
+(``cocotb.bridge``), so plain blocking code (the driver) runs against the simulation. ``fn``'s return value
+(JSON-serialisable) comes back to the host through a JSON file. ``simulate_run`` is the common case: load
+a model file and run images on it, returning ``(capacity, RunResult)``.
+
+Inside: each transport call is a coroutine run in the simulation with ``cocotb.resume``: AXI4-Lite reads
+and writes with cocotbext-axi's ``AxiLiteMaster``, packets with ``AxiStreamSource`` / ``AxiStreamSink``
+(64-bit beats, byte k of a packet's buffer in bits [8k+7:8k] of beat k // 8, exactly as the DMA moves
+them; the sink is always ready and the source drives a beat every cycle the core is ready, so the cycles
+the core counts are those it needs). Time is simulated: the driver's deadlines run on simulated seconds
+(``now``) and every wait is capped at ``max_wait_cycles`` clock cycles (``limit``), so a core that never
+answers ends in ``DriverTimeout`` after that many cycles instead of hours of simulation.
+"""
+
+import importlib
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DriverError, DriverTimeout
+from .base import Transport
+
+TESTBENCH = "tb_driver"
+CLOCK_HZ = 100_000_000          # sim.cocotb_tb.CLOCK_NS = 10
+MAX_WAIT_CYCLES = 400_000       # 4 ms simulated per wait: far above a model load or an inference
+
+
+def resolve(ref: str):
+    """``"package.module:function"`` -> the function."""
+    mod, _, name = ref.partition(":")
+    if not name:
+        raise ValueError(f"expected 'module:function', got {ref!r}")
+    return getattr(importlib.import_module(mod), name)
+
+
+class SimTransport(Transport):
+    """The transport inside the simulator (built by sim/tb_driver.py; every method runs in a bridge thread)."""
+
+    name = "sim"
+
+    def __init__(self, dut, manifest: dict, max_wait_cycles: int = MAX_WAIT_CYCLES, clock_hz: int = CLOCK_HZ):
+        from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink,
+                                   AxiStreamSource)
+
+        self.dut, self._manifest = dut, manifest
+        self.max_wait_cycles, self.clock_hz = max_wait_cycles, clock_hz
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
+        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"),
+                                      dut.clk, dut.rst)
+        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
+
+    # Each public method turns one coroutine into a blocking call (cocotb.resume).
+    def _block(self, coro_fn, *args):
+        from cocotb.task import resume
+        return resume(coro_fn)(*args)
+
+    def read(self, offset: int) -> int:
+        return self._block(self.axil.read_dword, offset)
+
+    def write(self, offset: int, value: int) -> None:
+        self._block(self.axil.write_dword, offset, int(value) & 0xFFFFFFFF)
+
+    def send(self, beats: np.ndarray, stage: str) -> None:
+        data = np.asarray(beats, dtype="<u8").tobytes()
+        self._block(self.source.send, data)
+
+    async def _waited(self, awaitable, timeout: float, stage: str, what: str):
+        from cocotb.triggers import SimTimeoutError, with_timeout
+        cycles = max(1, int(round(timeout * self.clock_hz)))
+        try:
+            return await with_timeout(awaitable, cycles * 10, "ns")
+        except SimTimeoutError:
+            raise DriverTimeout(stage, timeout, f"{what} (simulated time, {cycles} cycles)") from None
+
+    def wait_sent(self, timeout: float, stage: str) -> None:
+        async def wait():
+            if not self.source.idle():
+                await self._waited(self.source.wait(), timeout, stage, "the core did not take every input beat")
+        self._block(wait)
+
+    def recv(self, max_beats: int, timeout: float, stage: str) -> np.ndarray:
+        async def recv():
+            return await self._waited(self.sink.recv(), timeout, stage, "no packet with TLAST came out")
+        frame = self._block(recv)
+        data = bytes(frame.tdata)
+        if len(data) % 8:
+            raise DriverError(f"{stage}: the output packet has {len(data)} bytes, not whole 64-bit beats")
+        beats = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+        if len(beats) > max_beats:
+            raise DriverError(f"{stage}: a packet of {len(beats)} beats, at most {max_beats} expected")
+        return beats
+
+    def manifest(self) -> dict:
+        return self._manifest
+
+    def now(self) -> float:
+        from cocotb.simtime import get_sim_time
+        return get_sim_time("ns") * 1e-9
+
+    def limit(self, timeout: float) -> float:
+        return min(timeout, self.max_wait_cycles / self.clock_hz)
+
+
+# ------------------------------------------------------------------------------------------ host side
+def _make_core(lanes: int, cfg: dict):
+    """The core for ``run_cocotb`` (the RTL parameters of tests/test_core_sim.py: one shared build)."""
+    from dynaspike.config import ModelConfig
+    from hw.core import Core
+    return Core(lanes, ModelConfig.from_dict(cfg))
+
+
+def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, make_component=None,
+                      name: str = "core", rtl_params: dict | None = None, sim_ms: float = 100.0,
+                      max_wait_cycles: int = MAX_WAIT_CYCLES) -> dict:
+    """Build the core (``make_component(**rtl_params)``, default ``hw.core.Core(lanes, cfg)``), run
+    ``fn(transport, **args)`` inside the simulation and return ``{"value": fn's return value, "timing":
+    run_cocotb's timings}``. ``sim_ms`` bounds the simulated time of the whole session. A failure inside
+    (an exception from ``fn``) raises ``sim.runner.SimFailure`` with its message."""
+    from bitstreams import manifest as mf
+    from dynaspike import packing
+    from sim.runner import build_dir_for, run_cocotb
+
+    rtl = rtl_params if rtl_params is not None else {"lanes": lanes, "cfg": cfg.to_dict()}
+    build_dir_for(name, rtl).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=build_dir_for(name, rtl)) as tmp:
+        out = Path(tmp) / "value.json"
+        manifest = mf.make(packing.capacity_for(cfg, lanes), cfg, tool=None, utilization=None, timing=None)
+        params = {"fn": fn, "args": args or {}, "out": str(out), "manifest": manifest, "sim_ms": sim_ms,
+                  "max_wait_cycles": max_wait_cycles}
+        timing = run_cocotb(name, make_component or _make_core, rtl, TESTBENCH, params)
+        if not out.exists():
+            raise DriverError(f"the simulation ended without a value from {fn}")
+        return {"value": json.loads(out.read_text()), "timing": timing}
+
+
+def driver_session(transport, model: str, images: str, tags=None, taps: bool = False, dense: bool = False,
+                   timeout: float = 1.0, progress: str | None = None) -> dict:
+    """Inside the simulation: load the model file ``model``, run the images of the ``.npy`` file
+    ``images``; return ``{"capacity", "result": RunResult.to_dict()}``. With ``progress`` (a file name),
+    one line is appended to that file per image done."""
+    from dataclasses import asdict
+
+    from dynaspike.artifact import IntModel
+
+    from ..driver import Driver
+
+    d = Driver(transport, timeout=timeout)
+    cap = d.load_model(IntModel.load(model))
+    def tick(n):
+        with open(progress, "a") as f:
+            f.write(f"{n}\n")
+    r = d.run(np.load(images), tags=tags, taps=taps, dense=dense, progress=tick if progress else None)
+    return {"capacity": asdict(cap), "result": r.to_dict()}
+
+
+def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, sim_ms=None,
+                 progress=None) -> tuple:
+    """``(capacity dict, RunResult, timings)`` of ``images`` on the simulated core with the model file
+    ``model_path`` (the core is sized for that model's configuration). ``progress(n)`` is called from a
+    watcher thread as images finish inside the simulation."""
+    import threading
+    from dynaspike.artifact import IntModel
+
+    from ..driver import RunResult
+
+    model_path = str(Path(model_path).resolve())
+    cfg = IntModel.load(model_path).config
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = str(Path(tmp) / "images.npy")
+        np.save(npy, np.asarray(images))
+        ticks = Path(tmp) / "progress.txt"
+        ticks.touch()
+        budget = sim_ms if sim_ms is not None else 20.0 + 2.0 * len(images)
+        stop = threading.Event()
+
+        def watch():
+            seen = 0
+            while not stop.wait(0.5):
+                n = len(ticks.read_text().split())
+                if progress and n != seen:
+                    seen = n
+                    progress(n)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            got = run_in_simulation("sw.transports.sim:driver_session", lanes, cfg,
+                                    {"model": model_path, "images": npy,
+                                     "tags": None if tags is None else [int(t) for t in tags],
+                                     "taps": taps, "dense": dense, "progress": str(ticks)}, sim_ms=budget)
+        finally:
+            stop.set()
+            watcher.join()
+    return got["value"]["capacity"], RunResult.from_dict(got["value"]["result"]), got["timing"]
