@@ -26,7 +26,10 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
+# The shipped digits model on the simulated board (the Verilator-built core, about 2 min to build once),
+# 100 test images, then the model report with its plots (build/report/).
 demo: $(STAMP)
+	$(PY) sw/run_on_board.py --target sim --images 100 --json build/demo.json
 	$(PY) -m train.evaluate
 
 # Make the model that `make train PRESET=digits` exported the shipped one (what `make demo` runs).
@@ -64,7 +67,7 @@ test-all: $(STAMP)
 # Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
 # the driver over the golden transport (build/bench_driver.json),
 # then the core in RTL simulation on 100 test images, dynamic and dense, with its yosys resource estimate
-# (build/bench.json; the estimate is cached in build/synth-core/).
+# (build/bench.json; the estimate is cached in build/synth/).
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
 	$(PY) -m bench.driver_speed

@@ -347,6 +347,11 @@ class Core(wiring.Component):
                     with m.If(error):
                         m.next = "ERROR"
 
+            def goto_state(target):
+                def f():
+                    m.next = target
+                return f
+
             def goto(target, **load):
                 def f():
                     m.next = target
@@ -453,16 +458,20 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "MLP"
 
+            def x_walk(nxt):
+                """Walk the tokens reading their X rows (``xval`` holds one a cycle later); drain; ``nxt()``."""
+                with m.If(wk.any):
+                    m.d.comb += x_addr.eq(wk.cur)
+                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
+                with m.Else():
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        nxt()
+
             def x_pass(name, nxt, mlayer):
                 """Walk the tokens; read their X rows; feed the LIF layer (layer ``mlayer``)."""
                 with state(name):
-                    with m.If(wk.any):
-                        m.d.comb += x_addr.eq(wk.cur)
-                        m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
-                    with m.Else():
-                        m.d.sync += drain.eq(drain - 1)
-                        with m.If(drain == 0):
-                            nxt()
+                    x_walk(nxt)
                     m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer), li.tag.tok.eq(xr_tok)]
 
             def event_pass(name, nxt, rows, w0, b0, th0, fan, src, mlayer, dest):
@@ -545,13 +554,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "ENDBLOCK"
             with state("HALT"):
-                with m.If(wk.any):
-                    m.d.comb += x_addr.eq(wk.cur)
-                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
-                with m.Else():
-                    m.d.sync += drain.eq(drain - 1)
-                    with m.If(drain == 0):
-                        m.next = "ENDBLOCK"
+                x_walk(goto_state("ENDBLOCK"))
                 m.d.comb += halt.i.valid.eq(xr_valid)
                 ho = halt.o.payload
                 with m.If(halt.o.valid & ho.halted):
