@@ -12,8 +12,8 @@ same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` s
 counters are the golden model's operation counts (``counters``); IN_WAIT/OUT_WAIT are 0 (nothing waits).
 After an error, input is dropped until SOFT_RESET, as in the RTL.
 
-Speed: the exact CYCLES cost a traced golden run and the cycle model's per-token replay (about 1 ms per
-image here); ``cycles=False`` skips both for throughput (``make bench`` measures both).
+Speed: the exact CYCLES cost a traced golden run (the cycle model itself is vectorised over the batch);
+``cycles=False`` skips the trace for throughput (``make bench`` measures both).
 
 The model is synchronous: nothing is ever in flight, so ``wait_sent`` returns at once and ``recv`` with
 nothing queued raises ``DriverTimeout`` at once (nothing could ever arrive). ``run_images`` is the batched
