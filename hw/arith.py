@@ -1,6 +1,6 @@
 """Small arithmetic helpers for control logic."""
 
-from amaranth.hdl import Const, Mux, Value, signed
+from amaranth.hdl import Const, Mux, Signal, Value, signed
 
 
 def mul(a, b):
@@ -36,3 +36,18 @@ def saturate(value, bits: int):
     sign = value[width - 1]
     limit = Mux(sign, Const(-(1 << (bits - 1)), signed(bits)), Const((1 << (bits - 1)) - 1, signed(bits)))
     return Mux(fits, value[:bits].as_signed(), limit)
+
+
+def lowest_set(m, bits, name: str):
+    """``(index, any)`` of the lowest set bit of ``bits``: a balanced tree of log2(width) levels (a priority
+    chain would be width levels deep). ``index`` means nothing while ``any`` is 0."""
+    def tree(lo, hi):
+        if hi - lo == 1:
+            return Const(0, 1), bits[lo]
+        mid = (lo + hi + 1) // 2
+        (i0, a0), (i1, a1) = tree(lo, mid), tree(mid, hi)
+        return Mux(a0, i0, i1 + (mid - lo)), a0 | a1
+    idx, any_ = tree(0, len(bits))
+    sig = Signal(range(max(len(bits), 2)), name=f"{name}_idx")
+    m.d.comb += sig.eq(idx)
+    return sig, any_

@@ -16,6 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import ATTN_PHASE_OVERHEAD
 
+from .arith import lowest_set
+
 
 def kv_layout(max_tokens: int, dim: int) -> data.StructLayout:
     """One active token of the KV phase: its K and V spikes (channel d = bit d), its merge ``size``, ``last``."""
@@ -30,15 +32,6 @@ def q_layout(dim: int) -> data.StructLayout:
 def y_layout(max_tokens: int, dim: int, heads: int) -> data.StructLayout:
     """One output row: ``y`` per channel (at most ``head_dim * max_tokens``) and ``last``."""
     return data.StructLayout({"y": data.ArrayLayout(range((dim // heads) * max_tokens + 1), dim), "last": 1})
-
-
-def _lowest_set(m, bits, width, name):
-    """Index of the lowest set bit of ``bits`` (0 if none): the comb assignment made last wins."""
-    sel = Signal(range(max(width, 2)), name=name)
-    for a in reversed(range(width)):
-        with m.If(bits[a]):
-            m.d.comb += sel.eq(a)
-    return sel
 
 
 class AttentionKV(wiring.Component):
@@ -99,7 +92,7 @@ class AttentionKV(wiring.Component):
         sel, rem_next = [], Signal(self.dim)
         for h in range(H):
             part = rem[h * dh:(h + 1) * dh]
-            sel.append(_lowest_set(m, part, dh, f"sel{h}"))
+            sel.append(lowest_set(m, part, f"sel{h}")[0])
             m.d.comb += rem_next[h * dh:(h + 1) * dh].eq(part & (part - 1))
         # The Y phase may only finish a token when its row can go into the output register.
         out_free = ~self.o.valid | self.o.ready

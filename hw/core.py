@@ -37,27 +37,12 @@ from .embed import Embedding
 from .halt import HaltUnit
 from .head import Head
 from .lif_layer import LIFLayer
-from .arith import mul, saturate
+from .arith import lowest_set, mul, saturate
 from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
 
 PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
-
-
-def lowest_set(m, bits, name: str):
-    """``(index, any)`` of the lowest set bit of ``bits``: a balanced tree, log2(width) levels."""
-    def tree(lo, hi):
-        if hi - lo == 1:
-            return Const(0, 1), bits[lo]
-        mid = (lo + hi + 1) // 2
-        (i0, a0), (i1, a1) = tree(lo, mid), tree(mid, hi)
-        w = max(len(i0), len(i1), (hi - lo - 1).bit_length())
-        return Mux(a0, i0, i1 + (mid - lo)), a0 | a1
-    idx, any_ = tree(0, len(bits))
-    sig = Signal(range(max(len(bits), 2)), name=f"{name}_idx")
-    m.d.comb += sig.eq(idx)
-    return sig, any_
 
 
 class Walker:

@@ -13,6 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import MERGE_LATENCY
 
+from .arith import lowest_set
+
 
 def merge_in_layout(dim: int) -> data.StructLayout:
     """``bits``: the token's spike vector (channel ``d`` = bit ``d``); ``last``: the image's final token."""
@@ -95,10 +97,7 @@ class TokenMerge(wiring.Component):
                 first_token = s1.token == 0
                 cand = Signal(N)
                 m.d.comb += cand.eq(s1.close & is_rep)
-                first = Signal(range(N))  # lowest set bit of cand: the comb assignment last made wins
-                for k in reversed(range(N)):
-                    with m.If(cand[k]):
-                        m.d.comb += first.eq(k)
+                first, _ = lowest_set(m, cand, "first")
                 m.d.sync += [self.o.payload.token.eq(s1.token), self.o.payload.last.eq(s1.last)]
                 # A new image starts at token 0: forget the previous one's representatives and sizes.
                 with m.If(first_token):
