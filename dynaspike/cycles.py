@@ -2,13 +2,22 @@
 
 Pure Python (no numpy, torch or Amaranth): the golden model, the testbenches and the driver import it.
 Every RTL component in ``hw/`` takes its latency constants from here, and its tests assert that the RTL
-takes exactly the predicted number of cycles. This file grows into the whole-inference cycle model.
+takes exactly the predicted number of cycles. The sequencer's per-pass costs are here too; the
+whole-inference count, which needs the golden model's spike maps, is ``train/cycle_model.py``.
 
 Convention: a component's cycle count for a job is measured from the clock cycle of the first input
 transfer (cycle 0) to the clock cycle of the last output transfer, inclusive of neither end's idle time,
 with the producer always valid and the consumer always ready. Idle insertion and backpressure only ever
 add cycles; they never change results.
 """
+
+
+def _pipelined(n: int, latency: int, what: str) -> int:
+    """Cycles for ``n`` back-to-back items through a pipeline of ``latency``: one per cycle, then the latency."""
+    if n < 1:
+        raise ValueError(f"{what} needs at least one item, got {n}")
+    return n - 1 + latency
+
 
 #: LIF update (hw/lif.py): one pipeline register between input and output transfer.
 LIF_LATENCY = 1
@@ -19,9 +28,7 @@ ACC_LATENCY = 2
 
 def lif_cycles(vectors: int) -> int:
     """Cycles for ``vectors`` back-to-back P-lane LIF updates: one per cycle plus the pipeline latency."""
-    if vectors < 1:
-        raise ValueError(f"lif_cycles needs at least one vector, got {vectors}")
-    return vectors - 1 + LIF_LATENCY
+    return _pipelined(vectors, LIF_LATENCY, "lif_cycles")
 
 
 def acc_beats(spikes: int) -> int:
@@ -57,9 +64,7 @@ HALT_LATENCY = 2
 
 def halt_cycles(tokens: int) -> int:
     """Cycles for ``tokens`` back-to-back halting checks."""
-    if tokens < 1:
-        raise ValueError(f"halt_cycles needs at least one token, got {tokens}")
-    return tokens - 1 + HALT_LATENCY
+    return _pipelined(tokens, HALT_LATENCY, "halt_cycles")
 
 #: Token merge (hw/merge.py): one cycle of parallel comparison, one of picking the representative.
 MERGE_LATENCY = 2
@@ -67,9 +72,7 @@ MERGE_LATENCY = 2
 
 def merge_cycles(tokens: int) -> int:
     """Cycles to merge the ``tokens`` tokens of one image (tokens stream back to back)."""
-    if tokens < 1:
-        raise ValueError(f"merge_cycles needs at least one token, got {tokens}")
-    return tokens - 1 + MERGE_LATENCY
+    return _pipelined(tokens, MERGE_LATENCY, "merge_cycles")
 
 #: Attention K^T V / Q (K^T V) unit (hw/attention.py): one cycle to switch from the KV phase to the Y
 #: phase, one cycle for the last row's output register.
@@ -116,9 +119,7 @@ LIF_LAYER_LATENCY = 2
 
 def lif_layer_cycles(updates: int) -> int:
     """Cycles for ``updates`` back-to-back row updates of a LIF layer."""
-    if updates < 1:
-        raise ValueError(f"lif_layer_cycles needs at least one update, got {updates}")
-    return updates - 1 + LIF_LAYER_LATENCY
+    return _pipelined(updates, LIF_LAYER_LATENCY, "lif_layer_cycles")
 
 #: Classifier (hw/head.py): weight read, registered multiply, sum-and-accumulate into the output register.
 HEAD_LATENCY = 3
