@@ -15,6 +15,7 @@ from sim.runner import build_dir_for, run_cocotb
 
 
 def make_core(lanes, cfg):
+    """The core for ``run_cocotb``: ``cfg`` is a ModelConfig dict (one build per (lanes, cfg))."""
     from hw.core import Core
     return Core(lanes, ModelConfig.from_dict(cfg))
 

@@ -9,6 +9,7 @@ from dynaspike import packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.config import ModelConfig
 from sim.core_run import run_core
+from sw.transports.golden import counters, taps_of
 from tests.model_factory import random_model
 from train import cycle_model
 from train.golden import GoldenModel
@@ -33,22 +34,13 @@ def check_against_golden(model, images, lanes, rec, dense=False, only=None):
         assert tag == k
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}: logits")
         c = got["counters"]
-        want = {"AC_QKV": sum(g.acs[f"b{l}.qkv"][k].sum() for l in range(cfg.blocks)),
-                "AC_KV": sum(g.acs[f"b{l}.kv"][k].sum() for l in range(cfg.blocks)),
-                "AC_Y": sum(g.acs[f"b{l}.y"][k].sum() for l in range(cfg.blocks)),
-                "AC_PROJ": sum(g.acs[f"b{l}.proj"][k].sum() for l in range(cfg.blocks)),
-                "AC_FC1": sum(g.acs[f"b{l}.fc1"][k].sum() for l in range(cfg.blocks)),
-                "AC_FC2": sum(g.acs[f"b{l}.fc2"][k].sum() for l in range(cfg.blocks)),
-                "AC_READOUT": g.acs["readout"][k].sum(),
-                "PROCESSED_UNITS": g.units[k].sum(),
-                "MERGED_TOKENS": int((g.size[k] == 0).sum()),
-                "SKIPPED_MODULE_STEPS": int((g.mask[:2 * cfg.blocks, :cfg.t_max] == 0).sum())}
+        want = {name: v[k] for name, v in counters(g, cfg).items() if not name.endswith("WAIT_CYCLES")}
         for name, v in want.items():
             assert c[name] == int(v), f"image {k}: {name} = {c[name]}, golden {int(v)}"
         assert cyc == c["CYCLES"], f"image {k}: result packet says {cyc} cycles, register {c['CYCLES']}"
         assert cyc - c["IN_WAIT_CYCLES"] == pred.cycles[k], (
             f"image {k}: {cyc} cycles ({c['IN_WAIT_CYCLES']} waiting for input), cycle model {pred.cycles[k]} "
-                                       f"({ {n: int(v[k]) for n, v in pred.by_pass.items()} })")
+            f"({ {n: int(v[k]) for n, v in pred.by_pass.items()} })")
     return pred
 
 
@@ -147,13 +139,11 @@ def test_core_refuses_bad_input_and_recovers():
 def check_taps(model, images, rec, dense=False):
     """Every tapped intermediate equals the golden model's (names the image, field, token and value)."""
     cfg = model.config
-    g = GoldenModel(model).run(images, dense=dense, trace=True)
+    want = taps_of(GoldenModel(model).run(images, dense=dense, trace=True))
     for k, got in enumerate(rec["images"]):
-        tag, taps = packing.unpack_taps(np.array(got["tap"], dtype=np.uint64), cfg)
-        want = {"counts": g.counts[k], "rep": g.rep[k], "size": g.size[k], "halt_t": g.halt_t[k],
-                "halt_l": g.halt_l[k], "hacc": g.trace["hacc"][k], "x": g.trace["x_final"][k]}
-        for name, w in want.items():
-            w = np.asarray(w)
+        _, taps = packing.unpack_taps(np.array(got["tap"], dtype=np.uint64), cfg)
+        for name, all_images in want.items():
+            w = all_images[k]
             bad = np.argwhere(taps[name] != w)
             assert not len(bad), (f"image {k}: tap {name} differs at {bad[:5].tolist()}: "
                                   f"core {taps[name][tuple(bad[0])]}, golden {w[tuple(bad[0])]}")

@@ -44,7 +44,7 @@ def _event_pass(events, has_tokens):
     return np.where(has_tokens, 1 + events, 0) + cy.DRAIN_EVENTS + 1
 
 
-def head_tail(cfg, lanes: int) -> int:
+def head_tail(cfg) -> int:
     """Cycles from the last readout pass's end to the last logit (the classifier on cycles.HEAD_MULTS)."""
     return cy.head_cycles(cfg.num_classes, cfg.dim, cy.HEAD_MULTS)
 
@@ -67,7 +67,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     by["img"][:] = N * bpt + IMG_EXTRA
     E = cy.emb_lanes(lanes)
     by["emb"][:] = N * (-(-D // E)) * cfg.patch_dim + EMB_EXTRA
-    by["head"][:] = head_tail(cfg, lanes)
+    by["head"][:] = head_tail(cfg)
     def per_token(key, active):                        # (B, N) spike counts of the active tokens
         return np.where(active, tr[key].sum(-1), 0) if key in tr else np.zeros(active.shape, np.int64)
 

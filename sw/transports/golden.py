@@ -103,6 +103,16 @@ def counters(res, cfg: ModelConfig) -> dict:
     return {k: np.asarray(v, np.int64) & 0xFFFFFFFF for k, v in out.items()}
 
 
+def taps_of(res) -> dict:
+    """The TAP packet fields (``packing.TAP_FIELDS``) of a traced golden run, ``{name: (B, ...) array}``."""
+    missing = [k for k in ("hacc", "x_final") if k not in res.trace]
+    if missing:
+        raise DriverError(f"debug taps need the golden trace entries {missing} (train/golden.py)")
+    return {"counts": res.counts.numpy(), "rep": res.rep.numpy(), "size": res.size.numpy(),
+            "halt_t": res.halt_t.numpy(), "halt_l": res.halt_l.numpy(),
+            "hacc": res.trace["hacc"].numpy(), "x": res.trace["x_final"].numpy()}
+
+
 def images_from_windows(windows: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """(B, N, patch_dim) embedding windows -> (B, C, H, W) images: each token's patch is the centre of its
     window. Raises DriverError if the windows are not those of one image (``packing.image_to_patches``)."""
@@ -274,22 +284,13 @@ class GoldenTransport(Transport):
                if exact else np.zeros(len(images), np.int64))
         cnt = counters(res, cfg)
         logits = res.logits.numpy()
-        tap = self._taps(res) if taps else None
+        tap = taps_of(res) if taps else None
         out = []
         for i, tag in enumerate(tags):
             pk = [packing.pack_taps({k: v[i] for k, v in tap.items()}, cfg, int(tag))] if taps else []
             pk.append(packing.pack_result(logits[i], int(cyc[i]), int(tag)))
             out.append((pk, {"CYCLES": int(cyc[i]), **{k: int(v[i]) for k, v in cnt.items()}}))
         return out
-
-    @staticmethod
-    def _taps(res) -> dict:
-        missing = [k for k in ("hacc", "x_final") if k not in res.trace]
-        if missing:
-            raise DriverError(f"debug taps need the golden trace entries {missing} (train/golden.py)")
-        return {"counts": res.counts.numpy(), "rep": res.rep.numpy(), "size": res.size.numpy(),
-                "halt_t": res.halt_t.numpy(), "halt_l": res.halt_l.numpy(),
-                "hacc": res.trace["hacc"].numpy(), "x": res.trace["x_final"].numpy()}
 
     def run_images(self, packets: list):
         """The batched fast path (see ``base``): None unless every packet is a clean image for the loaded

@@ -109,13 +109,6 @@ class SimTransport(Transport):
 
 
 # ------------------------------------------------------------------------------------------ host side
-def _make_core(lanes: int, cfg: dict):
-    """The core for ``run_cocotb`` (the RTL parameters of tests/test_core_sim.py: one shared build)."""
-    from dynaspike.config import ModelConfig
-    from hw.core import Core
-    return Core(lanes, ModelConfig.from_dict(cfg))
-
-
 def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, make_component=None,
                       name: str = "core", rtl_params: dict | None = None, sim_ms: float = 100.0,
                       max_wait_cycles: int = MAX_WAIT_CYCLES) -> dict:
@@ -125,6 +118,7 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
     (an exception from ``fn``) raises ``sim.runner.SimFailure`` with its message."""
     from bitstreams import manifest as mf
     from dynaspike import packing
+    from sim.core_run import make_core
     from sim.runner import build_dir_for, run_cocotb
 
     rtl = rtl_params if rtl_params is not None else {"lanes": lanes, "cfg": cfg.to_dict()}
@@ -134,7 +128,7 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
         manifest = mf.make(packing.capacity_for(cfg, lanes), cfg, tool=None, utilization=None, timing=None)
         params = {"fn": fn, "args": args or {}, "out": str(out), "manifest": manifest, "sim_ms": sim_ms,
                   "max_wait_cycles": max_wait_cycles}
-        timing = run_cocotb(name, make_component or _make_core, rtl, TESTBENCH, params)
+        timing = run_cocotb(name, make_component or make_core, rtl, TESTBENCH, params)
         if not out.exists():
             raise DriverError(f"the simulation ended without a value from {fn}")
         return {"value": json.loads(out.read_text()), "timing": timing}
