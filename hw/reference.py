@@ -4,7 +4,8 @@ Pure Python (no torch or Amaranth; `dynaspike.packing` only for its constants), 
 component, so a test reads ``rtl(case) == ref(case)``. Arguments are plain ints and lists of ints.
 """
 
-from dynaspike import packing
+from dynaspike import packing, regmap
+from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
 
 
@@ -127,3 +128,31 @@ def stream_in_beats(beats: list) -> list:
         out += [(kind, sid, i, payload[pos + 1 + i]) for i in range(n)]
         pos += 1 + n
     return out
+
+
+def register_reads(inputs: dict, run_config: int, cap) -> dict:
+    """The register block (hw/axil.py) read naively from the map: ``{offset: value}`` for every readable
+    word, given its ``inputs`` (``register_inputs``), RUN_CONFIG and the capacity ``cap`` (HI words of
+    64-bit registers excluded: they return the snapshot)."""
+    v = {regmap.REG["ID"].offset: regmap.CORE_MAGIC,
+         regmap.REG["VERSION"].offset: regmap.REGMAP_VERSION | (packing.STREAM_VERSION << 16),
+         regmap.REG["STATUS"].offset: inputs["status"], regmap.REG["RUN_CONFIG"].offset: run_config,
+         regmap.REG["ERROR_CODE"].offset: inputs["error_code"],
+         regmap.REG["ERROR_BEAT"].offset: inputs["error_beat"],
+         regmap.REG["IMAGES_DONE"].offset: inputs["images_done"],
+         regmap.REG["CYCLES"].offset: inputs["cycles"] & 0xFFFFFFFF}
+    for k, (name, _) in enumerate(regmap.PERF_COUNTERS):
+        v[regmap.REG[name].offset] = inputs["perf"][k]
+    v.update(cap.register_values())
+    for k, reg in enumerate(r for r in regmap.REGISTERS if r.name.startswith("MODEL_")):
+        v[reg.offset] = inputs["model"][k]
+    return v
+
+
+def register_inputs(rng) -> dict:
+    """Random values for every input of the register block (``rng``: a ``random.Random``)."""
+    n_model = len(ModelConfig().to_dict())
+    return {"status": rng.getrandbits(5), "error_code": rng.randrange(12), "error_beat": rng.getrandbits(32),
+            "images_done": rng.getrandbits(32), "cycles": rng.getrandbits(64),
+            "perf": [rng.getrandbits(32) for _ in regmap.PERF_COUNTERS],
+            "model": [rng.randrange(1 << 16) for _ in range(n_model)]}

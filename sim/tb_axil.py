@@ -8,34 +8,17 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
+from hw.reference import register_inputs, register_reads
 from sim import cocotb_tb as tb
 from sim.runner import tb_params
 
 TIMEOUT_MS = tb.TIMEOUT_MS
 
 
-def expected(inputs, run_config, cap):
-    v = {regmap.REG["ID"].offset: regmap.CORE_MAGIC,
-         regmap.REG["VERSION"].offset: regmap.REGMAP_VERSION | (packing.STREAM_VERSION << 16),
-         regmap.REG["STATUS"].offset: inputs["status"], regmap.REG["RUN_CONFIG"].offset: run_config,
-         regmap.REG["ERROR_CODE"].offset: inputs["error_code"], regmap.REG["ERROR_BEAT"].offset: inputs["error_beat"],
-         regmap.REG["IMAGES_DONE"].offset: inputs["images_done"],
-         regmap.REG["CYCLES"].offset: inputs["cycles"] & 0xFFFFFFFF}
-    for k, (name, _) in enumerate(regmap.PERF_COUNTERS):
-        v[regmap.REG[name].offset] = inputs["perf"][k]
-    v.update(cap.register_values())
-    for k, reg in enumerate(r for r in regmap.REGISTERS if r.name.startswith("MODEL_")):
-        v[reg.offset] = inputs["model"][k]
-    return v
-
-
 async def setup(dut, seed):
     rng = random.Random(seed)
     await tb.start(dut)
-    inputs = {"status": rng.getrandbits(5), "error_code": rng.randrange(12), "error_beat": rng.getrandbits(32),
-              "images_done": rng.getrandbits(32), "cycles": rng.getrandbits(64),
-              "perf": [rng.getrandbits(32) for _ in regmap.PERF_COUNTERS],
-              "model": [rng.randrange(1 << 16) for _ in ModelConfig().to_dict()]}
+    inputs = register_inputs(rng)
     dut.status.value = inputs["status"]
     for name in ("error_code", "error_beat", "images_done", "cycles"):
         getattr(dut, name).value = inputs[name]
@@ -52,7 +35,7 @@ async def axil_reads_the_map(dut):
     cap = packing.capacity_for(ModelConfig(), p["rtl"]["lanes"])
     rng, inputs, master = await setup(dut, p["seed"])
     master.read_if.r_channel.set_pause_generator(tb._pauses(0.4, p["seed"]))
-    want = expected(inputs, 0, cap)
+    want = register_reads(inputs, 0, cap)
     want[regmap.REG["CYCLES"].offset + 4] = inputs["cycles"] >> 32
     for off in range(0, 0x200, 4):
         got = await master.read_dword(off)

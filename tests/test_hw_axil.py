@@ -8,35 +8,10 @@ import pytest
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
 from hw.axil import RegisterBlock
+from hw.reference import register_inputs, register_reads
 from sim import amaranth_tb as atb
 
 CAP = packing.capacity_for(ModelConfig(), 64)
-
-
-def expected_reads(inputs: dict, run_config: int) -> dict:
-    """The naive model of the map: ``{offset: value}`` for every readable word (HI words of 64-bit
-    registers excluded: they return the snapshot)."""
-    v = {regmap.REG["ID"].offset: regmap.CORE_MAGIC,
-         regmap.REG["VERSION"].offset: regmap.REGMAP_VERSION | (packing.STREAM_VERSION << 16),
-         regmap.REG["STATUS"].offset: inputs["status"], regmap.REG["RUN_CONFIG"].offset: run_config,
-         regmap.REG["ERROR_CODE"].offset: inputs["error_code"],
-         regmap.REG["ERROR_BEAT"].offset: inputs["error_beat"],
-         regmap.REG["IMAGES_DONE"].offset: inputs["images_done"],
-         regmap.REG["CYCLES"].offset: inputs["cycles"] & 0xFFFFFFFF}
-    for k, (name, _) in enumerate(regmap.PERF_COUNTERS):
-        v[regmap.REG[name].offset] = inputs["perf"][k]
-    v.update(CAP.register_values())
-    for k, reg in enumerate(r for r in regmap.REGISTERS if r.name.startswith("MODEL_")):
-        v[reg.offset] = inputs["model"][k]
-    return v
-
-
-def random_inputs(rng):
-    n_model = len(ModelConfig().to_dict())
-    return {"status": rng.getrandbits(5), "error_code": rng.randrange(12), "error_beat": rng.getrandbits(32),
-            "images_done": rng.getrandbits(32), "cycles": rng.getrandbits(64),
-            "perf": [rng.getrandbits(32) for _ in regmap.PERF_COUNTERS],
-            "model": [rng.randrange(1 << 16) for _ in range(n_model)]}
 
 
 def drive_inputs(ctx, dut, inputs):
@@ -50,7 +25,7 @@ def drive_inputs(ctx, dut, inputs):
 def test_every_register_reads_as_the_map_says():
     dut = RegisterBlock(CAP)
     rng = random.Random(5)
-    inputs = random_inputs(rng)
+    inputs = register_inputs(rng)
     got = {}
 
     async def tb(ctx):
@@ -59,7 +34,7 @@ def test_every_register_reads_as_the_map_says():
             got[off] = await atb.axil_read(ctx, dut.axil, off, rready_delay=rng.randrange(3))
 
     atb.run(dut, tb)
-    want = expected_reads(inputs, 0)
+    want = register_reads(inputs, 0, CAP)
     want[regmap.REG["CYCLES"].offset + 4] = inputs["cycles"] >> 32  # LO was read just before HI
     for off in range(0, 0x200, 4):
         assert got[off] == want.get(off, 0), f"offset {off:#x}: read {got[off]:#x}, expected {want.get(off, 0):#x}"
