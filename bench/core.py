@@ -1,6 +1,6 @@
 """Benchmark: the core in RTL simulation on the shipped model, against the cycle model and the dense run.
 
-    python -m bench.core [--images 100] [--lanes 64] [--json build/bench.json] [--synth build/synth]
+    python -m bench.core [--images 100] [--lanes 32] [--json build/bench.json] [--synth build/synth]
 
 Runs the test images through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
 image's cycle count against the cycle model (train/cycle_model.py), and prints, all measured in this run:
@@ -13,14 +13,16 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dynaspike import packing
+from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.artifact import IntModel
-from hw.build import SHIPPED_MODEL
+from hw.build import SHIPPED_MODEL, build
 from hw.synth import XC7Z020
 from train import cycle_model
 from train.data import load_digits_split
@@ -42,9 +44,18 @@ def rtl_cycles(model, images, lanes, dense, name):
     return out
 
 
-def synth_estimate(out: Path, lanes: int) -> dict:
+def synth_estimate(out: Path, lanes: int, cfg) -> dict:
+    """The core's yosys estimate from ``out`` if it was made for this lane count from today's Verilog, else
+    a fresh one (``hw.synth``, several minutes)."""
     path = out / "estimate.json"
-    if not path.exists() or "dynaspike_core" not in json.loads(path.read_text())["components"]:
+    with tempfile.TemporaryDirectory() as tmp:
+        build(Path(tmp), lanes, cfg, only=["dynaspike_core"])
+        verilog = (Path(tmp) / "dynaspike_core.v").read_text()
+    old = out / "dynaspike_core.v"
+    current = (path.exists() and old.exists() and old.read_text() == verilog
+               and json.loads(path.read_text()).get("lanes") == lanes
+               and "dynaspike_core" in json.loads(path.read_text())["components"])
+    if not current:
         print(f"running the yosys estimate of the core into {out} (several minutes) ...", flush=True)
         subprocess.run([sys.executable, "-m", "hw.synth", "--out", str(out), "--lanes", str(lanes),
                         "--only", "dynaspike_core"], check=True)
@@ -55,7 +66,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(SHIPPED_MODEL))
     ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--json", default="build/bench.json")
     ap.add_argument("--synth", default="build/synth", help="directory of the core's yosys estimate (hw.synth)")
     args = ap.parse_args(argv)
@@ -79,7 +90,7 @@ def main(argv=None):
     ideal = d["pred"].ideal
     per_pass = {k: float(v.mean()) for k, v in d["pred"].by_pass.items()}
     layer_acs = {k: float(v.sum(1).double().mean()) for k, v in d["golden"].acs.items()}
-    est = synth_estimate(Path(args.synth), args.lanes)
+    est = synth_estimate(Path(args.synth), args.lanes, cfg)
     figures = {
         "images": len(images),
         "lanes": args.lanes,

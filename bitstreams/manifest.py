@@ -1,6 +1,6 @@
 """The bitstream manifest: what a ``<name>.bit`` holds, written beside it as ``manifest.json``.
 
-    python -m bitstreams.manifest [--dir build/bitstream] [--name dynaspike] [--lanes 64] [--model M]
+    python -m bitstreams.manifest [--dir build/bitstream] [--name dynaspike] [--lanes 32] [--model M]
 
 Keys: ``manifest_version``, ``name``, ``bitstream`` / ``hwh`` (file names), ``capacity``
 (``regmap.Capacity`` of the core inside), ``model_config`` (the ``ModelConfig`` it is sized for),
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
+from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.regmap import Capacity
 
 MANIFEST_VERSION = 1
@@ -152,7 +153,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bitstreams.manifest", description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="build/bitstream", help="where the bitstream and Vivado's reports are")
     ap.add_argument("--name", default="dynaspike")
-    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--clock-hz", type=int, default=100_000_000)
     ap.add_argument("--model", default=None, help="size for this model's config (default: the shipped one)")
     ap.add_argument("--estimate", action="append", help="yosys estimate.json to use without Vivado (repeatable; "

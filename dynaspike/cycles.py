@@ -132,6 +132,10 @@ def head_cycles(classes: int, dim: int, mults: int) -> int:
     return classes * -(-dim // mults) + HEAD_LATENCY
 
 # ---------------------------------------------------------------------------------------------- core
+#: The lane count P the project builds, ships, benches and drives by default. At 32 lanes the core fits the
+#: XC7Z020's LUT budget (README, "Benchmarks"); a token's D = 64 channels are two rows of P lanes.
+DEFAULT_LANES = 32
+
 # The core's multipliers (DSPs). Embedding MACs are N * D * patch_dim once per image (16K for the digits
 # model): 32 DSPs do them in 512 cycles; the classifier's classes * D MACs take classes * D / 8 cycles on 8.
 # 40 DSPs in all, 18 % of the XC7Z020's 220 (the budget is 20 %).

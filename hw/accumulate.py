@@ -20,6 +20,11 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import ACC_LATENCY
 from dynaspike.formats import FORMATS
 
+#: Memory attributes for a shallow, wide memory with a synchronous read port that must go to block RAM.
+#: Synthesis would put it in distributed RAM (LUTs) because it is shallow; on the XC7Z020 LUTs are the
+#: scarce resource and BRAM is not (README, "Benchmarks"), so these memories ask for BRAM.
+BLOCK_RAM = {"ram_style": "block"}
+
 
 def event_layout(weight_rows: int, bias_rows: int, tag_shape=1) -> data.StructLayout:
     """Payload of one spike event.
@@ -113,7 +118,7 @@ class AccumulateEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
-        m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[])
+        m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[], attrs=BLOCK_RAM)
         connect_write(m, wmem, self.w_wr)
         connect_write(m, bmem, self.b_wr)
         w_rd, b_rd = wmem.read_port(), bmem.read_port()

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """Generate the Verilog of the hw/ components and the config JSON that travels with it.
 
-``python -m hw.build --out build/verilog [--lanes 64]`` writes ``<component>.v`` per component (top module
+``python -m hw.build --out build/verilog [--lanes 32]`` writes ``<component>.v`` per component (top module
 ``<component>``) and ``config.json``: the capacity (``dynaspike.regmap.Capacity``), the number formats and
 their fingerprint, the register-map and stream versions, and each component's constructor parameters.
 The capacity is the smallest that holds the configuration of ``--model`` (default: the shipped digits
@@ -19,15 +19,15 @@ from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
 
 
-from dynaspike.cycles import HEAD_MULTS, emb_lanes
+from dynaspike.cycles import DEFAULT_LANES, HEAD_MULTS, emb_lanes
 
 
 def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
     """Rows of P membranes for every LIF state of docs/integer_model.md: per token and block ``ain, q, k,
-    v, attn, min`` (D each) and ``hid`` (Hd), plus the readout ``out`` (D) per token."""
-    chunks = lambda n: -(-n // lanes)  # noqa: E731
-    per_block = 6 * chunks(cfg.dim) + chunks(cfg.hidden_dim)
-    return cfg.num_tokens * (cfg.blocks * per_block + chunks(cfg.dim))
+    v, attn, min`` (D each) and ``hid`` (Hd), plus the readout ``out`` (D) per token (``Geometry.R``)."""
+    from hw.loader import Geometry
+    g = Geometry(packing.capacity_for(cfg, lanes), cfg.heads, emb_lanes(lanes), HEAD_MULTS)
+    return g.N * g.R
 
 
 def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
@@ -111,7 +111,7 @@ def model_config(path=SHIPPED_MODEL) -> ModelConfig:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/verilog")
-    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--model", default=str(SHIPPED_MODEL), help="size the core for this model's config")
     args = ap.parse_args(argv)
     config = build(Path(args.out), args.lanes, model_config(args.model))

@@ -11,10 +11,11 @@ predicts the whole inference from it.
 
 Memories: the model (weights, biases, thresholds, embedding, head, halting LUT) is written by
 ``hw.loader.ModelLoader``; per image the sequencer keeps the windows (``pix``), the embedding ``E`` and the
-residual ``X`` (one row of P lanes per token: the core needs D <= P), the spike vectors of the current
-module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``: the hidden spikes), and every LIF membrane
-(``hw.lif_layer.LIFLayer``). ``X`` is not copied from ``E`` at each step: a ``fresh`` bit per token makes
-reads of ``X`` return ``E`` until the token's first residual add of the step.
+residual ``X`` (``dc = ceil(D / P)`` rows of P lanes per token: row ``tok * dc + c`` holds channels
+``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``:
+the hidden spikes; one word per token, written a row of P bits at a time), and every LIF membrane
+(``hw.lif_layer.LIFLayer``). ``X`` is not copied from ``E`` at each step: a ``fresh`` bit per row makes
+reads of ``X`` return ``E`` until the row's first residual add of the step.
 """
 
 from contextlib import contextmanager
@@ -66,7 +67,7 @@ class Core(wiring.Component):
     Ports: ``s_axil`` (AXI4-Lite slave), ``s_axis`` (AXI4-Stream in), ``m_axis`` (AXI4-Stream out).
     """
 
-    def __init__(self, lanes: int = 64, cfg: ModelConfig = ModelConfig(), *, clock_hz: int = 100_000_000):
+    def __init__(self, lanes: int = cycles.DEFAULT_LANES, cfg: ModelConfig = ModelConfig(), *, clock_hz: int = 100_000_000):
         self.cap = packing.capacity_for(cfg, lanes, clock_hz)
         self.g = Geometry(self.cap, cfg.heads, cycles.emb_lanes(lanes), cycles.HEAD_MULTS)
         self.rows = packing.weight_layout(cfg, lanes)["_rows"]
@@ -88,7 +89,10 @@ class Core(wiring.Component):
         ld = top.submodules.loader = ModelLoader(g, self.rows["weights"], self.rows["biases"],
                                                  self.rows["thresholds"], emb.w_rows, emb.b_rows,
                                                  g.C * g.head_groups)
-        tag = data.StructLayout({"tok": range(N), "j": range(max(3, g.hch))})
+        # an accumulator row's token, its row j in the pass, and (for D-wide outputs) which matrix (q, k, v)
+        # and which chunk c of D it is
+        tag = data.StructLayout({"tok": range(N), "j": range(max(3 * g.dc, g.hch)), "mat": range(3),
+                                 "c": range(g.dc)})
         acc = AccumulateEngine(P, self.rows["weights"], self.rows["biases"], tag_shape=tag,
                                w_granules=P // 8, b_granules=P // 2)
         lif = LIFLayer(P, N * g.R, tag_shape=tag)
@@ -139,9 +143,9 @@ class Core(wiring.Component):
 
         # ------------------------------------------------------------------ per-image memories
         pix = Memory(shape=64 * g.bpt, depth=N, init=[])
-        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N, init=[])
-        xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N, init=[])
-        sin, qm, km, vm = (Memory(shape=P, depth=N, init=[]) for _ in range(4))
+        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
+        xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
+        sin, qm, km, vm = (Memory(shape=g.DP, depth=N, init=[]) for _ in range(4))
         zm = Memory(shape=g.hch * P, depth=N, init=[])
         thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[])
         for name, mem in (("pix", pix), ("emem", emem), ("xmem", xmem), ("sin", sin), ("qm", qm), ("km", km),
@@ -150,14 +154,14 @@ class Core(wiring.Component):
         pix_w = pix.write_port(granularity=64)
         e_w = emem.write_port(granularity=g.E)
         x_w = xmem.write_port()
-        sin_w, qm_w, km_w, vm_w = (mem.write_port() for mem in (sin, qm, km, vm))
+        sin_w, qm_w, km_w, vm_w = (mem.write_port(granularity=P) for mem in (sin, qm, km, vm))
         zm_w = zm.write_port(granularity=P)
         connect_write(top, thm, ld.th_wr)
         pix_r = pix.read_port(domain="comb")
         sin_r, qm_r, km_r, vm_r, zm_r = (mem.read_port(domain="comb") for mem in (sin, qm, km, vm, zm))
         e_r, x_r, th_r = emem.read_port(), xmem.read_port(), thm.read_port()
 
-        active, reps, fresh = Signal(N), Signal(N), Signal(N)
+        active, reps, fresh = Signal(N), Signal(N), Signal(N * g.dc)
         rep_of = Array(Signal(range(N), name=f"rep{k}") for k in range(N))
         halt_t = Array(Signal(signed(8), name=f"halt_t{k}") for k in range(N))
         halt_l = Array(Signal(signed(8), name=f"halt_l{k}") for k in range(N))
@@ -170,32 +174,40 @@ class Core(wiring.Component):
         attn_on, mlp_on = Signal(), Signal()
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
-        dmask = Signal(P)  # lanes < D
-        m.d.comb += dmask.eq(~(Const(-1, P) << cfgd.dim))
+        dmask = Signal(g.DP)  # channels < D
+        m.d.comb += dmask.eq(~(Const(-1, g.DP) << cfgd.dim))
+        xrow = lambda tok, c: mul(tok, g.dc) + c  # noqa: E731 -- the X / E row of chunk c of a token
+        last_c = lambda c: c == cfgd.dch - 1  # noqa: E731 -- c is the token's last chunk of D
+        # lanes of chunk c of D that are channels (< D)
+        chunk_lanes = lambda c: Mux(last_c(c), cfgd.dim_last, P)  # noqa: E731
         sizes = merge.sizes
 
         # ------------------------------------------------------------------ the pass machinery
         wk = Walker(m, N, "wk")          # tokens of the current pass
         wq = Walker(m, N, "wq")          # attention: Q tokens
         wo = Walker(m, N, "wo")          # attention: Y rows
+        xc = Signal(range(g.dc))         # x passes: the chunk of D of the walker's token being read
         drain = Signal(range(8))
 
         OUT_ROW = g.Lmax * g.stride
 
-        # X / E reads (sync): one address for both; the walker's token, or the accumulator row's token
-        x_addr = Signal(range(N))
+        # X / E reads (sync): one address for both; a row of the walker's token, or the accumulator row's
+        x_addr = Signal(range(N * g.dc))
         m.d.comb += [x_r.addr.eq(x_addr), e_r.addr.eq(x_addr)]
         xr_valid = Signal()
-        xr_tok = Signal(range(N))
+        xr_tok = Signal(range(N))        # the row read last cycle: its token, chunk and X row
+        xr_c = Signal(range(g.dc))
+        xr_row = Signal(range(N * g.dc))
         xval = Signal(data.ArrayLayout(signed(fmt.res_bits), P))
-        xr_fresh = fresh.bit_select(xr_tok, 1)
+        xr_fresh = fresh.bit_select(xr_row, 1)
         m.d.comb += [xval[p].eq(Mux(xr_fresh, e_r.data[p], x_r.data[p])) for p in range(P)]
         m.d.sync += xr_valid.eq(0)
 
         # event generator: the present spikes of rows of a token's spike vector, one per cycle
         eg_busy, eg_bits, eg_rem = Signal(), Signal(g.W), Signal(g.W)
         eg_tok = Signal(range(N))
-        eg_j, eg_rows = Signal(range(max(3, g.hch) + 1)), Signal(range(max(3, g.hch) + 1))
+        eg_j, eg_rows = Signal(range(max(3 * g.dc, g.hch) + 1)), Signal(range(max(3 * g.dc, g.hch) + 1))
+        eg_mat, eg_c = Signal(range(3)), Signal(range(g.dc))   # row j = mat * dch + c (D-wide outputs)
         eg_w = Signal.like(wb)
         eg_idx, eg_present = lowest_set(m, eg_rem, "eg")
         eg_rest = eg_rem & (eg_rem - 1)
@@ -203,7 +215,8 @@ class Core(wiring.Component):
         eg_tok_end = eg_row_end & (eg_j == eg_rows - 1)
         ev = acc.i.payload
         m.d.comb += [ev.index.eq(eg_idx), ev.w_base.eq(eg_w), ev.present.eq(eg_present), ev.last.eq(eg_row_end),
-                     ev.tag.tok.eq(eg_tok), ev.tag.j.eq(eg_j), acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
+                     ev.tag.tok.eq(eg_tok), ev.tag.j.eq(eg_j), ev.tag.mat.eq(eg_mat), ev.tag.c.eq(eg_c),
+                     acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
         pass_w = Signal.like(wb)         # weight row of the pass's first row
         pass_b = Signal.like(bb)
         pass_th = Signal.like(tb)
@@ -213,7 +226,7 @@ class Core(wiring.Component):
 
         def eg_load(tok, rows):
             return [eg_busy.eq(1), eg_bits.eq(src_bits), eg_rem.eq(src_bits), eg_tok.eq(tok), eg_j.eq(0),
-                    eg_rows.eq(rows), eg_w.eq(pass_w)]
+                    eg_mat.eq(0), eg_c.eq(0), eg_rows.eq(rows), eg_w.eq(pass_w)]
 
         # accumulator rows -> thresholds (sync read) -> LIF, or -> X read -> residual add
         th_valid = Signal()
@@ -235,22 +248,24 @@ class Core(wiring.Component):
         # thresholds (q, k, v, hid), or an attention row Y; scalar thresholds are broadcast
         lif_from_acc, lif_from_y = Signal(), Signal()
         scalar_th = Mux(lif_from_y, attn_th, res_th)
+        yc = Signal(range(g.dc))  # the chunk of the attention row Y going to the LIF layer
         for p in range(P):
-            y = att.o.payload.y[p] if p < g.D else 0
+            y = Array(att.o.payload.y[c * P + p] if c * P + p < g.D else Const(0) for c in range(g.dc))[yc]
             m.d.comb += [li.x[p].eq(Mux(lif_from_acc, th_acc[p], Mux(lif_from_y, y, xval[p]))),
                          li.th[p].eq(Mux(lif_from_acc, th_r.data[p], scalar_th))]
 
-        # spike writes: row = token
+        # spike writes: word = token, the row of P bits = the update's chunk of D (or hidden chunk j)
         for w in (sin_w, qm_w, km_w, vm_w, zm_w):
             m.d.comb += [w.addr.eq(lo.tag.tok)]
-        m.d.comb += [sin_w.data.eq(lo.spike), qm_w.data.eq(lo.spike), km_w.data.eq(lo.spike),
-                     vm_w.data.eq(lo.spike), zm_w.data.eq(lo.spike.replicate(g.hch))]
+        m.d.comb += [w.data.eq(lo.spike.replicate(g.dc)) for w in (sin_w, qm_w, km_w, vm_w)]
+        m.d.comb += zm_w.data.eq(lo.spike.replicate(g.hch))
 
         # attention
         kv = att.kv_i.payload
         m.d.comb += [km_r.addr.eq(wk.cur), vm_r.addr.eq(wk.cur), qm_r.addr.eq(wq.cur),
                      kv.k.eq(km_r.data), kv.v.eq(vm_r.data), kv.size.eq(sizes[wk.cur]), kv.last.eq(wk.last),
-                     att.q_i.payload.q.eq(qm_r.data), att.q_i.payload.last.eq(wq.last), att.o.ready.eq(1)]
+                     att.q_i.payload.q.eq(qm_r.data), att.q_i.payload.last.eq(wq.last),
+                     att.o.ready.eq(last_c(yc))]  # a Y row goes to the LIF layer a chunk of D per cycle
         dh = g.dh
         kv_acs = Signal(32)
         m.d.comb += kv_acs.eq(sum(Mux(vm_r.data[h * dh:(h + 1) * dh].any(), popcount(km_r.data[h * dh:(h + 1) * dh]), 0)
@@ -260,10 +275,11 @@ class Core(wiring.Component):
         m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
                      halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1),
                      halt.i.payload.token.eq(xr_tok), halt.i.payload.final.eq(0),
-                     halt.i.payload.x.eq(xval.as_value().word_select(prm["halt_channel"][:max(1, (P - 1).bit_length())],
-                                                                     fmt.res_bits))]
+                     halt.i.payload.x.eq(xval.as_value().word_select(prm["halt_channel"][:log2(P)], fmt.res_bits))]
+        halt_c = (prm["halt_channel"] >> log2(P))[:max(1, (g.dc - 1).bit_length())]  # the halting channel's chunk of D
         # readout
-        m.d.comb += [head.i.payload.chunk.eq(0), head.i.payload.spike.eq(lo.spike & dmask),
+        lo_dmask = dmask.word_select(lo.tag.c, P)  # the channels among the LIF row's lanes
+        m.d.comb += [head.i.payload.chunk.eq(lo.tag.c), head.i.payload.spike.eq(lo.spike & lo_dmask),
                      head.i.payload.w.eq(sizes[lo.tag.tok])]
         # merge / embedding
         m.d.comb += [merge.threshold.eq(Mux(dense, -1, prm["merge_threshold"])), merge.o.ready.eq(1),
@@ -291,7 +307,7 @@ class Core(wiring.Component):
         tap_f = Signal(range(8))         # TAP packet: field, element, token of the X field
         tap_e = Signal(range(max(N, g.D) + 1))
         tap_tok = Signal(range(N + 1))
-        tap_loaded = Signal()            # the X row of tap_tok has been read
+        tap_loaded = Signal()            # the X row of element tap_e of tap_tok has been read
         tap_full, tap_beat = Signal(), Signal(64)
         asm, na = Signal(64), Signal(range(4))
         q4 = lambda n: (n + 3) >> 2      # noqa: E731 -- beats of n 16-bit elements
@@ -340,7 +356,8 @@ class Core(wiring.Component):
             def goto(target, **load):
                 def f():
                     m.next = target
-                    m.d.sync += [wk.load(load.get("mask", active)), drain.eq(load.get("drain", cycles.DRAIN_X))]
+                    m.d.sync += [wk.load(load.get("mask", active)), drain.eq(load.get("drain", cycles.DRAIN_X)),
+                                 xc.eq(0), yc.eq(0)]
                     for s_ in load.get("also", []):
                         m.d.sync += s_
                 return f
@@ -376,8 +393,9 @@ class Core(wiring.Component):
                 take = parser.o.valid & is_image
                 m.d.comb += [pix_w.addr.eq(img_row), pix_w.data.eq(pbeat.data.replicate(g.bpt)),
                              pix_w.en.eq(Mux(take & (img_row < cfgd.n), 1 << img_g, 0))]
-                # the stream owes the core a beat (data or trailer) and has none: one cycle of delay each
-                with m.If(counting & ~self.s_axis.tvalid & ~parser.ok):
+                # the stream owes the core a beat (data or trailer) and has none: one cycle of delay each.
+                # The parser is one cycle behind the stream, so from the cycle the first beat is taken.
+                with m.If((counting | take) & ~self.s_axis.tvalid & ~parser.ok):
                     m.d.sync += count("IN_WAIT_CYCLES", 1)
                 with m.If(take):
                     m.d.sync += counting.eq(1)
@@ -395,7 +413,7 @@ class Core(wiring.Component):
                         m.d.sync += fail(ErrorCode.BAD_LENGTH)
                     with m.Else():
                         m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0),
-                                     fresh.eq(Const(-1, N))]
+                                     fresh.eq(Const(-1, N * g.dc))]
                         m.d.comb += [lif.clear.eq(1), halt.clear.eq(1), head.clear.eq(1)]
                         m.next = "EMB"
 
@@ -406,13 +424,15 @@ class Core(wiring.Component):
                 with m.If(emb.i.valid & emb.i.ready):
                     m.d.sync += wk.next()
                 eo = emb.o.payload
-                lane0 = eo.chunk << log2(g.E)
-                m.d.comb += [e_w.addr.eq(eo.token), e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk, 0))]
+                lane0 = eo.chunk << log2(g.E)  # the chunk's first channel; P / E chunks fill a row of E
+                per_row = log2(P // g.E)
+                m.d.comb += [e_w.addr.eq(xrow(eo.token, eo.chunk >> per_row)),
+                             e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk[:per_row], 0) if per_row else emb.o.valid)]
                 for p in range(P):
                     keep = (lane0 + (p % g.E)) < cfgd.dim
                     m.d.comb += e_w.data[p].eq(Mux(keep, eo.e[p % g.E], 0))
-                bacc = Signal(P)
-                chunk_bits = Signal(P)
+                bacc = Signal(g.DP)
+                chunk_bits = Signal(g.DP)
                 cb = Cat(*((eo.e[i] >= (res_th << 1)) for i in range(g.E)))
                 m.d.comb += chunk_bits.eq((cb << lane0) & dmask)
                 with m.If(emb.o.valid):
@@ -431,7 +451,8 @@ class Core(wiring.Component):
                         m.next = "STEP"
 
             with state("STEP"):
-                m.d.sync += [fresh.eq(fresh | active), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
+                every_row = Cat(*(active[k].replicate(g.dc) for k in range(N)))
+                m.d.sync += [fresh.eq(fresh | every_row), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
                 m.next = "BLOCK"
 
             with state("BLOCK"):
@@ -443,32 +464,45 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "MLP"
 
-            def x_walk(nxt):
-                """Walk the tokens reading their X rows (``xval`` holds one a cycle later); drain; ``nxt()``."""
+            def x_walk(nxt, chunk=None):
+                """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later): every
+                chunk of D, or only ``chunk``; drain; ``nxt()``."""
                 with m.If(wk.any):
-                    m.d.comb += x_addr.eq(wk.cur)
-                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), wk.next()]
+                    c = xc if chunk is None else chunk
+                    m.d.comb += x_addr.eq(xrow(wk.cur, c))
+                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(c), xr_row.eq(xrow(wk.cur, c))]
+                    if chunk is None:
+                        m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
+                        with m.If(last_c(xc)):
+                            m.d.sync += wk.next()
+                    else:
+                        m.d.sync += wk.next()
                 with m.Else():
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         nxt()
 
             def x_pass(name, nxt, mlayer):
-                """Walk the tokens; read their X rows; feed the LIF layer (layer ``mlayer``)."""
+                """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``)."""
                 with state(name):
                     x_walk(nxt)
-                    m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer), li.tag.tok.eq(xr_tok)]
+                    m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
+                                 li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c)]
 
-            def event_pass(name, nxt, rows, w0, b0, th0, fan, src, mlayer, dest):
+            def event_pass(name, nxt, rows, w0, b0, th0, fan_in, src, mlayer, dest):
+                """Walk the tokens; per token, ``rows`` accumulator rows of the events of ``src`` (the weight
+                rows of row j start at ``w0 + j * fan_in``); each row to ``dest``: a LIF layer (membrane
+                rows ``mlayer + j``) or a residual add into X."""
                 with state(name):
                     m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), pass_th.eq(th0), src_bits.eq(src)]
                     # events
                     with m.If(eg_busy):
                         m.d.sync += eg_rem.eq(eg_rest)
                         with m.If(eg_present):
-                            m.d.sync += count(dest["counter"], dest.get("fan_of_j", lambda j: fan)(eg_j))
+                            m.d.sync += count(dest["counter"], dest["fan"])
                         with m.If(eg_row_end):
-                            m.d.sync += [eg_j.eq(eg_j + 1), eg_rem.eq(eg_bits), eg_w.eq(eg_w + cfgd.dim)]
+                            m.d.sync += [eg_j.eq(eg_j + 1), eg_rem.eq(eg_bits), eg_w.eq(eg_w + fan_in),
+                                         eg_c.eq(Mux(last_c(eg_c), 0, eg_c + 1)), eg_mat.eq(eg_mat + last_c(eg_c))]
                     with m.If(~eg_busy | eg_tok_end):
                         with m.If(wk.any):
                             m.d.sync += eg_load(wk.cur, rows) + [wk.next()]
@@ -484,40 +518,49 @@ class Core(wiring.Component):
                             m.d.sync += [th_valid.eq(1), th_acc.eq(acc.o.payload), th_tag.eq(acc.o_tag)]
                         m.d.comb += [lif.i.valid.eq(th_valid), li.row.eq(mul(th_tag.tok, g.R) + mlayer + th_tag.j),
                                      li.tag.eq(th_tag), lif_from_acc.eq(1)]
-                    else:  # residual add
-                        m.d.comb += x_addr.eq(o_tok)
+                    else:  # residual add into the X row of the accumulator row's token and chunk
+                        o_row = xrow(o_tok, acc.o_tag.c)
+                        m.d.comb += x_addr.eq(o_row)
                         with m.If(acc.o.valid):
-                            m.d.sync += [xa_valid.eq(1), xa_acc.eq(acc.o.payload), xr_tok.eq(o_tok)]
-                        m.d.comb += [x_w.addr.eq(xr_tok), x_w.en.eq(xa_valid)]
+                            m.d.sync += [xa_valid.eq(1), xa_acc.eq(acc.o.payload), xr_row.eq(o_row)]
+                        m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(xa_valid)]
                         for p in range(P):
                             s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
                             m.d.comb += s_.eq(xval[p] + xa_acc[p])
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(xa_valid):
-                            m.d.sync += fresh.bit_select(xr_tok, 1).eq(0)
+                            m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
 
+            # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
+            # (packing.weight_layout: q, k, v, proj, fc1, fc2)
             blk_m = mul(l, g.stride)
+            dch, hch = cfgd.dch, cfgd.hch
+            d_fan = chunk_lanes(eg_c)                                  # ACs of an event into a chunk of D
+            h_fan = Mux(eg_j == hch - 1, cfgd.hid_last, P)             # ... into a hidden chunk
             # ---- attention module
             x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0)
             event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                                    also=[wq.load(active), wo.load(active)]),
-                       3, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + 1, {"kind": "lif", "counter": "AC_QKV"})
+                       mul(dch, 3), wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
+                       {"kind": "lif", "counter": "AC_QKV", "fan": d_fan})
             with state("ATTN"):
                 m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
                 with m.If(att.kv_i.valid & att.kv_i.ready):
                     m.d.sync += [wk.next(), count("AC_KV", kv_acs)]
                 with m.If(att.q_i.valid & att.q_i.ready):
                     m.d.sync += [wq.next(), count("AC_Y", popcount(qm_r.data) << log2(dh))]
-                m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(mul(wo.cur, g.R) + blk_m + 4), li.tag.tok.eq(wo.cur),
-                             lif_from_y.eq(1)]
+                m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(mul(wo.cur, g.R) + blk_m + 4 * g.dc + yc),
+                             li.tag.tok.eq(wo.cur), li.tag.c.eq(yc), lif_from_y.eq(1)]
                 with m.If(att.o.valid):
-                    m.d.sync += wo.next()
+                    m.d.sync += yc.eq(Mux(last_c(yc), 0, yc + 1))
+                    with m.If(last_c(yc)):
+                        m.d.sync += wo.next()
                 with m.If(~wo.any):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
-            event_pass("PROJ", goto("MLP"), 1, wb + mul(cfgd.dim, 3), bb + 3, tb, cfgd.dim,
-                       sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
+            event_pass("PROJ", goto("MLP"), dch, wb + cfgd.w_proj, bb + mul(dch, 3), tb, cfgd.dim,
+                       sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "fan": d_fan})
 
             # ---- MLP module
             with state("MLP"):
@@ -525,12 +568,12 @@ class Core(wiring.Component):
                     goto("MIN")()
                 with m.Else():
                     m.next = "HALTDEC"
-            x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5)
-            hid_fan = lambda j: Mux(j == cfgd.hch - 1, cfgd.hid_last, P)  # noqa: E731
-            event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), cfgd.hch, wb + cfgd.w_fc1, bb + 4, tb + 3,
-                       P, sin_r.data, blk_m + 6, {"kind": "lif", "counter": "AC_FC1", "fan_of_j": hid_fan})
-            event_pass("FC2", goto("HALTDEC"), 1, wb + cfgd.w_fc2, bb + 4 + cfgd.hch, tb, cfgd.dim,
-                       zm_r.data, 0, {"kind": "x", "counter": "AC_FC2"})
+            x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc)
+            event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), hch, wb + cfgd.w_fc1, bb + (dch << 2),
+                       tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
+                       {"kind": "lif", "counter": "AC_FC1", "fan": h_fan})
+            event_pass("FC2", goto("HALTDEC"), dch, wb + cfgd.w_fc2, bb + (dch << 2) + hch, tb, cfgd.hidden,
+                       zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "fan": d_fan})
 
             # ---- halting
             with state("HALTDEC"):
@@ -539,7 +582,7 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "ENDBLOCK"
             with state("HALT"):
-                x_walk(goto_state("ENDBLOCK"))
+                x_walk(goto_state("ENDBLOCK"), chunk=halt_c)
                 m.d.comb += halt.i.valid.eq(xr_valid)
                 ho = halt.o.payload
                 with m.If(halt.o.valid & ho.halted):
@@ -556,8 +599,8 @@ class Core(wiring.Component):
                 with m.If(l == cfgd.blocks - 1):
                     goto("READOUT", mask=reps)()
                 with m.Else():
-                    m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + 5 + cfgd.hch),
-                                 tb.eq(tb + 3 + cfgd.hch)]
+                    m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + cfgd.b_block),
+                                 tb.eq(tb + cfgd.th_block)]
                     m.next = "BLOCK"
 
             def after_readout():
@@ -612,7 +655,9 @@ class Core(wiring.Component):
             # ---- TAP packet: packing.TAP_FIELDS, 16-bit elements, one element per cycle into beats
             n_tok, n_dim = cfgd.n, cfgd.dim
             def tap_producer():
-                m.d.comb += x_addr.eq(tap_tok)  # held while a beat waits, so the row read stays valid
+                tap_lane = tap_e[:log2(P)]
+                tap_row = xrow(tap_tok, tap_e >> log2(P))
+                m.d.comb += x_addr.eq(tap_row)  # held while a beat waits, so the row read stays valid
                 with m.If((ob >= 2) & ~tap_full):
                     field_len = Mux(tap_f == 0, n_dim, n_tok)
                     val = Signal(16)
@@ -630,12 +675,12 @@ class Core(wiring.Component):
                         with m.Case(5):
                             m.d.comb += val.eq(halt.hacc[tap_e])
                         with m.Case(6):
-                            m.d.comb += val.eq(xval[tap_e])
+                            m.d.comb += val.eq(xval[tap_lane])
                     is_x = tap_f == 6
                     # an X row is read (one cycle) before its elements go out
                     produce = ~is_x | tap_loaded
                     with m.If(is_x & ~tap_loaded):
-                        m.d.sync += [tap_loaded.eq(1), xr_tok.eq(tap_tok)]
+                        m.d.sync += [tap_loaded.eq(1), xr_row.eq(tap_row)]
                     with m.If(produce):
                         word = Signal(64)
                         m.d.comb += word.eq(asm | (val << (na << 4)))
@@ -647,7 +692,9 @@ class Core(wiring.Component):
                         with m.If(is_x):
                             m.d.sync += tap_e.eq(Mux(tap_e == n_dim - 1, 0, tap_e + 1))
                             with m.If(tap_e == n_dim - 1):
-                                m.d.sync += [tap_tok.eq(tap_tok + 1), tap_loaded.eq(0)]
+                                m.d.sync += tap_tok.eq(tap_tok + 1)
+                            with m.If((tap_e == n_dim - 1) | (tap_lane == P - 1)):  # next row of X
+                                m.d.sync += tap_loaded.eq(0)
                         with m.Elif(field_end):
                             m.d.sync += [tap_f.eq(tap_f + 1), tap_e.eq(0)]
                         with m.Else():
@@ -669,14 +716,15 @@ class Core(wiring.Component):
 
         # LIF outputs -> spike memories / readout, by pass
         with m.If(lif.o.valid):
+            row_en = 1 << lo.tag.c if g.dc > 1 else 1
             with m.If(fsm.ongoing("AIN") | fsm.ongoing("MIN") | fsm.ongoing("ATTN")):
-                m.d.comb += sin_w.en.eq(1)
+                m.d.comb += sin_w.en.eq(row_en)
             with m.If(fsm.ongoing("QKV")):
-                m.d.comb += [qm_w.en.eq(lo.tag.j == 0), km_w.en.eq(lo.tag.j == 1), vm_w.en.eq(lo.tag.j == 2)]
+                m.d.comb += [w.en.eq(Mux(lo.tag.mat == k, row_en, 0)) for k, w in enumerate((qm_w, km_w, vm_w))]
             with m.If(fsm.ongoing("FC1")):
                 m.d.comb += zm_w.en.eq(1 << lo.tag.j)
             with m.If(fsm.ongoing("READOUT")):
                 m.d.comb += head.i.valid.eq(1)
-                m.d.sync += count("AC_READOUT", popcount(lo.spike & dmask))
+                m.d.sync += count("AC_READOUT", popcount(lo.spike & lo_dmask))
         self.state_encoding = fsm.encoding  # name -> value of seq_state (testbenches log the passes)
         return top

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import EMB_LATENCY
 from dynaspike.formats import FORMATS
 
-from .accumulate import connect_write, write_signature
+from .accumulate import BLOCK_RAM, connect_write, write_signature
 from .arith import mul, saturate
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
@@ -70,8 +70,8 @@ class Embedding(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fmt, E = self.fmt, self.lanes
-        m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[])
-        m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[])
+        m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[], attrs=BLOCK_RAM)
+        m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[], attrs=BLOCK_RAM)
         connect_write(m, wmem, self.w_wr)
         connect_write(m, bmem, self.b_wr)
         w_rd, b_rd = wmem.read_port(), bmem.read_port()

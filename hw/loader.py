@@ -49,19 +49,22 @@ class Geometry:
                                                          cap.max_blocks, cap.max_t)
         self.C, self.PD, self.dh = cap.max_classes, cap.max_patch_dim, cap.head_dim
         self.E, self.M = emb_lanes, head_mults
-        self.hch = -(-self.H // self.P)               # hidden chunks of P lanes
+        self.dc = -(-self.D // self.P)                 # rows of P lanes per token of the residual stream
+        self.DP = self.dc * self.P                     # a token's spike vector, padded to whole rows
+        self.hch = -(-self.H // self.P)                # hidden chunks of P lanes
         self.bpt = -(-self.PD // 8)                    # beats per token window in an image packet
-        self.stride = 6 + self.hch                     # membrane rows per token and block
-        self.R = self.Lmax * self.stride + 1           # membrane rows per token (+ the readout layer)
+        # membrane rows per token and block: ain, q k v, attn, min (dc each), then the hidden chunks
+        self.stride = 6 * self.dc + self.hch
+        self.R = self.Lmax * self.stride + self.dc     # membrane rows per token (+ the readout layer)
         self.emb_chunks = -(-self.D // self.E)
         self.head_groups = -(-self.D // self.M)
         self.mask_bits = 2 * self.Lmax * self.Tmax
-        self.W = max(self.P, self.hch * self.P)        # widest spike vector an event generator scans
+        self.W = max(self.DP, self.hch * self.P)       # widest spike vector an event generator scans
         for what, v in (("lanes", self.P), ("embedding lanes", self.E), ("head multipliers", self.M)):
             log2(v)
-        if self.P % self.E or self.P < 8 or self.D > self.P:
-            raise ValueError(f"the core needs lanes P a power of two >= 8, a multiple of the embedding lanes "
-                             f"{self.E}, and D <= P (one row per token); got P={self.P}, D={self.D}")
+        if self.P % self.E or self.P < 8:
+            raise ValueError(f"the core needs lanes P a power of two >= 8 and a multiple of the embedding "
+                             f"lanes {self.E}; got P={self.P}")
         if self.D % self.dh or self.D // self.dh != heads:
             raise ValueError(f"max_dim {self.D} is not heads {heads} x head_dim {self.dh}")
 
@@ -72,10 +75,16 @@ def derived_layout(g: Geometry) -> data.StructLayout:
         "n": range(g.N + 1), "dim": range(g.D + 1), "hidden": range(g.H + 1), "blocks": range(g.Lmax + 1),
         "steps": range(g.Tmax + 1), "classes": range(g.C + 1), "patch_dim": range(g.PD + 1),
         "hch": range(g.hch + 1), "bpt": range(g.bpt + 1), "emb_chunks": range(g.emb_chunks + 1),
+        "dch": range(g.dc + 1),                # rows of P lanes per token (chunks of D)
+        "dim_last": range(g.P + 1),            # lanes of the last chunk of D
         "hid_last": range(g.P + 1),            # lanes of the last hidden chunk
-        "w_block": range(g.cap.weight_rows + 1),   # weight rows per block: 4D + hch*D + Hd
-        "w_fc1": range(g.cap.weight_rows + 1),     # weight row of fc1 in a block: 4D
-        "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4D + hch*D
+        # packing.weight_layout of one block: q, k, v, proj (dch chunks each), fc1 (hch), fc2 (dch)
+        "w_block": range(g.cap.weight_rows + 1),   # weight rows per block: 4*dch*D + hch*D + dch*Hd
+        "w_proj": range(g.cap.weight_rows + 1),    # weight row of proj in a block: 3*dch*D
+        "w_fc1": range(g.cap.weight_rows + 1),     # weight row of fc1 in a block: 4*dch*D
+        "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4*dch*D + hch*D
+        "b_block": range(g.cap.bias_rows + 1),     # bias rows per block: 5*dch + hch
+        "th_block": range(g.cap.threshold_rows + 1),  # threshold rows per block (q, k, v, fc1): 3*dch + hch
     })
 
 
@@ -123,23 +132,33 @@ class ModelLoader(wiring.Component):
             if s * s <= g.N:
                 with m.If(cfg["img_size"] == mul(cfg["patch_size"], s)):
                     m.d.comb += [grid.eq(s), side_ok.eq(1)]
-        dim, hidden = cfg["dim"], mul(cfg["dim"], cfg["mlp_ratio"][:8])
-        pd = mul(mul(cfg["embed_kernel"][:8], cfg["embed_kernel"][:8]), cfg["in_channels"][:8])
-        hch = (hidden + g.P - 1) >> log2(g.P)
+        # A field checked against a capacity in `fits` is used at that capacity's width: the products below
+        # are exact whenever the model fits, and nothing derived is used when it does not.
+        capped = lambda name, limit: cfg[name][:max(1, limit.bit_length())]  # noqa: E731
+        dim, kernel, chans = capped("dim", g.D), capped("embed_kernel", g.PD), capped("in_channels", g.PD)
+        L, T, C = capped("blocks", g.Lmax), capped("t_max", g.Tmax), capped("num_classes", g.C)
+        hidden = mul(dim, cfg["mlp_ratio"][:8])
+        pd = mul(mul(kernel, kernel), chans)
+        hch = ((hidden + g.P - 1) >> log2(g.P))[:max(1, g.hch.bit_length())]
+        dch = ((dim + g.P - 1) >> log2(g.P))[:max(1, g.dc.bit_length())]
+        dd = mul(dim, dch)  # rows of one D x D layer
         m.d.sync += [
             d.n.eq(mul(grid, grid)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
             d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
             d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
+            d.dch.eq(dch), d.dim_last.eq(dim - ((dch - 1) << log2(g.P))),
             d.hid_last.eq(hidden - ((hch - 1) << log2(g.P))),
-            d.w_fc1.eq(dim << 2), d.w_fc2.eq((dim << 2) + mul(dim, hch[:8])),
-            d.w_block.eq((dim << 2) + mul(dim, hch[:8]) + hidden),
+            d.w_proj.eq(mul(dd, 3)), d.w_fc1.eq(dd << 2), d.w_fc2.eq((dd << 2) + mul(dim, hch)),
+            d.w_block.eq((dd << 2) + mul(dim, hch) + mul(hidden, dch)),
+            d.b_block.eq(mul(dch, 5) + hch), d.th_block.eq(mul(dch, 3) + hch),
         ]
         # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller)
         small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
-        m.d.comb += self.fits.eq(small & side_ok & (dim <= g.D) & (hidden <= g.H) & (cfg["blocks"] <= g.Lmax)
-                                 & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax) & (cfg["t_max"] > 0)
-                                 & (cfg["num_classes"] <= g.C) & (pd <= g.PD) & (dim == mul(cfg["heads"], g.dh))
-                                 & (cfg["heads"] > 0) & (hidden > 0))
+        m.d.comb += self.fits.eq(small & side_ok & (cfg["dim"] <= g.D) & (hidden <= g.H)
+                                 & (cfg["blocks"] <= g.Lmax) & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax)
+                                 & (cfg["t_max"] > 0) & (cfg["num_classes"] <= g.C) & (cfg["embed_kernel"] <= g.PD)
+                                 & (cfg["in_channels"] <= g.PD) & (pd <= g.PD)
+                                 & (cfg["dim"] == mul(cfg["heads"], g.dh)) & (cfg["heads"] > 0) & (hidden > 0))
 
         # ---- section lengths: beats seen per section, against what the config implies
         seen = {name: Signal(32, name=f"beats_{name}") for name in SECTION_IDS}
@@ -148,14 +167,13 @@ class ModelLoader(wiring.Component):
                 with m.If(sid[name]):
                     m.d.sync += sig.eq(beat.index + 1)
         q = lambda n, per: (n + per - 1) // per  # noqa: E731 -- beats of n elements, per in a beat
-        L, T, C = cfg["blocks"], cfg["t_max"], cfg["num_classes"]
         expect = {
             "config": q(len(CFG_FIELDS), 4), "params": q(len(PARAM_FIELDS), 2),
-            "emb_w": (mul(dim, pd[:12]) + 3) >> 2, "emb_b": (mul(dim, d.n) + 1) >> 1,
-            "weights": mul(d.w_block, L[:8]) << log2(g.P // 8), "biases": mul(5 + d.hch, L[:8]) << log2(g.P // 2),
-            "thresholds": mul(3 + d.hch, L[:8]) << log2(g.P // 2), "head_w": (mul(dim, C[:8]) + 3) >> 2,
+            "emb_w": (mul(dim, pd[:g.PD.bit_length()]) + 3) >> 2, "emb_b": (mul(dim, d.n) + 1) >> 1,
+            "weights": mul(d.w_block, L) << log2(g.P // 8), "biases": mul(d.b_block, L) << log2(g.P // 2),
+            "thresholds": mul(d.th_block, L) << log2(g.P // 2), "head_w": (mul(dim, C) + 3) >> 2,
             "head_b": (C + 1) >> 1,
-            "mask": ((mul(L[:8], T[:8]) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
+            "mask": ((mul(L, T) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
         }
         m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == v for k, v in expect.items())).all())
 

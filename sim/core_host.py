@@ -21,14 +21,20 @@ class CoreError(RuntimeError):
     """The core reported STATUS.ERROR."""
 
 
+def axi_ports(dut):
+    """cocotbext-axi's master on ``s_axil``, source on ``s_axis`` and sink on ``m_axis`` of the core."""
+    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
+    src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"), dut.clk, dut.rst)
+    snk = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
+    for part in (axil.write_if, axil.read_if, src, snk):
+        part.log.setLevel(logging.WARNING)  # frame dumps would drown the failure messages
+    return axil, src, snk
+
+
 class CoreHost:
     def __init__(self, dut, idle: float = 0.0, stall: float = 0.0, seed: int = 0):
         self.dut = dut
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
-        self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"), dut.clk, dut.rst)
-        self.snk = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
-        for part in (self.axil.write_if, self.axil.read_if, self.src, self.snk):
-            part.log.setLevel(logging.WARNING)  # frame dumps would drown the failure messages
+        self.axil, self.src, self.snk = axi_ports(dut)
         if idle:
             self.src.set_pause_generator(tb._pauses(idle, seed))
         if stall:

@@ -25,6 +25,7 @@ if ROOT not in sys.path:  # `python sw/run_on_board.py` from anywhere
 import numpy as np  # noqa: E402
 
 from dynaspike.artifact import ArtifactError, IntModel  # noqa: E402
+from dynaspike.cycles import DEFAULT_LANES  # noqa: E402
 from sw import report  # noqa: E402
 
 SHIPPED_MODEL = os.path.join(ROOT, "train", "shipped", "digits.npz")
@@ -125,7 +126,7 @@ def main(argv=None):
                     help="measured power in W (a meter on the board's supply); without it the FPGA energy uses "
                          f"an assumed {report.ASSUMED_POWER_W} W and nothing is reported as measured")
     ap.add_argument("--json", help="write every figure (and the per-image rows) to this JSON file")
-    ap.add_argument("--lanes", type=int, default=64, help="accumulator lanes P of the core (sim, golden)")
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="accumulator lanes P of the core (sim, golden)")
     ap.add_argument("--bitstream", default=DEFAULT_BITSTREAM, help="board: the .bit (its .hwh and manifest.json beside it)")
     ap.add_argument("--data", help="images, labels and the golden reference from a --save-data file (no torch needed)")
     ap.add_argument("--save-data", help="write the images, labels and golden reference to this .npz and exit")

@@ -5,6 +5,7 @@ Verilator in tests/test_core_sim.py (``make sim``); this one keeps the core in e
 """
 
 import numpy as np
+import pytest
 
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
@@ -16,6 +17,9 @@ from train.golden import GoldenModel
 
 TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blocks=1, mlp_ratio=2, t_max=2,
                    num_classes=3)
+# D > P: D = 12 on P = 8 is two rows per token, the second a third full; D = 24 is three rows
+WIDE = ModelConfig(**{**TINY.to_dict(), "dim": 12, "heads": 3, "blocks": 2})
+WIDER = ModelConfig(**{**TINY.to_dict(), "dim": 24, "heads": 3, "t_max": 3})
 REG = regmap.REG
 
 
@@ -40,10 +44,12 @@ async def recv(ctx, port):
                 return np.array(beats, dtype=np.uint64)
 
 
-def test_core_runs_a_tiny_model_in_the_amaranth_simulator():
-    model = random_model(TINY, 1)
+@pytest.mark.parametrize("cfg", [TINY, WIDE, WIDER], ids=["D8", "D12", "D24"])
+def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg):
+    """Logits and CYCLES of two images equal the golden model's and the cycle model's, on P = 8 lanes."""
+    model = random_model(cfg, 1)
     images = np.random.default_rng(0).integers(0, 256, size=(2, 1, 4, 4), dtype=np.uint8)
-    dut = Core(8, TINY)
+    dut = Core(8, cfg)
     got = []
 
     async def host(ctx):
@@ -51,10 +57,10 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator():
         while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
             pass
         for k, img in enumerate(images):
-            await send(ctx, dut.s_axis, packing.pack_image(img, TINY, tag=k)[:2], last=False)  # header
+            await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k)[:2], last=False)  # header
             await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("START").put(1))
-            await send(ctx, dut.s_axis, packing.pack_image(img, TINY, tag=k)[2:])
-            got.append(packing.unpack_result(await recv(ctx, dut.m_axis), TINY.num_classes))
+            await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k)[2:])
+            got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
 
     run(dut, host, deadline_cycles=20_000)
     g = GoldenModel(model).run(images)

@@ -8,6 +8,7 @@ import pytest
 from dynaspike import packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.config import ModelConfig
+from dynaspike.cycles import DEFAULT_LANES
 from sim.core_run import run_core
 from sw.transports.golden import counters, taps_of
 from tests.model_factory import random_model
@@ -18,6 +19,8 @@ pytestmark = pytest.mark.sim
 
 TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blocks=1, mlp_ratio=2, t_max=2,
                    num_classes=3)
+# D = 12 on P = 8: two rows per token, the second one a third full (heads of 4 channels)
+WIDE = ModelConfig(**{**TINY.to_dict(), "dim": 12, "heads": 3})
 
 
 def check_against_golden(model, images, lanes, rec, dense=False, only=None):
@@ -71,8 +74,8 @@ def shipped():
 def test_core_shipped_model_on_digits():
     model = shipped()
     images, _ = digits_test_images(4)
-    rec = run_core(model, images, 64, "digits", plan=[{"taps": True}] * 4)
-    check_against_golden(model, images, 64, rec)
+    rec = run_core(model, images, DEFAULT_LANES, "digits", plan=[{"taps": True}] * 4)
+    check_against_golden(model, images, DEFAULT_LANES, rec)
     check_taps(model, images, rec)
     assert sum(r["counters"]["HALTED_TOKENS"] for r in rec["images"]) > 0, "no token halted: halting untested"
 
@@ -80,16 +83,17 @@ def test_core_shipped_model_on_digits():
 def test_core_shipped_model_forced_dense():
     model = shipped()
     images, _ = digits_test_images(2, start=10)
-    rec = run_core(model, images, 64, "digits-dense", plan=[{"dense": True, "taps": True}] * 2)
-    check_against_golden(model, images, 64, rec, dense=True)
+    rec = run_core(model, images, DEFAULT_LANES, "digits-dense", plan=[{"dense": True, "taps": True}] * 2)
+    check_against_golden(model, images, DEFAULT_LANES, rec, dense=True)
     check_taps(model, images, rec, dense=True)
 
 
 def test_core_streams_with_idle_gaps_and_backpressure():
-    """Random idle cycles on the input and random backpressure on the output change nothing but time."""
-    model = random_model(TINY, 2)
-    images = tiny_images(4, seed=3)
-    rec = run_core(model, images, 8, "tiny-idle", plan=[{"taps": k % 2 == 0} for k in range(4)],
+    """Random idle cycles on the input and random backpressure on the output change nothing but time
+    (on a model with two rows per token)."""
+    model = random_model(WIDE, 2)
+    images = tiny_images(4, seed=3, cfg=WIDE)
+    rec = run_core(model, images, 8, "wide-idle", plan=[{"taps": k % 2 == 0} for k in range(4)],
                    idle=0.3, stall=0.4, seed=7)
     check_against_golden(model, images, 8, rec)
     c = [r["counters"] for r in rec["images"]]
@@ -154,10 +158,11 @@ SECOND = ModelConfig(img_size=8, patch_size=2, embed_kernel=2, dim=32, heads=2, 
 
 
 def test_core_second_configuration_and_model_shape():
-    """P = 32 lanes and a differently shaped model: D 32, 3 blocks, 3 steps, MLP 3x (3 hidden chunks)."""
+    """P = 64 lanes and a differently shaped model: D 32 (half a row), 3 blocks, 3 steps, MLP 3x (2 hidden
+    chunks, the last one half full)."""
     model = random_model(SECOND, 11)
     images = digits_test_images(3, start=20)[0]
-    rec = run_core(model, images, 32, "second", plan=[{"taps": True}, {}, {"dense": True}])
-    check_against_golden(model, images, 32, rec, only=(0, 1))
-    check_against_golden(model, images, 32, rec, dense=True, only=(2,))
+    rec = run_core(model, images, 64, "second", plan=[{"taps": True}, {}, {"dense": True}])
+    check_against_golden(model, images, 64, rec, only=(0, 1))
+    check_against_golden(model, images, 64, rec, dense=True, only=(2,))
     check_taps(model, images[:1], {"images": rec["images"][:1]})

@@ -14,11 +14,12 @@ from bitstreams import manifest as mf
 from bitstreams import wrapper
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
+from dynaspike.cycles import DEFAULT_LANES
 from sw.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
 CFG = ModelConfig()
-CAP = packing.capacity_for(CFG, 64)
+CAP = packing.capacity_for(CFG, DEFAULT_LANES)
 
 UTIL = """
 +----------------------------+-------+-------+-----------+-------+
@@ -94,7 +95,7 @@ def test_manifest_without_vivado_records_the_estimate(tmp_path):
 @pytest.mark.parametrize("change,msg", [
     (lambda m: m.update(regmap_version=1), "regmap_version 1"),
     (lambda m: m.update(stream_version=9), "stream_version 9"),
-    (lambda m: m["capacity"].update(lanes=32), "not the one this manifest describes"),
+    (lambda m: m["capacity"].update(lanes=2 * DEFAULT_LANES), "not the one this manifest describes"),
     (lambda m: m["model_config"].update(t_max=6), r"another model configuration.*'t_max': \(6, 4\)"),
 ])
 def test_manifest_check_refuses_disagreements(change, msg):
@@ -119,7 +120,7 @@ def test_wrapper_elaborates_around_the_core(tmp_path):
     from hw.build import build
     from sim.runner import tool_path
 
-    build(tmp_path, 64, CFG, only=[wrapper.CORE_MODULE])
+    build(tmp_path, DEFAULT_LANES, CFG, only=[wrapper.CORE_MODULE])
     (tmp_path / "w.v").write_text(wrapper.verilog())
     p = subprocess.run(["verilator", "--lint-only", "-Wno-fatal", "-Wno-WIDTH", "--top-module", wrapper.WRAPPER_MODULE,
                         str(tmp_path / "w.v"), str(tmp_path / f"{wrapper.CORE_MODULE}.v")],

@@ -57,7 +57,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     r = golden if golden is not None and golden.trace else gm.run(images, dense=dense, trace=True)
     tr = {k: v.numpy() if hasattr(v, "numpy") else v for k, v in r.trace.items()}
     B, N, D, L, T, H = r.logits.shape[0], cfg.num_tokens, cfg.dim, cfg.blocks, cfg.t_max, cfg.heads
-    hch = -(-cfg.hidden_dim // lanes)
+    hch = -(-cfg.hidden_dim // lanes)    # hidden chunks of P lanes
+    dc = -(-D // lanes)                  # rows of P lanes per token (chunks of D)
     mask = r.mask.numpy()
     rep = r.rep.numpy()
     reps = rep == np.arange(N)
@@ -88,20 +89,22 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
             ones = lambda key: np.where(active, np.maximum(1, per_token(key, active)), 0).sum(1)  # noqa: E731
             if a_on:
-                by["ain"] += _x_pass(n)
-                by["qkv"] += _event_pass(3 * ones(p + "ain"), has)
+                by["ain"] += _x_pass(n * dc)
+                by["qkv"] += _event_pass(3 * dc * ones(p + "ain"), has)
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 qq = head_max(tr[p + "q"], active).sum(1)
-                by["attn"] += np.where(has, kv + qq + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
-                by["proj"] += _event_pass(ones(p + "attn"), has)
+                # a Y row goes to the LIF layer a chunk per cycle: the unit waits dc - 1 cycles per row
+                yy = n * (dc - 1)
+                by["attn"] += np.where(has, kv + qq + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
+                by["proj"] += _event_pass(dc * ones(p + "attn"), has)
             if f_on:
-                by["min"] += _x_pass(n)
+                by["min"] += _x_pass(n * dc)
                 by["fc1"] += _event_pass(hch * ones(p + "min"), has)
-                by["fc2"] += _event_pass(ones(p + "hid"), has)
+                by["fc2"] += _event_pass(dc * ones(p + "hid"), has)
             if (a_on or f_on) and not dense:
                 by["halt"] += n + cy.DRAIN_HALT + 1
             active = tr[p + "active_after"].astype(bool)
-        by["readout"] += _x_pass(reps.sum(1))
+        by["readout"] += _x_pass(reps.sum(1) * dc)
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // lanes)

@@ -27,6 +27,7 @@ import numpy as np
 from dynaspike import packing, regmap
 from dynaspike.artifact import ArtifactError
 from dynaspike.config import ModelConfig
+from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.packing import Kind
 from dynaspike.regmap import REG, ErrorCode
 
@@ -136,7 +137,7 @@ class GoldenTransport(Transport):
 
     name = "golden"
 
-    def __init__(self, cfg: ModelConfig, lanes: int = 64, *, capacity=None, manifest=None, batch: int = 512,
+    def __init__(self, cfg: ModelConfig, lanes: int = DEFAULT_LANES, *, capacity=None, manifest=None, batch: int = 512,
                  cycles: bool = True):
         from bitstreams import manifest as mf
 

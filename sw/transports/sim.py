@@ -46,15 +46,11 @@ class SimTransport(Transport):
     name = "sim"
 
     def __init__(self, dut, manifest: dict, max_wait_cycles: int = MAX_WAIT_CYCLES, clock_hz: int = CLOCK_HZ):
-        from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink,
-                                   AxiStreamSource)
+        from sim.core_host import axi_ports
 
         self.dut, self._manifest = dut, manifest
         self.max_wait_cycles, self.clock_hz = max_wait_cycles, clock_hz
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"), dut.clk, dut.rst)
-        self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis", bus_separator="__"),
-                                      dut.clk, dut.rst)
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis", bus_separator="__"), dut.clk, dut.rst)
+        self.axil, self.source, self.sink = axi_ports(dut)
 
     # Each public method turns one coroutine into a blocking call (cocotb.resume).
     def _block(self, coro_fn, *args):
