@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
+from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.regmap import REG
 
 pytestmark = pytest.mark.sim
@@ -114,14 +115,14 @@ def test_driver_on_the_simulated_core_equals_the_golden_transport(dense, taps):
     model = IntModel.load(SHIPPED_MODEL)
     x = test_split(model)[0][:2 if dense or taps else 4].numpy()
     tags = [5, 6, 7, 8][:len(x)]
-    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, 64, tags=tags, dense=dense, taps=taps)
-    ref = Driver(GoldenTransport(model.config, 64))
+    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, DEFAULT_LANES, tags=tags, dense=dense, taps=taps)
+    ref = Driver(GoldenTransport(model.config, DEFAULT_LANES))
     ref.load_model(model)
     want = ref.run(x, tags=tags, dense=dense, taps=taps)
     assert set(sim.taps) == set(want.taps) == (set(name for name, _, _ in packing.TAP_FIELDS) if taps else set())
     for k, v in want.taps.items():
         np.testing.assert_array_equal(sim.taps[k], v, err_msg=f"tap {k}")
-    assert cap == asdict(packing.capacity_for(model.config, 64))
+    assert cap == asdict(packing.capacity_for(model.config, DEFAULT_LANES))
     for f in ("tags", "logits", "result_cycles", "cycles"):
         if f in ("cycles", "result_cycles") and not ref.transport.cycle_model_available:
             continue
@@ -220,9 +221,9 @@ def test_core_errors_surface_as_the_golden_transport_reports_them():
     torch.set_num_threads(1)
     model = IntModel.load(SHIPPED_MODEL)
     img = test_split(model)[0][0].numpy()
-    got = run_in_simulation("test_sw_sim:error_session", 64, model.config,
+    got = run_in_simulation("test_sw_sim:error_session", DEFAULT_LANES, model.config,
                             {"model": SHIPPED_MODEL, "image": img.tolist()}, sim_ms=30)["value"]
-    g = GoldenTransport(model.config, 64)
+    g = GoldenTransport(model.config, DEFAULT_LANES)
     codes = []
     for case, sim in zip(CORRUPTIONS, got):
         want = corrupted_run(Driver, g, model, img[None], *case)
