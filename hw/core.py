@@ -284,7 +284,8 @@ class Core(wiring.Component):
         # merge / embedding
         m.d.comb += [merge.threshold.eq(Mux(dense, -1, prm["merge_threshold"])), merge.o.ready.eq(1),
                      emb.o.ready.eq(1), emb.chunks.eq(cfgd.emb_chunks), emb.patch_dim.eq(cfgd.patch_dim),
-                     head.o.ready.eq(1)]
+                     head.o.ready.eq(1), head.n_classes.eq(cfgd.classes),
+                     head.n_groups.eq((cfgd.dim + g.M - 1) >> log2(g.M))]
 
         def count(name, amount):
             return perf[PERF[name]].eq(perf[PERF[name]] + amount)

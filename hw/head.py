@@ -31,10 +31,11 @@ class Head(wiring.Component):
     """Count output spikes, then classify.
 
     Contract (``dynaspike.cycles.head_cycles``): readout beats are taken one per cycle whenever the unit
-    is not classifying (``i.ready`` is low only then). ``go`` (one cycle) starts the classifier: class
-    ``c``'s logit is offered ``HEAD_LATENCY`` (3) cycles after its last group of ``M`` products is issued
-    (weight read, registered multiply, sum and accumulate); ``classes * groups`` cycles in all, stalling
-    only on ``o`` backpressure. ``clear`` zeroes the counts (start of an image). Counts are
+    is not classifying (``i.ready`` is low only then). ``go`` (one cycle) starts the classifier over the
+    loaded model's ``n_classes`` classes and ``n_groups = ceil(D / M)`` groups (inputs, at most the built
+    sizes, which are their initial values): class ``c``'s logit is offered ``HEAD_LATENCY`` (3) cycles
+    after its last group of ``M`` products is issued (weight read, registered multiply, sum and
+    accumulate); ``n_classes * n_groups`` cycles in all, stalling only on ``o`` backpressure. ``clear`` zeroes the counts (start of an image). Counts are
     ``count_bits`` wide; the artifact bounds them (at most ``N * T``).
     """
 
@@ -52,6 +53,8 @@ class Head(wiring.Component):
             "o": Out(stream.Signature(logit_layout(classes, fmt))),
             "go": In(1),
             "clear": In(1),
+            "n_classes": In(range(classes + 1), init=classes),
+            "n_groups": In(range(self.groups + 1), init=self.groups),
             "counts": Out(data.ArrayLayout(unsigned(fmt.count_bits), dim)),
             "w_wr": In(write_signature(classes * self.groups, self.w_shape, granules)),
             "b_wr": In(write_signature(max(classes, 2), signed(fmt.logit_bits))),
@@ -87,22 +90,23 @@ class Head(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
         cls = Signal(range(max(self.classes, 2)))
         grp = Signal(range(max(self.groups, 2)))
-        addr = Signal(range(self.classes * self.groups + 1))
-        m.d.comb += [w_rd.en.eq(advance), w_rd.addr.eq(addr), b_rd.en.eq(advance), b_rd.addr.eq(cls)]
+        row0 = Signal(range(self.classes * self.groups + 1))  # weight row of (cls, 0): rows per class = groups
+        m.d.comb += [w_rd.en.eq(advance), w_rd.addr.eq(row0 + grp), b_rd.en.eq(advance), b_rd.addr.eq(cls)]
+        last_grp, last_cls = grp == self.n_groups - 1, cls == self.n_classes - 1
         ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "cls": range(max(self.classes, 2)),
                                  "grp": range(max(self.groups, 2)), "final": 1})
         s1, s2 = Signal(ctl), Signal(ctl)
         with m.If(advance):
-            m.d.sync += [s1.valid.eq(running), s1.first.eq(grp == 0), s1.last.eq(grp == self.groups - 1),
-                         s1.cls.eq(cls), s1.grp.eq(grp), s1.final.eq(cls == self.classes - 1)]
+            m.d.sync += [s1.valid.eq(running), s1.first.eq(grp == 0), s1.last.eq(last_grp),
+                         s1.cls.eq(cls), s1.grp.eq(grp), s1.final.eq(last_cls)]
             with m.If(running):
-                m.d.sync += [grp.eq(grp + 1), addr.eq(addr + 1)]
-                with m.If(grp == self.groups - 1):
-                    m.d.sync += [grp.eq(0), cls.eq(cls + 1)]
-                    with m.If(cls == self.classes - 1):
+                m.d.sync += grp.eq(grp + 1)
+                with m.If(last_grp):
+                    m.d.sync += [grp.eq(0), cls.eq(cls + 1), row0.eq(row0 + self.groups)]
+                    with m.If(last_cls):
                         m.d.sync += running.eq(0)
         with m.If(self.go & ~running):
-            m.d.sync += [running.eq(1), cls.eq(0), grp.eq(0), addr.eq(0)]
+            m.d.sync += [running.eq(1), cls.eq(0), grp.eq(0), row0.eq(0)]
 
         # stage 1: the weights of (class, group) are read; multiply with the counts of that group
         prod = Signal(data.ArrayLayout(signed(fmt.head_weight_bits + fmt.count_bits + 1), M))

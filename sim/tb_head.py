@@ -24,6 +24,7 @@ async def run(dut, idle, stall, seed, images=2):
     lin, lout = count_layout(P, -(-D // P), rtl["max_weight"]), logit_layout(K)
     w_shape = data.ArrayLayout(signed(FORMATS.head_weight_bits), M)
     await tb.start(dut)
+    dut.n_classes.value, dut.n_groups.value = K, -(-D // M)  # the whole built size
     for prefix, rows, pack in (("w_wr", case["w_rows"], lambda r: tb.pack(w_shape, r)),
                                ("b_wr", case["head_b"], lambda b: b & 0xFFFFFFFF)):
         for a, row in enumerate(rows):
