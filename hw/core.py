@@ -31,7 +31,7 @@ from dynaspike.formats import FORMATS
 from dynaspike.packing import TRAILER_MAGIC, STREAM_MAGIC, STREAM_VERSION, Kind
 from dynaspike.regmap import ErrorCode
 
-from .accumulate import AccumulateEngine, connect_write
+from .accumulate import BLOCK_RAM, AccumulateEngine, connect_write
 from .attention import AttentionKV
 from .axil import RegisterBlock, axi_lite_signature
 from .embed import Embedding
@@ -147,7 +147,8 @@ class Core(wiring.Component):
         xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
         sin, qm, km, vm = (Memory(shape=g.DP, depth=N, init=[]) for _ in range(4))
         zm = Memory(shape=g.hch * P, depth=N, init=[])
-        thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[])
+        thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[],
+                     attrs=BLOCK_RAM)
         for name, mem in (("pix", pix), ("emem", emem), ("xmem", xmem), ("sin", sin), ("qm", qm), ("km", km),
                           ("vm", vm), ("zm", zm), ("thm", thm)):
             m.submodules[name] = mem
