@@ -26,7 +26,7 @@ def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
     """Rows of P membranes for every LIF state of docs/integer_model.md: per token and block ``ain, q, k,
     v, attn, min`` (D each) and ``hid`` (Hd), plus the readout ``out`` (D) per token (``Geometry.R``)."""
     from hw.loader import Geometry
-    g = Geometry(packing.capacity_for(cfg, lanes), cfg.heads, emb_lanes(lanes), HEAD_MULTS)
+    g = Geometry.for_core(cfg, lanes)
     return g.N * g.R
 
 

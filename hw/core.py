@@ -67,9 +67,10 @@ class Core(wiring.Component):
     Ports: ``s_axil`` (AXI4-Lite slave), ``s_axis`` (AXI4-Stream in), ``m_axis`` (AXI4-Stream out).
     """
 
-    def __init__(self, lanes: int = cycles.DEFAULT_LANES, cfg: ModelConfig = ModelConfig(), *, clock_hz: int = 100_000_000):
-        self.cap = packing.capacity_for(cfg, lanes, clock_hz)
-        self.g = Geometry(self.cap, cfg.heads, cycles.emb_lanes(lanes), cycles.HEAD_MULTS)
+    def __init__(self, lanes: int = cycles.DEFAULT_LANES, cfg: ModelConfig = ModelConfig(), *,
+                 clock_hz: int = 100_000_000):
+        self.g = Geometry.for_core(cfg, lanes, clock_hz)
+        self.cap = self.g.cap
         self.rows = packing.weight_layout(cfg, lanes)["_rows"]
         super().__init__({
             "s_axil": In(axi_lite_signature()),
@@ -429,7 +430,7 @@ class Core(wiring.Component):
                 lane0 = eo.chunk << log2(g.E)  # the chunk's first channel; P / E chunks fill a row of E
                 per_row = log2(P // g.E)
                 m.d.comb += [e_w.addr.eq(xrow(eo.token, eo.chunk >> per_row)),
-                             e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk[:per_row], 0) if per_row else emb.o.valid)]
+                             e_w.en.eq(Mux(emb.o.valid, 1 << eo.chunk[:per_row], 0))]
                 for p in range(P):
                     keep = (lane0 + (p % g.E)) < cfgd.dim
                     m.d.comb += e_w.data[p].eq(Mux(keep, eo.e[p % g.E], 0))
@@ -718,7 +719,7 @@ class Core(wiring.Component):
 
         # LIF outputs -> spike memories / readout, by pass
         with m.If(lif.o.valid):
-            row_en = 1 << lo.tag.c if g.dc > 1 else 1
+            row_en = 1 << lo.tag.c
             with m.If(fsm.ongoing("AIN") | fsm.ongoing("MIN") | fsm.ongoing("ATTN")):
                 m.d.comb += sin_w.en.eq(row_en)
             with m.If(fsm.ongoing("QKV")):

@@ -35,8 +35,9 @@ class Head(wiring.Component):
     loaded model's ``n_classes`` classes and ``n_groups = ceil(D / M)`` groups (inputs, at most the built
     sizes, which are their initial values): class ``c``'s logit is offered ``HEAD_LATENCY`` (3) cycles
     after its last group of ``M`` products is issued (weight read, registered multiply, sum and
-    accumulate); ``n_classes * n_groups`` cycles in all, stalling only on ``o`` backpressure. ``clear`` zeroes the counts (start of an image). Counts are
-    ``count_bits`` wide; the artifact bounds them (at most ``N * T``).
+    accumulate); ``n_classes * n_groups`` cycles in all, stalling only on ``o`` backpressure. ``clear``
+    zeroes the counts (start of an image). Counts are ``count_bits`` wide; the artifact bounds them (at
+    most ``N * T``).
     """
 
     def __init__(self, lanes: int, dim: int, classes: int, mults: int, max_weight: int, *, fmt=FORMATS,

@@ -20,10 +20,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from dynaspike import cycles
 from dynaspike.artifact import IntParams
 from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
-from dynaspike.packing import BEAT_BITS, SECTION_IDS
+from dynaspike.packing import BEAT_BITS, SECTION_IDS, capacity_for
 
 from .accumulate import write_signature
 from .arith import mul
@@ -42,6 +43,12 @@ def log2(n: int) -> int:
 
 class Geometry:
     """Build-time sizes of one core (from its capacity); every hw module of the core shares one."""
+
+    @classmethod
+    def for_core(cls, cfg: ModelConfig, lanes: int, clock_hz: int = 100_000_000) -> "Geometry":
+        """The geometry of ``hw.core.Core(lanes, cfg)``: the capacity of ``cfg`` at ``lanes``, the core's
+        multipliers (``dynaspike.cycles``)."""
+        return cls(capacity_for(cfg, lanes, clock_hz), cfg.heads, cycles.emb_lanes(lanes), cycles.HEAD_MULTS)
 
     def __init__(self, cap, heads: int, emb_lanes: int, head_mults: int):
         self.cap, self.P, self.heads = cap, cap.lanes, heads
