@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from dynaspike import packing
-from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.artifact import IntModel
+from dynaspike.cycles import DEFAULT_LANES
+from dynaspike.jsonfile import write_json
 from hw.build import SHIPPED_MODEL, build
 from hw.synth import XC7Z020
 from train import cycle_model
@@ -52,9 +53,9 @@ def synth_estimate(out: Path, lanes: int, cfg) -> dict:
         build(Path(tmp), lanes, cfg, only=["dynaspike_core"])
         verilog = (Path(tmp) / "dynaspike_core.v").read_text()
     old = out / "dynaspike_core.v"
-    current = (path.exists() and old.exists() and old.read_text() == verilog
-               and json.loads(path.read_text()).get("lanes") == lanes
-               and "dynaspike_core" in json.loads(path.read_text())["components"])
+    est = json.loads(path.read_text()) if path.exists() else {}
+    current = (old.exists() and old.read_text() == verilog and est.get("lanes") == lanes
+               and "dynaspike_core" in est.get("components", {}))
     if not current:
         print(f"running the yosys estimate of the core into {out} (several minutes) ...", flush=True)
         subprocess.run([sys.executable, "-m", "hw.synth", "--out", str(out), "--lanes", str(lanes),
@@ -127,8 +128,7 @@ def main(argv=None):
     print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in per_pass.items()))
     print(f"  XC7Z020 (yosys estimate): LUT {figures['lut_util']:.1%}, FF {figures['ff_util']:.1%}, "
           f"BRAM {figures['bram_util']:.1%}, DSP {figures['dsp_util']:.1%}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+    write_json(args.json, figures)
     print(f"wrote {args.json}")
 
 

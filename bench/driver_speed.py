@@ -10,13 +10,12 @@ measured here, not asserted (the issue's target for the batched golden transport
 """
 
 import argparse
-import json
-import os
 import time
 
 import torch
 
 from dynaspike.artifact import IntModel
+from dynaspike.jsonfile import write_json
 from sw.driver import Driver
 from sw.transports.golden import GoldenTransport
 from train.evaluate import SHIPPED_MODEL, test_split
@@ -59,9 +58,7 @@ def main(argv=None):
         r[f"golden_transport_per_image_{key}_images_per_s"] = per_image
         what = "CYCLES exact (cycle model)" if cycles else "CYCLES not computed"
         print(f"  batched, {what:27s} {batched:8.0f} images/s; per-image protocol {per_image:6.0f} images/s")
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(r, f, indent=1)
+    write_json(a.json, r)
     print(f"figures: {a.json}")
 
 

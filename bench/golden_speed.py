@@ -7,13 +7,12 @@ ratios measured in the same run. Figures are measurements on this machine, not a
 """
 
 import argparse
-import json
-import os
 import time
 
 import torch
 
 from dynaspike.artifact import IntModel
+from dynaspike.jsonfile import write_json
 from train.evaluate import SHIPPED_MODEL, test_split
 from train.golden import GoldenModel
 
@@ -50,9 +49,7 @@ def main(argv=None):
     print(f"  dynamic  {dyn:9.0f} images/s")
     print(f"  dense    {dense:9.0f} images/s   (dynamic / dense speed {dyn / dense:.2f}x)")
     print(f"  batch 1  {one:9.0f} images/s")
-    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-    with open(a.json, "w") as f:
-        json.dump(r, f, indent=1)
+    write_json(a.json, r)
 
 
 if __name__ == "__main__":

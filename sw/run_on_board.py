@@ -13,7 +13,6 @@ reference comes from ``--data`` (written on a host by ``--save-data``).
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from dynaspike.artifact import ArtifactError, IntModel  # noqa: E402
 from dynaspike.cycles import DEFAULT_LANES  # noqa: E402
+from dynaspike.jsonfile import write_json  # noqa: E402
 from sw import report  # noqa: E402
 
 SHIPPED_MODEL = os.path.join(ROOT, "train", "shipped", "digits.npz")
@@ -153,9 +153,7 @@ def main(argv=None):
     r["session_s"] = time.perf_counter() - t0
     report.print_table(r)
     if a.json:
-        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
+        write_json(a.json, r)
         print(f"figures: {a.json}")
     return 0 if r["golden_agreement"] == 1.0 and r["logits_bit_exact"] == 1.0 else 1
 

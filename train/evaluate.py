@@ -8,7 +8,6 @@ Writes PNG plots: the DTS mask table and a token-halting map.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from dynaspike.artifact import ArtifactError, IntModel
+from dynaspike.jsonfile import write_json
 
 from .data import load_cifar, load_digits_split
 from .golden import PJ_PER_AC, PJ_PER_MAC, GoldenModel, layers
@@ -179,9 +179,7 @@ def main(argv=None):
     paths = plot(model, x, r, a.plots)
     print("plots: " + ", ".join(paths))
     if a.json:
-        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
+        write_json(a.json, r)
         print(f"report: {a.json}")
 
 
