@@ -152,13 +152,18 @@ def from_beats(beats: np.ndarray, bits: int, count: int, signed: bool = True) ->
 
 
 def checksum(payload: np.ndarray) -> int:
-    """Sum of the payload's 32-bit words (low word of each beat first) modulo 2**32."""
+    """Sum of the payload's 32-bit words (low word of each beat first) modulo 2**32, as a Python int."""
     words = np.asarray(payload, dtype="<u8").view("<u4")
-    return int(words.astype(np.uint64).sum() & 0xFFFFFFFF)
+    # The sum leaves numpy before the mask: numpy 1.x promotes np.uint64 & int to float64 and refuses it.
+    return int(words.astype(np.uint64).sum()) & 0xFFFFFFFF
 
 
 def _packet(kind: int, extra: int, payload: np.ndarray) -> np.ndarray:
     payload = np.asarray(payload, dtype=np.uint64)
+    # Header words are built from Python ints (numpy 1.x would turn np.int64/np.uint64 mixes into floats).
+    kind, extra = int(kind), int(extra)
+    if not 0 <= extra < (1 << 32):
+        raise PackingError(f"header beat 1 [63:32] is 32 bits; {extra} does not fit")
     head0 = STREAM_MAGIC | (STREAM_VERSION << 32) | (kind << 40)
     head1 = len(payload) | (extra << 32)
     trailer = checksum(payload) | (TRAILER_MAGIC << 32)
@@ -395,6 +400,7 @@ def pack_images(images: np.ndarray, cfg: ModelConfig, tags) -> np.ndarray:
     padded = np.zeros((B, cfg.num_tokens, bpt * BEAT_BYTES), np.uint8)
     padded[:, :, :cfg.patch_dim] = win
     payload = padded.reshape(B, -1).view("<u8").astype(np.uint64)          # (B, N * bpt)
+    # Every operand of a mask or shift on beats is np.uint64 (numpy 1.x makes uint64 op int64 a float64).
     csum = payload.view("<u4").astype(np.uint64).sum(axis=1) & np.uint64(0xFFFFFFFF)
     head0 = np.uint64(STREAM_MAGIC | (STREAM_VERSION << 32) | (Kind.IMAGE << 40))
     out = np.empty((B, payload.shape[1] + 3), np.uint64)
