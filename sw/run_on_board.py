@@ -2,6 +2,7 @@
 
     python sw/run_on_board.py [--target board|sim|golden] [--model M] [--images N] [--power-w W]
                               [--json FILE] [--lanes P] [--bitstream FILE] [--data FILE] [--save-data FILE]
+                              [--bring-up]
 
 Prints a table per image and the totals (sw/report.py): accuracy, agreement with the golden model,
 latency measured (cycle counter, wall clock) vs estimated (cycle model / f_clk), throughput, energy
@@ -9,6 +10,10 @@ estimated (45 nm op model; FPGA power x latency) vs measured (``--power-w`` from
 no power sensors), time steps and tokens used. The default target is the board where ``pynq`` imports,
 else the simulated core (said on the first line). On the board, where torch is usually absent, the golden
 reference comes from ``--data`` (written on a host by ``--save-data``).
+
+``--bring-up`` (board or golden target) runs the first session on a new board step by step, each step
+saying what it checked, or what failed and where to look: the files, the overlay, the capacity registers,
+the model load, one image, then the batch.
 """
 
 import argparse
@@ -117,6 +122,109 @@ def merge(parts):
                      wall_s=cat("wall_s"), batched=parts[0].batched)
 
 
+BRING_UP_STEPS = 6
+
+
+def bring_up(args, model, x, y, ref) -> int:
+    """The step-by-step first run (see the module docstring); 0 if every step passed, else 1 at the first
+    failure, with what to look at. The batch step prints the usual table and totals."""
+    import json
+    from pathlib import Path
+
+    from sw.driver import Driver
+
+    state = {}
+
+    def step(k, what, fn, hint):
+        print(f"[{k}/{BRING_UP_STEPS}] {what} ...", flush=True)
+        try:
+            detail = fn()
+        except Exception as e:  # noqa: BLE001 - every failure is reported with its hint
+            print(f"[{k}/{BRING_UP_STEPS}] FAIL: {type(e).__name__}: {e}\n    look at: {hint}", flush=True)
+            return False
+        print(f"[{k}/{BRING_UP_STEPS}] ok: {detail}", flush=True)
+        return True
+
+    def files():
+        if args.target != "board":
+            return "golden target: no files"
+        bit = Path(args.bitstream)
+        missing = [str(p) for p in (bit, bit.with_suffix(".hwh"), bit.parent / "manifest.json") if not p.exists()]
+        if missing:
+            raise FileNotFoundError(", ".join(missing))
+        m = json.loads((bit.parent / "manifest.json").read_text())
+        tool = (m.get("tool") or {}).get("version")
+        return (f"{bit.name}, {bit.with_suffix('.hwh').name}, manifest.json (P = {m['capacity']['lanes']}, "
+                f"built {'with Vivado ' + tool if tool else 'without Vivado reports'}, source "
+                f"{(m.get('source') or {}).get('revision')})")
+
+    def overlay():
+        if args.target == "board":
+            from sw.transports.board import BoardTransport
+            state["t"] = BoardTransport(args.bitstream)
+            ip = state["t"].overlay.ip_dict
+            return "overlay loaded; " + ", ".join(f"{k} at {ip[k]['phys_addr']:#010x}" for k in sorted(ip))
+        from sw.transports.golden import GoldenTransport
+        state["t"] = GoldenTransport(model.config, args.lanes)
+        return "golden transport"
+
+    def capacity():
+        state["d"] = Driver(state["t"])
+        cap = state["d"].capacity()
+        return (f"ID and VERSION match; P = {cap.lanes}, up to {cap.max_tokens} tokens, dim {cap.max_dim}, "
+                f"{cap.weight_rows} weight rows, {cap.clock_hz / 1e6:g} MHz")
+
+    def load():
+        import time as _t
+        t0 = _t.perf_counter()
+        state["d"].load_model(model)
+        return f"MODEL_LOADED, MODEL_* registers read back the model's config ({_t.perf_counter() - t0:.3f} s)"
+
+    def one():
+        r = state["d"].run(x[:1], tags=np.array([0]))
+        if not (r.logits[0] == ref["logits"][0]).all():
+            raise AssertionError(f"logits {r.logits[0].tolist()}, golden {ref['logits'][0].tolist()}")
+        return f"image 0: logits equal the golden model's, {int(r.cycles[0])} cycles, {r.wall_s[0] * 1e3:.2f} ms"
+
+    def batch():
+        parts = [state["d"].run(x[i:i + 1], tags=np.array([i])) for i in range(len(x))]
+        res = merge(parts)
+        cap = state["d"]._cap
+        r = report.figures(args.target, res, y, ref, model.config, cap.clock_hz, args.power_w)
+        report.print_table(r)
+        if r["logits_bit_exact"] != 1.0:
+            bad = [i for i, p in enumerate(r["per_image"]) if not p["logits_equal"]]
+            raise AssertionError(f"logits differ from the golden model on images {bad[:10]}")
+        return f"{len(x)} images, golden agreement 100 %, {r['cycles_measured_mean']:.1f} cycles mean"
+
+    steps = [
+        ("the files beside the bitstream", files,
+         "copy <name>.bit, <name>.hwh and manifest.json from build/bitstream/ on the host into one folder"),
+        ("load the overlay (pynq.Overlay) and find the core and the DMA", overlay,
+         "run as root (sudo -E); the .hwh must come from the same Vivado run as the .bit; the PYNQ image's pynq"),
+        ("read the ID, VERSION and capacity registers", capacity,
+         "ID 0 or a bus error: the PL is not programmed or FCLK0 is off (reload the overlay); another ID or "
+         "version: a bitstream of another build (make bitstream again and copy its files)"),
+        ("load the model (MM2S stream, then MODEL_LOADED)", load,
+         "a time-out at 'send': the DMA's MM2S or HP0 (bitstreams/build.tcl); CoreError: the ErrorCode names "
+         "the packet check; ManifestError/CapacityError: the model is not the one the bitstream is built for"),
+        ("run one image and compare its logits with the golden model", one,
+         "a time-out at 'receive RESULT': the S2MM stream or TLAST; different logits: the model file and the "
+         "--data file must come from the same model (--save-data on the host with the same --model)"),
+        (f"run the batch ({len(x)} images)", batch,
+         "a failure after some images: note the image index and its tag, then rerun with --images 1 on it"),
+    ]
+    try:
+        for k, (what, fn, hint) in enumerate(steps, 1):
+            if not step(k, what, fn, hint):
+                return 1
+    finally:
+        if "t" in state:
+            state["t"].close()
+    print("bring-up: every step passed")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python sw/run_on_board.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", choices=("board", "sim", "golden"), help="default: board if pynq imports, else sim")
@@ -131,6 +239,8 @@ def main(argv=None):
     ap.add_argument("--data", help="images, labels and the golden reference from a --save-data file (no torch needed)")
     ap.add_argument("--save-data", help="write the images, labels and golden reference to this .npz and exit")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bring-up", action="store_true",
+                    help="board or golden: the first run on a new board, step by step (see the module docstring)")
     a = ap.parse_args(argv)
     if a.target is None:
         a.target, line = default_target()
@@ -147,6 +257,10 @@ def main(argv=None):
         print(f"wrote {a.save_data} ({len(x)} images and their golden reference)")
         return 0
     print(f"model: {a.model} ({model.config.to_json()}); {len(x)} test images", flush=True)
+    if a.bring_up:
+        if a.target not in ("board", "golden"):
+            sys.exit("error: --bring-up runs on the board or golden target")
+        return bring_up(a, model, x, y, ref)
     t0 = time.perf_counter()
     result, clock_hz = run_target(a, model, x)
     r = report.figures(a.target, result, y, ref, model.config, clock_hz, a.power_w)

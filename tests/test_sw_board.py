@@ -1,4 +1,5 @@
-"""sw/transports/board.py against a fake ``pynq`` (Overlay, MMIO, allocate, AXI DMA channels) whose
+"""sw/transports/board.py against a fake ``pynq`` module (the board lane, tests/test_board_lane.py, runs it
+on the real pynq classes with only the hardware faked) (Overlay, MMIO, allocate, AXI DMA channels) whose
 programmable logic is the golden transport: the driver runs unchanged and gets the golden answers; a DMA
 that never finishes ends in a time-out naming the stage; pynq is imported only by the board transport."""
 
@@ -34,7 +35,7 @@ class FakeBuffer(np.ndarray):
 class FakeChannel:
     def __init__(self, fpga, direction, stuck=False):
         self.fpga, self.direction, self.stuck = fpga, direction, stuck
-        self.idle, self.transfers, self.restarts = True, 0, 0
+        self.idle, self.error, self.transfers, self.restarts, self.transferred = True, False, 0, 0, 0
 
     def transfer(self, buf):
         self.transfers += 1
@@ -44,18 +45,35 @@ class FakeChannel:
         if self.direction == "send":
             assert getattr(buf, "flushed", False), "the buffer was not flushed before the DMA read it"
             self.fpga.send(np.array(buf), "fake DMA")
+            self.transferred = buf.nbytes
         else:
             pkt = self.fpga.out.pop(0) if self.fpga.out else None
             if pkt is None:
                 self.idle = False        # waits for a TLAST that never comes
                 return
             buf[:len(pkt)] = pkt
+            self.transferred = len(pkt) * 8
 
-    def stop(self):
-        self.restarts += 1
+    def wait(self):
+        assert self.idle, "pynq's wait() spins until idle: call it only once the channel is idle"
 
     def start(self):
+        self.restarts += 1
         self.idle = True
+
+
+class FakeDmaRegisters:
+    """MM2S_DMACR's soft-reset bit (self-clearing at once)."""
+
+    def __init__(self):
+        self.resets = 0
+
+    def write(self, offset, value):
+        assert offset == 0x00 and value == 0x4, (offset, value)
+        self.resets += 1
+
+    def read(self, offset):
+        return 0
 
 
 def fake_pynq(fpga, stuck=None):
@@ -68,7 +86,8 @@ def fake_pynq(fpga, stuck=None):
             self.ip_dict = {"dynaspike_core_0": {"phys_addr": 0x43C00000, "addr_range": 0x1000},
                             "axi_dma_0": {"phys_addr": 0x40400000, "addr_range": 0x10000}}
             self.axi_dma_0 = types.SimpleNamespace(sendchannel=FakeChannel(fpga, "send", stuck == "send"),
-                                                   recvchannel=FakeChannel(fpga, "recv", stuck == "recv"))
+                                                   recvchannel=FakeChannel(fpga, "recv", stuck == "recv"),
+                                                   mmio=FakeDmaRegisters())
 
     class MMIO:
         def __init__(self, base, length):
@@ -140,8 +159,10 @@ def test_a_dma_that_never_finishes_times_out_naming_the_stage(monkeypatch, board
     with pytest.raises(DriverTimeout, match=f"stage '{stage}'.*never went idle"):
         d.load_model(model)
         d.run(x[:1])
+    assert t.dma.mmio.resets == 1                        # a soft reset, then both channels started again
+    assert t.dma.sendchannel.restarts == t.dma.recvchannel.restarts == 1
     channel = t.dma.sendchannel if stuck == "send" else t.dma.recvchannel
-    assert channel.restarts == 1 and channel.idle
+    assert channel.idle
 
 
 def test_missing_hwh_or_manifest_is_refused(monkeypatch, board_files):

@@ -3,13 +3,18 @@
 ``BoardTransport(bitstream)`` loads ``<name>.bit`` with ``pynq.Overlay`` (its ``<name>.hwh`` beside it, as
 pynq requires) and reads ``manifest.json`` from the same folder (``bitstreams/manifest.py``; the driver
 checks it against the model). Registers: ``pynq.MMIO`` on the core's AXI4-Lite window (the block design's
-cell ``dynaspike_core_0``, from ``overlay.ip_dict``). Streams: the AXI DMA ``axi_dma_0``; each packet is
-copied into a physically contiguous ``pynq.allocate`` buffer of uint64 beats, ``sendchannel.transfer``
-(MM2S) moves it to the core, ``recvchannel.transfer`` (S2MM) into a buffer of ``max_beats``, which the
-DMA ends at TLAST. Waits poll the channel's ``idle`` flag against a wall-clock deadline, so a DMA that
-never finishes raises ``DriverTimeout`` (and the DMA channel is stopped and restarted for the next try).
+cell ``CORE_CELL``, from ``overlay.ip_dict``). Streams: the AXI DMA ``DMA_CELL`` (``pynq.lib.dma.DMA``,
+simple mode); each packet is copied into a physically contiguous ``pynq.allocate`` buffer of uint64 beats
+and flushed, ``sendchannel.transfer`` (MM2S) moves it to the core, ``recvchannel.transfer`` (S2MM) into a
+buffer of ``max_beats``, which the DMA ends at TLAST. Waits poll the channel's ``idle`` and ``error`` flags
+against a wall-clock deadline: a DMA error raises ``DriverError`` naming the DMASR bits, a DMA that never
+finishes raises ``DriverTimeout`` after a soft reset of the DMA (``DMACR.Reset``; ``channel.stop()`` would
+spin forever in pynq while a transfer is in flight) and a restart of both channels, so the next try starts
+clean. Every buffer is freed (contiguous memory is scarce on the board), on errors too.
 
-``pynq`` is imported here, lazily, and nowhere else: the rest of ``sw/`` runs off the board.
+``PYNQ_API`` lists every pynq name and call this module uses; ``tests/test_board_conformance.py`` checks it
+against the installed pynq (the board lane, ``make test-board``) and checks that this module uses nothing
+else. ``pynq`` is imported here, lazily, and nowhere else: the rest of ``sw/`` runs off the board.
 """
 
 import time
@@ -20,9 +25,40 @@ import numpy as np
 from ..errors import DriverError, DriverTimeout
 from .base import Transport
 
-CORE_CELL = "dynaspike_core_0"
+CORE_CELL = "dynaspike_core_0"   # the block design's cell names (bitstreams/build.tcl creates them)
 DMA_CELL = "axi_dma_0"
 POLL_S = 20e-6
+RESET_TIMEOUT_S = 0.1            # PG021: a soft reset ends within a few cycles once AXI traffic has drained
+
+# AXI DMA (PG021) registers the transport touches itself; pynq drives the rest.
+DMACR_RESET = 1 << 2             # MM2S_DMACR (0x00) bit 2: soft reset of the whole DMA, self-clearing
+DMASR_ERRORS = {4: "DMAIntErr", 5: "DMASlvErr", 6: "DMADecErr"}  # MM2S_DMASR (0x04) / S2MM_DMASR (0x34)
+
+# Every pynq name used below, for the conformance test: (dotted path under the pynq package, kind,
+# parameters it is called with, by name). "attribute" is an instance attribute set by the constructor.
+PYNQ_API = (
+    ("Overlay", "class", ("bitfile_name",)),
+    ("Overlay.ip_dict", "attribute", ()),
+    ("Overlay.__getattr__", "method", ("key",)),          # overlay.<DMA_CELL>: the IP's driver
+    ("MMIO", "class", ("base_addr", "length")),
+    ("MMIO.read", "method", ("offset", "length")),
+    ("MMIO.write_mm", "method", ("offset", "data")),      # MMIO.write on the board (MEMORY_MAPPED device)
+    ("MMIO.write_reg", "method", ("offset", "data")),     # MMIO.write on a REGISTER_RW device
+    ("allocate", "function", ("shape", "dtype")),
+    ("buffer.PynqBuffer.flush", "method", ()),
+    ("buffer.PynqBuffer.invalidate", "method", ()),
+    ("buffer.PynqBuffer.freebuffer", "method", ()),
+    ("lib.dma.DMA", "class", ("description",)),
+    ("lib.dma.DMA.sendchannel", "attribute", ()),
+    ("lib.dma.DMA.recvchannel", "attribute", ()),
+    ("lib.dma.DMA.mmio", "attribute", ()),
+    ("lib.dma._SDMAChannel.transfer", "method", ("array",)),
+    ("lib.dma._SDMAChannel.wait", "method", ()),
+    ("lib.dma._SDMAChannel.start", "method", ()),
+    ("lib.dma._SDMAChannel.idle", "property", ()),
+    ("lib.dma._SDMAChannel.error", "property", ()),
+    ("lib.dma._SDMAChannel.transferred", "attribute", ()),
+)
 
 
 class BoardTransport(Transport):
@@ -42,8 +78,9 @@ class BoardTransport(Transport):
 
         self._manifest = mf.load(man)
         self.overlay = pynq.Overlay(str(path))
-        if core not in self.overlay.ip_dict:
-            raise DriverError(f"the overlay has no IP {core!r}; it has {sorted(self.overlay.ip_dict)}")
+        for cell in (core, dma):
+            if cell not in self.overlay.ip_dict:
+                raise DriverError(f"the overlay has no IP {cell!r}; it has {sorted(self.overlay.ip_dict)}")
         ip = self.overlay.ip_dict[core]
         self.mmio = pynq.MMIO(ip["phys_addr"], ip["addr_range"])
         self.dma = getattr(self.overlay, dma)
@@ -53,47 +90,81 @@ class BoardTransport(Transport):
         return int(self.mmio.read(offset)) & 0xFFFFFFFF
 
     def write(self, offset: int, value: int) -> None:
-        self.mmio.write(offset, int(value) & 0xFFFFFFFF)
+        self.mmio.write(offset, int(value) & 0xFFFFFFFF)  # a Python int: pynq refuses numpy integers
 
     def _buffer(self, beats: int):
         return self.pynq.allocate(shape=(beats,), dtype=np.uint64)
 
     def send(self, beats: np.ndarray, stage: str) -> None:
+        self._free_send()
         buf = self._buffer(len(beats))
         buf[:] = beats
         buf.flush()
         self._send_buf = buf          # kept alive until wait_sent: the DMA reads it
         self.dma.sendchannel.transfer(buf)
 
-    def _wait(self, channel, timeout: float, stage: str, what: str):
-        deadline = time.monotonic() + timeout
-        while not channel.idle:
+    def _reset_dma(self, stage: str, timeout: float):
+        """Soft-reset the DMA (both channels) and start both channels again; DriverTimeout if it stays in reset."""
+        self.dma.mmio.write(0x00, DMACR_RESET)
+        deadline = time.monotonic() + RESET_TIMEOUT_S
+        while self.dma.mmio.read(0x00) & DMACR_RESET:
             if time.monotonic() > deadline:
-                channel.stop()        # abandon the transfer; the next transfer restarts the channel
-                channel.start()
+                raise DriverTimeout(stage, timeout, "the AXI DMA never went idle, and stayed in soft reset: "
+                                    "load the overlay again")
+            time.sleep(POLL_S)
+        self.dma.sendchannel.start()
+        self.dma.recvchannel.start()
+
+    def _wait(self, channel, timeout: float, stage: str, what: str, status: int):
+        """Poll ``channel`` until idle, then ``channel.wait()`` (pynq's bookkeeping: ``transferred``, the S2MM
+        invalidate). DMASR error bits -> DriverError; the deadline -> soft reset, then DriverTimeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if channel.error:
+                bits = self.dma.mmio.read(status)
+                names = [n for b, n in DMASR_ERRORS.items() if bits >> b & 1]
+                self._reset_dma(stage, timeout)
+                raise DriverError(f"{stage}: the AXI DMA {what} channel reports {'+'.join(names)} "
+                                  f"(DMASR {bits:#010x})")
+            if channel.idle:
+                channel.wait()
+                return
+            if time.monotonic() > deadline:
+                self._reset_dma(stage, timeout)
                 raise DriverTimeout(stage, timeout, f"the AXI DMA {what} channel never went idle")
             time.sleep(POLL_S)
 
     def wait_sent(self, timeout: float, stage: str) -> None:
         if self._send_buf is None:
             return
-        self._wait(self.dma.sendchannel, timeout, stage, "MM2S (send)")
-        self._send_buf.freebuffer()
-        self._send_buf = None
+        try:
+            self._wait(self.dma.sendchannel, timeout, stage, "MM2S (send)", 0x04)
+        finally:
+            self._free_send()
 
     def recv(self, max_beats: int, timeout: float, stage: str) -> np.ndarray:
         buf = self._buffer(max_beats)
         try:
             self.dma.recvchannel.transfer(buf)
-            self._wait(self.dma.recvchannel, timeout, stage, "S2MM (receive)")
+            self._wait(self.dma.recvchannel, timeout, stage, "S2MM (receive)", 0x34)
             buf.invalidate()
-            # The packet's own length (header beat 1) says how many beats the DMA wrote before TLAST.
+            # The packet's own length (header beat 1) says how many beats the DMA wrote before TLAST; the
+            # S2MM length register (``transferred``, bytes) must agree.
             n = 3 + (int(buf[1]) & 0xFFFFFFFF)
+            got = int(self.dma.recvchannel.transferred)
             if n > max_beats:
                 raise DriverError(f"{stage}: header announces {n} beats, the buffer holds {max_beats}")
+            if got != n * 8:
+                raise DriverError(f"{stage}: the DMA wrote {got} bytes, the packet header announces {n} beats "
+                                  f"({n * 8} bytes)")
             return np.array(buf[:n], dtype=np.uint64)
         finally:
             buf.freebuffer()
+
+    def _free_send(self):
+        if self._send_buf is not None:
+            self._send_buf.freebuffer()
+            self._send_buf = None
 
     def manifest(self) -> dict:
         return self._manifest
@@ -102,7 +173,4 @@ class BoardTransport(Transport):
         time.sleep(POLL_S)
 
     def close(self) -> None:
-        if self._send_buf is not None:
-            self._send_buf.freebuffer()
-            self._send_buf = None
-
+        self._free_send()
