@@ -1,0 +1,238 @@
+"""The FPGA energy of one inference on the XC7Z020, from what the core counts: an activity model.
+
+Standard library only (the PYNQ board imports it without torch or Amaranth; numpy arrays work wherever a
+number does, so a batch's counters give per-image arrays). docs/hardware.md ("Energy") documents every
+event, its derivation and every coefficient with its source.
+
+    e = energy(counters, cfg, lanes, clock_hz)        # counters: CYCLES and regmap.PERF_COUNTERS by name
+    e["total_uj"], e["above_idle_uj"], e["parts_uj"]  # per image
+
+The model: ``E = P_static * t + E_clock * cycles + sum_k n_k * e_k`` where ``t = CYCLES / f_clk`` and the
+events ``n_k`` (:func:`events`) are derived from the performance counters and the pass structure of the
+sequencer (docs/hardware.md "The sequencer"): block RAM row accesses by width, accumulates (lane adds),
+LIF row updates, residual reads and writes, DSP multiplies. Static and clock power are paid whenever the
+PL is configured and clocked (the clock is not gated), so they belong to the image for its latency but a
+meter sees them at idle too: ``above_idle_uj`` is the part a ``P_load - P_idle`` meter difference measures.
+
+Not a measurement: the coefficients are public figures and design estimates until a Vivado report
+(``report_power`` with the SAIF of ``make power``) fits them (:func:`fit`).
+"""
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .config import ModelConfig
+from .cycles import HEAD_MULTS, emb_lanes
+from .formats import FORMATS
+
+#: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
+#: manifest's utilization replaces it (``CoreFacts.from_manifest``).
+DEFAULT_FLIP_FLOPS = 16_361
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Energy per event on the XC7Z020 (-1 speed grade, VCCINT 1.0 V, 25 C). Sources in ``SOURCES``."""
+
+    static_w: float = 0.10            # PL static power (W), paid for the latency
+    clock_fj_per_ff: float = 12.0     # clock tree energy per flip-flop per cycle (fJ)
+    bram_pj_per_bit: float = 0.70     # block RAM energy per bit of port width per access, read or write (pJ)
+    bram_port_bits: int = 36          # the width an access is rounded up to (a RAMB36 port at 1K x 36)
+    dsp_pj_per_op: float = 8.0        # one DSP48E1 multiply-accumulate (pJ)
+    toggle_fj: float = 150.0          # one LUT or flip-flop output toggle with its routing (fJ)
+    # logic toggles per event: design estimates, to be calibrated from make power's SAIF
+    toggles_per_ac: float = 8.0       # one accumulate (an 8-bit weight into a 24-bit lane: low bits and carry)
+    toggles_per_lif_lane: float = 12.0  # one LIF lane update (add, shift, compare, reset of acc_bits)
+    toggles_per_res_lane: float = 8.0   # one residual lane add with saturation (res_bits)
+    toggles_per_dsp_op: float = 16.0    # operand and accumulator registers around a DSP multiply
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Coefficients":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown energy coefficients {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+#: Where each coefficient comes from (docs/hardware.md "Energy" says more). "memory": a figure recalled
+#: from the named public document, not re-read for this model; a Vivado report replaces it (``fit``).
+SOURCES = {
+    "static_w": "DS187 (Zynq-7000 data sheet), typical quiescent currents of the XC7Z020 PL rails at 25 C, "
+                "and Vivado report_power 'Device Static' of XC7Z020 designs (0.1-0.14 W, PS included): memory",
+    "clock_fj_per_ff": "Vivado report_power 'Clocks' of XC7Z020 designs with about 16 k flip-flops at 100 MHz "
+                       "(about 20 mW): memory; UG440: clock power is design dynamic, always powered",
+    "bram_pj_per_bit": "XPE (UG440) block RAM power of a RAMB36 at 100 % enable (about 25 pJ per 36-bit "
+                       "access): memory; UG473: RAMB36E1 ports up to 36 bits (72 in simple dual port)",
+    "bram_port_bits": "UG473 (7 series memory resources): a RAMB36E1 as 1K x 36",
+    "dsp_pj_per_op": "XPE (UG440) DSP48E1 power at 100 MHz, about 0.8 mW per DSP with toggling operands: memory",
+    "toggle_fj": "Vivado report_power default-activity (12.5 %) figures of 'Signals' + 'Slice Logic' of "
+                 "half-full XC7Z020 designs (about 0.1 W for 46 k nets at 100 MHz): 0.15 pJ per net toggle: memory",
+    "toggles_per_ac": "design estimate (this core): to be fitted from make power's SAIF",
+    "toggles_per_lif_lane": "design estimate (this core): to be fitted from make power's SAIF",
+    "toggles_per_res_lane": "design estimate (this core): to be fitted from make power's SAIF",
+    "toggles_per_dsp_op": "design estimate (this core): to be fitted from make power's SAIF",
+}
+
+
+@dataclass(frozen=True)
+class CoreFacts:
+    """What the energy model needs to know about the built core."""
+
+    lanes: int                          # accumulator lanes P
+    clock_hz: int = 100_000_000
+    flip_flops: int = DEFAULT_FLIP_FLOPS
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> "CoreFacts":
+        """The facts of a bitstream's ``manifest.json`` (its utilization's flip-flops where it has them)."""
+        util = manifest.get("utilization") or {}
+        return cls(lanes=int(manifest["capacity"]["lanes"]), clock_hz=int(manifest["clock_hz"]),
+                   flip_flops=int(util.get("ff") or DEFAULT_FLIP_FLOPS))
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _get(counters: dict, name: str):
+    if name not in counters:
+        raise KeyError(f"the energy model needs the counter {name}; got {sorted(counters)}")
+    return counters[name]
+
+
+def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
+    """The events of one inference (or arrays of them), derived from ``counters`` (``CYCLES`` and the
+    ``regmap.PERF_COUNTERS`` by name) for a model of configuration ``cfg`` on a core of ``lanes`` P.
+
+    Keys: ``cycles``; accesses by memory (``*_rows``, each with its width in :func:`widths`);
+    ``engine_acs``, ``attn_acs``, ``readout_acs`` (lane adds), ``lif_lanes``, ``res_lanes`` (lane updates),
+    ``dsp_ops``; and the two intermediate estimates ``attn_runs``, ``mlp_runs`` (token-module runs).
+    """
+    P, D, N = lanes, cfg.dim, cfg.num_tokens
+    hid, L, T = cfg.hidden_dim, cfg.blocks, cfg.t_max
+    dc, hch = _ceil(D, P), _ceil(hid, P)
+    c = lambda k: _get(counters, k)  # noqa: E731
+    # Spike-fed layers: a present input spike adds one weight row (P lanes) per chunk of the output width,
+    # and AC_<layer> = width * spikes (docs/integer_model.md "Operation counts"), so rows = AC / width * chunks
+    # (q, k, v are three layers of width D: AC_QKV = 3 D nnz(S), 3 dc rows per spike).
+    weight_rows = (c("AC_QKV") + c("AC_PROJ") + c("AC_FC2")) * dc / D + c("AC_FC1") * hch / hid
+    # Token-module runs: PROCESSED_UNITS counts the active tokens at every (step, block); a block runs its
+    # attention and MLP modules unless the time-step mask skips them (SKIPPED_MODULE_STEPS of 2 L T).
+    # The counters do not say which blocks the skips fall on, so the runs are the units times the mean
+    # fraction of modules on (exact when nothing is skipped, e.g. FORCE_DENSE).
+    on = (2 * L * T - c("SKIPPED_MODULE_STEPS")) / (2 * L * T)
+    attn_runs = mlp_runs = c("PROCESSED_UNITS") * on
+    reps = N - c("MERGED_TOKENS")           # representatives: the readout walks them
+    # Per token and attention run: LIF on X (dc rows), q/k/v (3 dc accumulator rows, each a bias read, a
+    # threshold read and a LIF update), Y (dc LIF updates), proj (dc rows: bias, X read, X write).
+    # Per MLP run: LIF on X (dc), fc1 (hch rows: bias, threshold, LIF), fc2 (dc rows: bias, X read and write).
+    # Readout: per representative dc X reads and LIF updates. A LIF update reads and writes its membrane row
+    # and reads its threshold row.
+    lif_rows = attn_runs * 5 * dc + mlp_runs * (dc + hch) + reps * dc
+    bias_rows = attn_runs * 4 * dc + mlp_runs * (hch + dc)
+    x_reads = attn_runs * 2 * dc + mlp_runs * 2 * dc + reps * dc
+    x_writes = (attn_runs + mlp_runs) * dc
+    E = emb_lanes(lanes)
+    emb_steps = N * _ceil(D, E) * cfg.patch_dim     # embedding cycles: E DSPs each, one weight row each
+    head_steps = cfg.num_classes * _ceil(D, HEAD_MULTS)
+    zero = 0 * c("CYCLES")       # the per-image constants take the counters' shape (a batch gives arrays)
+    return {
+        "cycles": c("CYCLES"),
+        "weight_rows": weight_rows,
+        "bias_rows": bias_rows,
+        "threshold_rows": lif_rows,
+        "membrane_rows": 2 * lif_rows,              # read and write
+        "x_rows": x_reads + x_writes + N * dc,      # + the embedding's E rows, written once per token
+        "emb_weight_rows": emb_steps + zero,
+        "pixel_beats": N * _ceil(cfg.patch_dim, 8) + zero,  # the image packet's window beats into pix
+        "engine_acs": c("AC_QKV") + c("AC_PROJ") + c("AC_FC1") + c("AC_FC2"),
+        "attn_acs": c("AC_KV") + c("AC_Y"),
+        "readout_acs": c("AC_READOUT"),
+        "lif_lanes": lif_rows * P,
+        "res_lanes": (x_writes + N * dc) * P,
+        "dsp_ops": emb_steps * E + head_steps * HEAD_MULTS + zero,
+        "attn_runs": attn_runs,
+        "mlp_runs": mlp_runs,
+    }
+
+
+def widths(lanes: int, fmt=FORMATS) -> dict:
+    """Bits per access of each memory in :func:`events` (a row of P lanes, or the embedding's E lanes)."""
+    return {
+        "weight_rows": lanes * fmt.weight_bits,
+        "bias_rows": lanes * fmt.acc_bits,
+        "threshold_rows": lanes * fmt.acc_bits,
+        "membrane_rows": lanes * fmt.acc_bits,
+        "x_rows": lanes * fmt.res_bits,
+        "emb_weight_rows": emb_lanes(lanes) * fmt.emb_weight_bits,
+        "pixel_beats": 64,
+    }
+
+
+def energy_of(ev: dict, facts: CoreFacts, k: Coefficients = Coefficients(), fmt=FORMATS) -> dict:
+    """The energy (uJ) of the events ``ev`` (:func:`events`) on a core of ``facts`` with coefficients ``k``:
+    ``{"total_uj", "above_idle_uj", "parts_uj": {"static", "clock", "bram", "logic", "dsp"}, "bram_bits"
+    (accessed bits, rounded to ports), "toggles"}``."""
+    cycles = ev["cycles"]
+    w = widths(facts.lanes, fmt)
+    bram_bits = sum(ev[m] * (_ceil(b, k.bram_port_bits) * k.bram_port_bits) for m, b in w.items())
+    toggles = ((ev["engine_acs"] + ev["attn_acs"] + ev["readout_acs"]) * k.toggles_per_ac
+               + ev["lif_lanes"] * k.toggles_per_lif_lane + ev["res_lanes"] * k.toggles_per_res_lane
+               + ev["dsp_ops"] * k.toggles_per_dsp_op)
+    parts = {
+        "static": k.static_w * cycles / facts.clock_hz * 1e6,
+        "clock": cycles * facts.flip_flops * k.clock_fj_per_ff * 1e-9,
+        "bram": bram_bits * k.bram_pj_per_bit * 1e-6,
+        "logic": toggles * k.toggle_fj * 1e-9,
+        "dsp": ev["dsp_ops"] * k.dsp_pj_per_op * 1e-6,
+    }
+    above = parts["bram"] + parts["logic"] + parts["dsp"]
+    return {"total_uj": parts["static"] + parts["clock"] + above, "above_idle_uj": above, "parts_uj": parts,
+            "bram_bits": bram_bits, "toggles": toggles}
+
+
+def energy(counters: dict, cfg: ModelConfig, facts: CoreFacts, k: Coefficients = Coefficients()) -> dict:
+    """:func:`energy_of` the :func:`events` of ``counters`` (per image; arrays give arrays)."""
+    return energy_of(events(counters, cfg, facts.lanes), facts, k)
+
+
+def fit(power: dict, activity: dict, facts: CoreFacts, k: Coefficients = Coefficients()) -> Coefficients:
+    """Coefficients fitted to Vivado's ``report_power`` with the SAIF of ``make power``.
+
+    ``power``: the manifest's ``power`` record (``bitstreams.manifest.parse_power``): ``static_w`` and the
+    on-chip components' watts (``components``: ``Clocks``, ``Signals``, ``Slice Logic``, ``Block RAM``,
+    ``DSPs``). ``activity``: what make power's summary stores: ``events`` (:func:`total_events` of the
+    images the SAIF covers) and ``duration_s`` (the SAIF's duration; the clock runs all of it). Each
+    category's power times the duration divided by its events gives its coefficient; the toggles per event
+    keep their ratios (one scale). The SAIF also covers the model load and the host's idle cycles between
+    images, whose memory writes and toggles the inference events do not count: the fitted per-event
+    figures are upper bounds by that share (make power's summary gives it)."""
+    comp = power.get("components") or {}
+    dur = activity["duration_s"]
+    ev = activity["events"]
+    out = {}
+    if power.get("static_w") is not None:
+        out["static_w"] = power["static_w"]
+    if comp.get("Clocks") is not None and dur:
+        out["clock_fj_per_ff"] = comp["Clocks"] / (facts.clock_hz * facts.flip_flops) * 1e15
+    base = energy_of(ev, facts, k)
+    if comp.get("Block RAM") is not None and base["bram_bits"]:
+        out["bram_pj_per_bit"] = comp["Block RAM"] * dur / base["bram_bits"] * 1e12
+    if comp.get("DSPs") is not None and ev["dsp_ops"]:
+        out["dsp_pj_per_op"] = comp["DSPs"] * dur / ev["dsp_ops"] * 1e12
+    logic = sum(comp.get(n) or 0.0 for n in ("Signals", "Slice Logic"))
+    if logic and base["toggles"]:
+        out["toggle_fj"] = logic * dur / base["toggles"] * 1e15
+    return replace(k, **out)
+
+
+def total_events(per_image: list, cfg: ModelConfig, lanes: int) -> dict:
+    """:func:`events` of each image's counters (``[{name: int}]``), summed: :func:`fit`'s activity."""
+    out = {}
+    for c in per_image:
+        for name, v in events(c, cfg, lanes).items():
+            out[name] = out.get(name, 0) + v
+    return out
