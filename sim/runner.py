@@ -12,7 +12,9 @@ files use. It handles every pitfall listed in ``../shared/TOOLCHAIN.md``:
 - the results XML goes into the build directory and is parsed here: a failing cocotb test raises an
   ``AssertionError`` naming the test and its message, even where cocotb itself only calls ``sys.exit``;
 - ``WAVES=1`` in the environment builds with ``--trace`` (in a separate build directory, so a traced and
-  an untraced model never overwrite each other) and leaves ``dump.vcd`` in the build directory.
+  an untraced model never overwrite each other) and leaves ``dump.vcd`` in the build directory;
+  ``DYNASPIKE_SAIF=<file>`` builds with ``--trace-saif`` (its own build directory too) and writes the
+  switching activity of the whole run to that file (``make power``, bench/power.py).
 
 One build directory per (component, RTL parameter set): ``build/sim/<name>-<hash of params>/``. Verilator
 rebuilds only what changed, so a second run with the same parameters costs about 0.1 s of build time.
@@ -35,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SIM_DIR = Path(__file__).resolve().parent
 BUILD_ROOT = REPO_ROOT / "build" / "sim"
 PARAMS_ENV = "DYNASPIKE_TB_PARAMS"
+SAIF_ENV = "DYNASPIKE_SAIF"
 TOPLEVEL = "top"
 
 
@@ -73,11 +76,16 @@ def _waves() -> bool:
     return os.environ.get("WAVES", "0").strip().lower() not in ("", "0", "false", "no")
 
 
+def _saif() -> str | None:
+    """The SAIF file to write (``DYNASPIKE_SAIF``), or None."""
+    return os.environ.get(SAIF_ENV) or None
+
+
 def build_dir_for(name: str, rtl_params: dict) -> Path:
     """Return the build directory of one component and RTL parameter set."""
     key = json.dumps(rtl_params, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    return BUILD_ROOT / f"{name}-{digest}{'-waves' if _waves() else ''}"
+    return BUILD_ROOT / f"{name}-{digest}{'-saif' if _saif() else '-waves' if _waves() else ''}"
 
 
 def write_verilog(component, out_dir: Path, name: str = TOPLEVEL) -> Path:
@@ -142,14 +150,19 @@ def _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase
     (build_dir / "rtl_params.json").write_text(json.dumps(rtl_params, sort_keys=True, indent=1))
     t1 = time.monotonic()
     params = {"rtl": rtl_params, **(tb_params or {})}
-    waves = _waves()
+    saif = _saif()
+    waves = _waves() or bool(saif)   # with --trace-saif, the runner's --trace makes Verilator write SAIF only
+    # Verilator traces signals of up to 256 bits by default; the core's rows are wider (a membrane row is
+    # P x 24 bits). Memories (arrays) stay untraced: their accesses are counted from the counters instead.
+    build_args = ["-Wno-fatal"] + (["--trace-saif", "--trace-max-width", "4096"] if saif else [])
+    test_args = ["--trace-file", str(Path(saif).resolve())] if saif else []
     with _environment(PATH=tool_path(), MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include",
                       COCOTB_REWRITE_ASSERTION_FILES=f"{testbench}.py", **{PARAMS_ENV: json.dumps(params)}):
         runner = get_runner("verilator")
         build_log = build_dir / "build.log"
         try:
             runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                         build_args=["-Wno-fatal"], waves=waves, log_file=build_log)
+                         build_args=build_args, waves=waves, log_file=build_log)
         except RuntimeError as e:  # the runner raises RuntimeError when verilator or make fails
             raise SimFailure(f"Verilator build of {source} failed ({e}):\n{_tail(build_log)}") from None
         t2 = time.monotonic()
@@ -158,7 +171,7 @@ def _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase
         try:
             runner.test(test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir, test_dir=build_dir,
                         results_xml=str(results), waves=waves, testcase=testcase, seed=seed,
-                        log_file=test_log)
+                        test_args=test_args, log_file=test_log)
         except (SystemExit, RuntimeError):
             # cocotb exits on a failing test, and the runner raises RuntimeError when the simulator dies:
             # the results file says which test failed and why (checked below, with the log's tail).

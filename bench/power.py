@@ -1,0 +1,144 @@
+"""Switching activity of the core in RTL simulation (``make power``): a SAIF file and its summary.
+
+    python -m bench.power [--model M] [--images 10] [--lanes 32] [--out build/power] [--dense]
+
+Builds the shipped core (the one that holds every shipped model) with Verilator's ``--trace-saif`` (its own
+build directory, ``build/sim/core-<hash>-saif/``), loads the model and runs its first N test images, and
+writes into ``--out``:
+
+- ``<data set>.saif``: Verilator's SAIF of the whole run (model load, the images, the host's idle cycles);
+- ``<data set>.vivado.saif``: the same activity re-rooted where the core sits in the bitstream's block design
+  (``sim/system_i/dynaspike_core_0/inst/core``), what ``make bitstream`` reads (``read_saif -strip_path sim``);
+- ``<data set>.json`` (printed too): toggles, bits and toggle rate per component, the cycles the SAIF covers
+  against the images' CYCLES (active) and the rest (load and idle), the events of the images (block RAM rows
+  by memory, accumulates, LIF lane updates, DSP operations: ``dynaspike.energy.events`` of the measured
+  counters) and the activity model's energy per image, with the model, images and SAIF it belongs to.
+
+Not part of ``make test`` or ``make sim``: a traced build of the whole core takes minutes.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dynaspike import energy, packing
+from dynaspike.artifact import IntModel
+from dynaspike.cycles import DEFAULT_LANES
+from dynaspike.jsonfile import write_json
+from sim import saif
+
+#: Where the core sits in the bitstream's design (bitstreams/build.tcl and bitstreams/wrapper.py): the block
+#: design ``system`` (instance system_i of system_wrapper), its module-reference cell, the cell's instance of
+#: the wrapper and the wrapper's instance of the core. ``sim`` stands for the simulation's top, stripped by
+#: ``read_saif -strip_path sim``.
+VIVADO_PATH = ["sim", "system_i", "dynaspike_core_0", "inst", "core"]
+
+
+def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False) -> dict:
+    """Run the simulation with SAIF tracing; write the files described above; return the summary."""
+    from hw.build import core_config
+    from sim.core_run import run_core
+    from train.data import dataset_of
+    from train.evaluate import test_split
+
+    model = IntModel.load(model_path)
+    cfg = model.config
+    name = dataset_of(model.info, cfg.img_size, cfg.in_channels, cfg.num_classes)
+    x = test_split(model)[0][:images].numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    path = (out / f"{name}{'-dense' if dense else ''}.saif").resolve()
+    if path.exists():
+        path.unlink()
+    core_cfg = core_config(lanes=lanes)
+    t0 = time.monotonic()
+    old = os.environ.get("DYNASPIKE_SAIF")
+    os.environ["DYNASPIKE_SAIF"] = str(path)
+    try:
+        rec = run_core(model, x, lanes, f"power-{name}{'-dense' if dense else ''}",
+                       plan=[{"dense": dense}] * len(x), core_cfg=core_cfg)
+    finally:
+        if old is None:
+            os.environ.pop("DYNASPIKE_SAIF", None)
+        else:
+            os.environ["DYNASPIKE_SAIF"] = old
+    sim_s = time.monotonic() - t0
+    bad = [k for k, r in enumerate(rec["images"]) if "error" in r]
+    if bad or len(rec["images"]) != len(x):
+        raise RuntimeError(f"the core failed on images {bad} ({[rec['images'][k]['error'] for k in bad]})")
+    if not path.exists():
+        raise RuntimeError(f"the simulation wrote no SAIF at {path} (was the build traced?)")
+    t1 = time.monotonic()
+    tree = saif.parse(path.read_text())
+    s = saif.summary(tree, top="top", clock="clk")
+    vivado = path.with_suffix(".vivado.saif")
+    vivado.write_text(saif.dumps(saif.reroot(tree, "top", VIVADO_PATH)))
+    parse_s = time.monotonic() - t1
+    counters = [{k: int(v) for k, v in r["counters"].items()} for r in rec["images"]]
+    cycles = np.array([c["CYCLES"] for c in counters])
+    per = {k: np.array([c[k] for c in counters]) for k in counters[0]}
+    cap = packing.capacity_for(core_cfg, lanes)
+    facts = energy.CoreFacts(lanes=lanes, clock_hz=cap.clock_hz)
+    e = energy.energy(per, cfg, facts)
+    ev = energy.total_events(counters, cfg, lanes)
+    active = int(cycles.sum())
+    return {
+        "model": str(model_path), "dataset": name, "images": len(x), "dense": dense, "lanes": lanes,
+        "saif": str(path), "saif_bytes": path.stat().st_size, "vivado_saif": str(vivado),
+        "vivado_saif_path": "/".join(VIVADO_PATH),
+        "cycles_saif": s["cycles"], "cycles_active": active, "cycles_other": s["cycles"] - active,
+        "duration_s": s["cycles"] / cap.clock_hz,
+        "cycles_per_image_mean": float(cycles.mean()),
+        "toggles": s["toggles"], "bits": s["bits"], "toggle_rate": s["toggle_rate"],
+        "components": dict(sorted(s["components"].items(), key=lambda kv: -kv[1]["toggles"])),
+        "events": {k: float(v) for k, v in ev.items()},
+        "energy_uj_fpga_mean": float(np.mean(e["total_uj"])),
+        "energy_uj_fpga_above_idle_mean": float(np.mean(e["above_idle_uj"])),
+        "energy_parts_uj_mean": {k: float(np.mean(v)) for k, v in e["parts_uj"].items()},
+        "toggles_per_active_cycle": s["toggles"] / active if active else None,
+        "coefficients": energy.Coefficients().to_dict(),
+        "sim_s": round(sim_s, 1), "parse_s": round(parse_s, 1),
+    }
+
+
+def print_summary(r: dict):
+    print(f"{r['dataset']} ({r['model']}), {r['images']} test images{' FORCE_DENSE' if r['dense'] else ''}, "
+          f"P = {r['lanes']}: SAIF {r['saif']} ({r['saif_bytes'] / 1e6:.1f} MB; simulation {r['sim_s']} s, "
+          f"parsing {r['parse_s']} s)")
+    print(f"  cycles: {r['cycles_saif']} in the SAIF, {r['cycles_active']} active (the images' CYCLES, "
+          f"{r['cycles_per_image_mean']:.1f} per image), {r['cycles_other']} load and idle")
+    print(f"  toggles {r['toggles']} over {r['bits']} bits: {r['toggle_rate']:.4f} per bit per cycle, "
+          f"{r['toggles_per_active_cycle']:.0f} per active cycle")
+    print(f"  {'component':24s} {'bits':>8s} {'toggles':>12s} {'rate':>8s}")
+    for k, v in r["components"].items():
+        print(f"  {k:24s} {v['bits']:>8d} {v['toggles']:>12d} {v['toggle_rate']:>8.4f}")
+    ev = r["events"]
+    n = r["images"]
+    print("  events per image: " + ", ".join(f"{k} {v / n:.0f}" for k, v in ev.items()
+                                             if k not in ("attn_runs", "mlp_runs")))
+    print(f"  activity model: {r['energy_uj_fpga_mean']:.2f} uJ per image ({r['energy_uj_fpga_above_idle_mean']:.2f} "
+          "above idle): " + ", ".join(f"{k} {v:.2f}" for k, v in r["energy_parts_uj_mean"].items()))
+
+
+def main(argv=None):
+    from hw.build import SHIPPED_MODEL
+
+    ap = argparse.ArgumentParser(prog="python -m bench.power", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(SHIPPED_MODEL))
+    ap.add_argument("--images", type=int, default=10)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    ap.add_argument("--out", default="build/power")
+    ap.add_argument("--dense", action="store_true", help="FORCE_DENSE (the dense reference run)")
+    a = ap.parse_args(argv)
+    r = run(a.model, a.images, a.lanes, Path(a.out), a.dense)
+    print_summary(r)
+    js = Path(a.out) / (Path(r["saif"]).stem + ".json")
+    write_json(js, r)
+    print(f"wrote {js}")
+
+
+if __name__ == "__main__":
+    main()
