@@ -1,12 +1,16 @@
 # The PYNQ-Z2 bitstream of the core: Vivado block design, synthesis, implementation, reports.
 #
-#   vivado -mode batch -source bitstreams/build.tcl -tclargs <verilog dir> <out dir> <name>
+#   vivado -mode batch -source bitstreams/build.tcl -tclargs <verilog dir> <out dir> <name> [<saif>]
 #
 # (`make bitstream` runs it after `python -m hw.build` and `python -m bitstreams.wrapper`, then writes
 # manifest.json with `python -m bitstreams.manifest`.) Inputs in <verilog dir>: dynaspike_core.v (the core,
 # Amaranth's Verilog) and dynaspike_core_axi.v (the wrapper with Vivado interface attributes). Outputs in
 # <out dir>: <name>.bit and <name>.hwh (pynq.Overlay loads the pair), utilization.rpt, timing.rpt,
 # power.rpt, vivado_version.txt, and the project under <out dir>/vivado.
+# Power: with <saif> (`make power` writes build/power/<data set>.vivado.saif, the core's switching activity
+# in simulation rooted at sim/system_i/dynaspike_core_0/inst/core), report_power uses that activity for
+# the core (read_saif -strip_path sim) and power_saif.txt names the file; without it, Vivado's default
+# (vectorless) activity. power.rpt carries the hierarchy down to the core's components.
 #
 # Block design (what sw/transports/board.py expects):
 #   ps7              Zynq-7000 PS, xc7z020clg400-1 (PYNQ-Z2); FCLK_CLK0 = 100 MHz; M_AXI_GP0; S_AXI_HP0 64-bit
@@ -25,11 +29,12 @@ set written_for 2022.1
 set ps7_vlnv xilinx.com:ip:processing_system7:5.5
 set dma_vlnv xilinx.com:ip:axi_dma:7.1
 
-if {[llength $argv] != 3} {
-    puts "usage: vivado -mode batch -source build.tcl -tclargs <verilog dir> <out dir> <name>"
+if {[llength $argv] < 3 || [llength $argv] > 4} {
+    puts "usage: vivado -mode batch -source build.tcl -tclargs <verilog dir> <out dir> <name> \[<saif>\]"
     exit 2
 }
-lassign $argv vdir out name
+lassign $argv vdir out name saif
+if {$saif ne "" && ![file exists $saif]} { puts "error: $saif not found (make power writes it)"; exit 2 }
 set part xc7z020clg400-1
 file mkdir $out
 set fh [open [file join $out vivado_version.txt] w]; puts $fh [version -short]; close $fh
@@ -132,7 +137,11 @@ if {[get_property PROGRESS [get_runs impl_1]] ne "100%"} {
 open_run impl_1
 report_utilization -file [file join $out utilization.rpt]
 report_timing_summary -file [file join $out timing.rpt]
-report_power -file [file join $out power.rpt]
+if {$saif ne ""} {
+    read_saif -strip_path sim $saif
+    set fh [open [file join $out power_saif.txt] w]; puts $fh [file normalize $saif]; close $fh
+}
+report_power -hierarchical_depth 6 -file [file join $out power.rpt]
 
 file copy -force [file join [get_property DIRECTORY [get_runs impl_1]] system_wrapper.bit] [file join $out $name.bit]
 set hwh [lindex [get_files -of_objects $bd -filter {FILE_TYPE == "Hardware Handoff"}] 0]

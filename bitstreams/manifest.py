@@ -6,8 +6,10 @@ Keys: ``manifest_version``, ``name``, ``bitstream`` / ``hwh`` (file names), ``ca
 (``regmap.Capacity`` of the core inside), ``model_config`` (the ``ModelConfig`` it is sized for),
 ``formats_id``, ``regmap_version``, ``stream_version``, ``clock_hz``, ``source`` (git revision of this tree
 and whether it had local changes), ``tool`` (Vivado's version, or ``null`` without Vivado),
-``utilization`` and ``timing``: parsed from Vivado's reports in ``--dir`` (``utilization.rpt``,
-``timing.rpt``) when present, else the yosys estimate of the core (``python -m bench.core`` writes
+``utilization``, ``timing`` and ``power``: parsed from Vivado's reports in ``--dir`` (``utilization.rpt``,
+``timing.rpt``, ``power.rpt``; :func:`parse_power`, with the simulated activity it used when ``make power``'s
+SAIF was read: ``power["activity"]``, the model and images from that run's summary) when present, else the
+yosys estimate of the core (``python -m bench.core`` writes
 ``build/synth-core/estimate.json``; ``make synth-estimate`` ``build/synth/estimate.json``) with
 ``"estimate": true`` (``null`` with a note if none exists).
 
@@ -34,14 +36,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def make(cap: Capacity, cfg: ModelConfig, *, name: str = "dynaspike", source: dict | None = None,
-         tool: dict | None = None, utilization: dict | None = None, timing: dict | None = None) -> dict:
+         tool: dict | None = None, utilization: dict | None = None, timing: dict | None = None,
+         power: dict | None = None) -> dict:
     """A manifest for a core of capacity ``cap`` sized for ``cfg`` (the other fields as given)."""
     return {
         "manifest_version": MANIFEST_VERSION, "name": name, "bitstream": f"{name}.bit", "hwh": f"{name}.hwh",
         "capacity": asdict(cap), "model_config": cfg.to_dict(), "formats_id": regmap.formats_id(),
         "regmap_version": regmap.REGMAP_VERSION, "stream_version": packing.STREAM_VERSION,
         "clock_hz": cap.clock_hz, "source": source if source is not None else git_source(),
-        "tool": tool, "utilization": utilization, "timing": timing,
+        "tool": tool, "utilization": utilization, "timing": timing, "power": power,
     }
 
 
@@ -124,6 +127,111 @@ def parse_timing(text: str) -> dict:
     return {}
 
 
+def _watts(cell: str):
+    """A report_power figure: ``0.137`` -> 0.137, ``<0.001`` -> 0.0005 (half the bound), else None."""
+    cell = cell.strip()
+    m = re.fullmatch(r"(<)?\s*(-?\d+(?:\.\d+)?)", cell)
+    if not m:
+        return None
+    v = float(m.group(2))
+    return v / 2 if m.group(1) else v
+
+
+def _rows(text: str, start: int):
+    """The ``| a | b | ...`` rows of the table that begins at or after ``start`` (up to its last border),
+    cells stripped of the right but keeping their left indentation."""
+    lines = text[start:].splitlines()
+    rows, seen_border = [], 0
+    for line in lines:
+        if line.startswith("+"):
+            seen_border += 1
+            if seen_border == 3:
+                break
+            continue
+        if seen_border and line.startswith("|"):
+            rows.append([c.rstrip() for c in line.strip().strip("|").split("|")])
+        elif seen_border:
+            break
+    return rows
+
+
+def parse_power(text: str) -> dict:
+    """``report_power`` text -> ``{"total_w", "dynamic_w", "static_w", "pl_dynamic_w", "confidence",
+    "activity_file", "nets_matched", "components": {name: W}, "hierarchy": {path: W}, "core_w"}``.
+
+    ``components``: the On-Chip table's top-level dynamic rows (Clocks, Slice Logic, Signals, Block RAM, DSPs,
+    PS7, ...; static power is ``static_w``); ``pl_dynamic_w`` their sum without PS7 (the programmable logic's dynamic power); ``hierarchy``: the
+    By Hierarchy table, paths built from its indentation (two spaces a level); ``core_w``: the first
+    hierarchy entry whose path contains ``dynaspike_core_0``. Missing parts are omitted or None."""
+    out = {}
+    summary = {}
+    for m in re.finditer(r"^\|\s*([^|]+?)\s*\|\s*([^|]*?)\s*\|\s*$", text, re.M):
+        summary.setdefault(m.group(1), m.group(2))
+    for key, label in (("total_w", "Total On-Chip Power (W)"), ("dynamic_w", "Dynamic (W)"),
+                       ("static_w", "Device Static (W)")):
+        if label in summary:
+            out[key] = _watts(summary[label])
+    for key, label in (("confidence", "Confidence Level"), ("activity_file", "Simulation Activity File"),
+                       ("nets_matched", "Design Nets Matched")):
+        if label in summary:
+            out[key] = summary[label]
+    m = re.search(r"^\|\s*On-Chip\s*\|\s*Power \(W\)", text, re.M)
+    if m:
+        comps = {}
+        for row in _rows(text, text.rfind("\n+", 0, m.start()) + 1):
+            name = row[0]
+            if name.strip() in ("On-Chip", "Total", "Static Power") or name.startswith(" " * 2) or len(row) < 2:
+                continue
+            w = _watts(row[1])
+            if w is not None:
+                comps[name.strip()] = w
+        out["components"] = comps
+        pl = [w for n, w in comps.items() if n != "PS7"]
+        out["pl_dynamic_w"] = sum(pl) if pl else None
+    m = re.search(r"^\|\s*Name\s*\|\s*Power \(W\)\s*\|", text, re.M)
+    if m:
+        hier, stack = {}, []
+        for row in _rows(text, text.rfind("\n+", 0, m.start()) + 1):
+            raw = row[0]
+            if raw.strip() == "Name" or len(row) < 2:
+                continue
+            depth = (len(raw) - len(raw.lstrip(" ")) - 1) // 2   # one space of padding after the bar
+            stack[depth:] = [raw.strip()]
+            w = _watts(row[1])
+            if w is not None:
+                hier["/".join(stack)] = w
+        out["hierarchy"] = hier
+        core = [w for p, w in hier.items() if "dynaspike_core_0" in p]
+        out["core_w"] = core[0] if core else None
+    return out
+
+
+def power_record(out_dir: Path) -> dict | None:
+    """``manifest["power"]``: ``power.rpt`` of ``out_dir`` parsed, with ``activity``: the ``make power``
+    summary (model, data set, images, dense, cycles, its SAIF) of the SAIF named in ``power_saif.txt``, or
+    ``{"saif": None, "note": ...}`` when Vivado used its default activity; None without a report."""
+    rpt = out_dir / "power.rpt"
+    if not rpt.exists():
+        return None
+    p = {**parse_power(rpt.read_text()), "estimate": False, "source": str(rpt)}
+    used = out_dir / "power_saif.txt"
+    if not used.exists():
+        p["activity"] = {"saif": None, "note": "no SAIF: Vivado's default (vectorless) activity"}
+        return p
+    saif = Path(used.read_text().strip())
+    summary = saif.parent / (saif.name.removesuffix(".vivado.saif") + ".json")
+    act = {"saif": str(saif)}
+    if summary.exists():
+        s = json.loads(summary.read_text())
+        act.update({k: s.get(k) for k in ("model", "dataset", "images", "dense", "cycles_saif", "cycles_active",
+                                          "duration_s", "events", "energy_uj_fpga_mean")})
+        act["summary"] = str(summary)
+    else:
+        act["note"] = f"no make power summary {summary} beside the SAIF"
+    p["activity"] = act
+    return p
+
+
 ESTIMATES = ("build/synth-core/estimate.json", "build/synth/estimate.json")  # bench.core's, make synth-estimate's
 
 
@@ -166,7 +274,7 @@ def main(argv=None):
     estimates = a.estimate or ESTIMATES
     tool, util, timing = reports(out, estimates)
     m = make(packing.capacity_for(cfg, a.lanes, a.clock_hz), cfg, name=a.name, tool=tool,
-             utilization=util, timing=timing)
+             utilization=util, timing=timing, power=power_record(out) if tool else None)
     if util is None:
         m["utilization_note"] = (f"no Vivado reports in {out} and no yosys estimate in {', '.join(estimates)} "
                                  "(run `make synth-estimate` or `python -m bench.core`)")

@@ -40,13 +40,14 @@ def _unescape(s: str) -> str:
     return "".join(out)
 
 
-def run_build_tcl(tmp: Path, name: str = "dynaspike", **env) -> tuple:
+def run_build_tcl(tmp: Path, name: str = "dynaspike", extra=(), **env) -> tuple:
+    """Run build.tcl with ``<verilog dir> <out dir> <name> *extra`` (``extra``: the optional SAIF file)."""
     tclsh = require_tclsh()
     vdir, out, log = tmp / "verilog", tmp / "out", tmp / "calls.log"
     vdir.mkdir(parents=True, exist_ok=True)
     for f in ("dynaspike_core.v", "dynaspike_core_axi.v"):
         (vdir / f).write_text("// stub\n")
-    p = subprocess.run([tclsh, str(STUB), str(BUILD_TCL), str(vdir), str(out), name], capture_output=True,
+    p = subprocess.run([tclsh, str(STUB), str(BUILD_TCL), str(vdir), str(out), name, *map(str, extra)], capture_output=True,
                        text=True, timeout=60, env={**os.environ, "STUB_LOG": str(log), **env})
     calls = [[_unescape(a) for a in line.split("\t")] for line in log.read_text().splitlines()] if log.exists() else []
     return p, calls

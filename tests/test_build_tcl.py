@@ -104,3 +104,30 @@ def test_an_unknown_vivado_command_fails_the_check(tmp_path):
         tcl_stub.BUILD_TCL = orig
     assert p.returncode == 3 and calls[-1][:2] == ["UNKNOWN", "validate_bd_desing"], (p.returncode, calls[-1:])
     assert shutil.which("tclsh")
+
+
+def test_power_report_without_saif_uses_vectorless_activity(recorded):
+    _, calls, _, _ = recorded
+    assert not [c for c in calls if c[0] == "read_saif"], "read_saif without a SAIF argument"
+    power = [c for c in calls if c[0] == "report_power"]
+    eq("report_power calls", len(power), 1)
+    args = power[0][1:]
+    assert "-hierarchical_depth" in args and args[-2] == "-file" and args[-1].endswith("/power.rpt"), args
+
+
+def test_a_saif_is_read_into_the_implemented_design_before_report_power(tmp_path):
+    saif = tmp_path / "digits.vivado.saif"
+    saif.write_text("(SAIFILE)\n")
+    p, calls = run_build_tcl(tmp_path, extra=[saif])
+    assert p.returncode == 0, p.stderr
+    names = [c[0] for c in calls]
+    read = [c for c in calls if c[0] == "read_saif"]
+    eq("read_saif calls", read, [["read_saif", "-strip_path", "sim", str(saif)]])
+    assert names.index("open_run") < names.index("read_saif") < names.index("report_power"), names
+    eq("power_saif.txt", (tmp_path / "out" / "power_saif.txt").read_text().strip(), str(saif.resolve()))
+
+
+def test_a_missing_saif_stops_the_run_before_vivado_starts(tmp_path):
+    p, calls = run_build_tcl(tmp_path, extra=[tmp_path / "none.saif"])
+    assert p.returncode == 2 and "none.saif not found" in p.stdout, (p.returncode, p.stdout)
+    assert "create_project" not in [c[0] for c in calls]

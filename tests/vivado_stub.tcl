@@ -29,7 +29,8 @@ proc apply_bd_automation {args} {
 }
 foreach cmd {create_project add_files update_compile_order create_bd_design
              connect_bd_intf_net connect_bd_net assign_bd_address validate_bd_design save_bd_design
-             launch_runs wait_on_run open_run report_utilization report_timing_summary report_power} {
+             launch_runs wait_on_run open_run report_utilization report_timing_summary report_power
+             read_saif} {
     proc $cmd {args} "_rec $cmd {*}\$args; return {}"
 }
 proc create_bd_cell {args} { _rec create_bd_cell {*}$args; return /[_last $args] }

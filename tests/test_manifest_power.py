@@ -1,0 +1,107 @@
+"""bitstreams/manifest.py's power: report_power text (a sample in Vivado 2022.1's layout) parsed into the
+summary, the on-chip components and the hierarchy; manifest["power"] records the make power run it used."""
+
+import json
+
+import pytest
+
+from bitstreams import manifest
+
+REPORT = """Copyright 1986-2022 Xilinx, Inc. All Rights Reserved.
+----------------------------------------------------------------------------------------------------------
+| Tool Version     : Vivado v.2022.1 (lin64) Build 3526262 Mon Apr 18 15:47:01 MDT 2022
+| Design           : system_wrapper
+| Device           : xc7z020clg400-1
+| Design State     : routed
+----------------------------------------------------------------------------------------------------------
+
+Power Report
+
+1. Summary
+----------
+
++--------------------------+----------------------------------+
+| Total On-Chip Power (W)  | 1.768                            |
+| Design Power Budget (W)  | Unspecified*                     |
+| Dynamic (W)              | 1.628                            |
+| Device Static (W)        | 0.140                            |
+| Junction Temperature (C) | 45.4                             |
+| Confidence Level         | Medium                           |
+| Setting File             | ---                              |
+| Simulation Activity File | /w/build/power/digits.vivado.saif |
+| Design Nets Matched      | 71%   (35012/49311)              |
++--------------------------+----------------------------------+
+
+
+1.1 On-Chip Components
+----------------------
+
++--------------------------+-----------+----------+-----------+-----------------+
+| On-Chip                  | Power (W) | Used     | Available | Utilization (%) |
++--------------------------+-----------+----------+-----------+-----------------+
+| Clocks                   |     0.021 |        3 |       --- |             --- |
+| Slice Logic              |     0.012 |    47510 |       --- |             --- |
+|   LUT as Logic           |     0.010 |    30210 |     53200 |           56.79 |
+|   CARRY4                 |    <0.001 |      900 |     13300 |            6.77 |
+| Signals                  |     0.025 |    45000 |       --- |             --- |
+| Block RAM                |     0.018 |      95.5 |       140 |           68.21 |
+| DSPs                     |    <0.001 |       40 |       220 |           18.18 |
+| PS7                      |     1.530 |        1 |       --- |             --- |
+| Static Power             |     0.140 |          |           |                 |
+| Total                    |     1.768 |          |           |                 |
++--------------------------+-----------+----------+-----------+-----------------+
+
+
+3.3 By Hierarchy
+----------------
+
++----------------------------------+-----------+
+| Name                             | Power (W) |
++----------------------------------+-----------+
+| system_wrapper                   |     1.628 |
+|   system_i                       |     1.628 |
+|     axi_dma_0                    |     0.012 |
+|     dynaspike_core_0             |     0.070 |
+|       inst                       |     0.070 |
+|         core                     |     0.069 |
+|           acc                    |     0.020 |
+|     ps7                          |     1.531 |
++----------------------------------+-----------+
+"""
+
+
+def test_parse_power_sample():
+    p = manifest.parse_power(REPORT)
+    assert (p["total_w"], p["dynamic_w"], p["static_w"]) == (1.768, 1.628, 0.140)
+    assert p["confidence"] == "Medium" and p["nets_matched"].startswith("71%")
+    assert p["activity_file"] == "/w/build/power/digits.vivado.saif"
+    assert p["components"] == {"Clocks": 0.021, "Slice Logic": 0.012, "Signals": 0.025, "Block RAM": 0.018,
+                               "DSPs": 0.0005, "PS7": 1.530}
+    assert p["pl_dynamic_w"] == pytest.approx(0.021 + 0.012 + 0.025 + 0.018 + 0.0005)
+    h = p["hierarchy"]
+    assert h["system_wrapper"] == 1.628 and h["system_wrapper/system_i/axi_dma_0"] == 0.012
+    assert h["system_wrapper/system_i/dynaspike_core_0/inst/core/acc"] == 0.020
+    assert h["system_wrapper/system_i/ps7"] == 1.531
+    assert p["core_w"] == 0.070
+
+
+def test_parse_power_of_other_text_is_empty():
+    assert manifest.parse_power("no tables here") == {}
+
+
+def test_power_record_names_the_simulated_activity(tmp_path):
+    assert manifest.power_record(tmp_path) is None
+    (tmp_path / "power.rpt").write_text(REPORT)
+    r = manifest.power_record(tmp_path)
+    assert r["static_w"] == 0.140 and r["activity"]["saif"] is None and not r["estimate"]
+    power = tmp_path / "power"
+    power.mkdir()
+    saif = power / "digits.vivado.saif"
+    saif.write_text("(SAIFILE)")
+    (power / "digits.json").write_text(json.dumps({"model": "train/shipped/digits.npz", "dataset": "digits",
+                                                   "images": 10, "dense": False, "cycles_saif": 150000,
+                                                   "cycles_active": 131750, "duration_s": 0.0015}))
+    (tmp_path / "power_saif.txt").write_text(str(saif) + "\n")
+    a = manifest.power_record(tmp_path)["activity"]
+    assert (a["saif"], a["model"], a["images"], a["dataset"], a["cycles_active"]) == (
+        str(saif), "train/shipped/digits.npz", 10, "digits", 131750)
