@@ -4,19 +4,33 @@
 - latency measured: the core's cycle counter / f_clk, and the driver's wall clock per image; estimated:
   ``train.cycle_model.predict_cycles`` / f_clk (n/a while that module does not exist);
 - energy estimated: the 45 nm operation model (``GoldenResult.energy_uj``: 4.6 pJ/MAC + 0.9 pJ/AC) and the
-  FPGA model ``power x latency`` with ``power`` = ``--power-w`` if given (a meter reading) else
-  ``ASSUMED_POWER_W`` (an assumption, labelled as such); measured: ``--power-w`` x the measured latency,
-  n/a without a power figure (the PYNQ-Z2 has no on-board power sensors);
+  FPGA activity model (``dynaspike.energy``: the XC7Z020's static and clock power for the latency plus block
+  RAM accesses, logic toggles and DSP operations derived from the image's own counters, so it moves with
+  the work each image needed; coefficients fitted to the bitstream's Vivado power report when its manifest
+  carries one with ``make power``'s activity, else the documented defaults); measured (the PYNQ-Z2 has no
+  power sensor: a meter on the board's supply, see the README): ``--power-w`` under load and
+  ``--idle-power-w`` with the bitstream loaded and the core idle, over the time and images of the run (or of
+  ``--repeat-seconds``): ``(P_load - P_idle) x time / images`` next to the estimate's part above idle, and
+  ``P_load x time / images`` for the whole board;
 - time steps and tokens actually used: (module, step) pairs run out of ``2L x T`` (``SKIPPED_MODULE_STEPS``)
   and token-block-step units processed out of ``N x L x T`` (``PROCESSED_UNITS``).
 """
 
 import numpy as np
 
-# Assumed power of the programmable logic while the core runs, for the FPGA energy estimate when no
-# meter reading is given: 0.6 W is a typical Vivado report_power total on-chip PL figure (dynamic +
-# static) for an XC7Z020 design at 100 MHz using about half the LUTs. An assumption, not a measurement.
-ASSUMED_POWER_W = 0.6
+from dynaspike import energy
+
+
+def coefficients_for(manifest: dict | None) -> tuple:
+    """``(Coefficients, source)``: fitted to the manifest's Vivado power report when it was made with
+    ``make power``'s activity (``manifest["power"]["activity"]["events"]``), else the documented defaults."""
+    power = (manifest or {}).get("power") or {}
+    act = power.get("activity") or {}
+    if power and act.get("events") and act.get("duration_s"):
+        k = energy.fit(power, act, energy.CoreFacts.from_manifest(manifest))
+        return k, (f"fitted to Vivado's report_power with the SAIF of {act.get('images')} {act.get('dataset')} "
+                   f"images ({power.get('source')})")
+    return energy.Coefficients(), "documented defaults (dynaspike/energy.py, docs/hardware.md 'Energy')"
 
 
 def reference(model, images, lanes: int, dense: bool = False) -> dict:
@@ -39,13 +53,18 @@ def reference(model, images, lanes: int, dense: bool = False) -> dict:
     return ref
 
 
-def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w: float | None) -> dict:
-    """Every figure, per image (``per_image``) and in total, as a JSON-serialisable dict."""
+def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w: float | None, *,
+            lanes: int, idle_power_w: float | None = None, meter: dict | None = None,
+            manifest: dict | None = None) -> dict:
+    """Every figure, per image (``per_image``) and in total, as a JSON-serialisable dict.
+
+    ``lanes``: the core's P; ``manifest``: the bitstream's (its flip-flops and power report feed the FPGA
+    energy model); ``meter``: ``{"images", "seconds"}`` of a ``--repeat-seconds`` run (else the batch's
+    wall clock) for the energy from ``power_w`` and ``idle_power_w``."""
     B = len(result.logits)
     labels = np.asarray(labels)[:B]
     gold_pred = ref["logits"].argmax(1)
     est = ref["cycles_estimated"]
-    power = power_w if power_w is not None else ASSUMED_POWER_W
     # CYCLES is never 0 on a core; it reads 0 only from the golden transport without a cycle model
     cycles = result.cycles if result.cycles.any() else None
     lat_meas = cycles / clock_hz * 1e6 if cycles is not None else None   # us
@@ -53,9 +72,21 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
     M, T, N, L = cfg.num_modules, cfg.t_max, cfg.num_tokens, cfg.blocks
     steps = (M * T - result.counters["SKIPPED_MODULE_STEPS"]) / M      # time steps per module, mean
     tokens = result.counters["PROCESSED_UNITS"] / (N * L * T)
-    e_fpga_est = power * lat_est if lat_est is not None else None  # W x us = uJ
-    e_meas = power_w * lat_meas if power_w is not None and lat_meas is not None else None
+    facts = (energy.CoreFacts.from_manifest(manifest) if manifest else
+             energy.CoreFacts(lanes=lanes, clock_hz=clock_hz))
+    coeffs, coeff_source = coefficients_for(manifest)
+    c_used = cycles if cycles is not None else est
+    e_fpga = None if c_used is None else energy.energy({**result.counters, "CYCLES": np.asarray(c_used)}, cfg,
+                                                       facts, coeffs)
+    e_fpga_est = None if e_fpga is None else e_fpga["total_uj"]
     mean = lambda a: None if a is None else float(np.mean(a))  # noqa: E731
+    wall_total = float(result.wall_s.sum())
+    run = meter or {"images": B, "seconds": wall_total}
+    per_img_s = run["seconds"] / run["images"] if run["images"] else None
+    e_board = power_w * per_img_s * 1e6 if power_w is not None and per_img_s else None
+    e_meas = ((power_w - idle_power_w) * per_img_s * 1e6
+              if power_w is not None and idle_power_w is not None and per_img_s else None)
+    above = mean(None if e_fpga is None else e_fpga["above_idle_uj"])
     per = []
     for i in range(B):
         per.append({
@@ -67,11 +98,9 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
             "latency_us_estimated": None if est is None else float(lat_est[i]),
             "wall_ms": float(result.wall_s[i] * 1e3), "energy_uj_45nm": float(ref["energy_uj_45nm"][i]),
             "energy_uj_fpga_estimated": None if e_fpga_est is None else float(e_fpga_est[i]),
-            "energy_uj_measured": None if e_meas is None else float(e_meas[i]),
             "timesteps_per_module": float(steps[i]), "token_fraction": float(tokens[i]),
             "counters": {k: int(v[i]) for k, v in result.counters.items()},
         })
-    wall_total = float(result.wall_s.sum())
     return {
         "target": target, "images": B, "clock_hz": clock_hz,
         "accuracy": float((result.pred == labels).mean()),
@@ -87,9 +116,18 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
         "throughput_images_per_s_wall": B / wall_total if wall_total > 0 else None,
         "energy_uj_estimated_mean": mean(ref["energy_uj_45nm"]),
         "energy_uj_fpga_estimated_mean": mean(e_fpga_est),
-        "energy_uj_measured_mean": mean(e_meas),
-        "power_w": power, "power_source": ("measured: --power-w" if power_w is not None else
-                                           "assumed: no meter reading, see sw/report.py"),
+        "energy_uj_fpga_estimated_above_idle_mean": above,
+        "energy_uj_fpga_estimated_parts_mean": (None if e_fpga is None else
+                                                {k: mean(v) for k, v in e_fpga["parts_uj"].items()}),
+        "energy_coefficients": coeffs.to_dict(), "energy_coefficients_source": coeff_source,
+        "energy_flip_flops": facts.flip_flops,
+        "energy_uj_fpga_measured_mean": e_meas,
+        "energy_uj_board_measured_mean": e_board,
+        "energy_fpga_measured_over_estimated": (e_meas / above if e_meas is not None and above else None),
+        "power_w": power_w, "idle_power_w": idle_power_w,
+        "meter_images": run["images"], "meter_seconds": run["seconds"],
+        "meter_images_per_s": run["images"] / run["seconds"] if run["seconds"] else None,
+        "meter_repeat": meter is not None,
         "timesteps_per_module_mean": mean(steps), "timesteps_max": T,
         "token_fraction_mean": mean(tokens),
         "per_image": per,
@@ -124,9 +162,23 @@ def print_table(r: dict, out=print):
         f"estimated {_f(r['latency_us_estimated_mean'], '.2f')} us")
     out(f"throughput: {_f(r['throughput_images_per_s_cycles'], '.0f')} images/s from the cycle counter, "
         f"{_f(r['throughput_images_per_s_wall'], '.0f')} images/s wall clock (this host and transport)")
-    out(f"energy per image: 45 nm op model {r['energy_uj_estimated_mean']:.4f} uJ; FPGA model "
-        f"{_f(r['energy_uj_fpga_estimated_mean'], '.4f')} uJ at {r['power_w']:g} W ({r['power_source']}); "
-        f"measured {_f(r['energy_uj_measured_mean'], '.4f')} uJ"
-        + ("" if r["energy_uj_measured_mean"] is not None else " (no power measurement: pass --power-w)"))
+    parts = r["energy_uj_fpga_estimated_parts_mean"]
+    out(f"energy per image, estimated: 45 nm op model {r['energy_uj_estimated_mean']:.4f} uJ; FPGA activity "
+        f"model {_f(r['energy_uj_fpga_estimated_mean'], '.3f')} uJ"
+        + ("" if parts is None else " (" + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + "), "
+           f"{r['energy_uj_fpga_estimated_above_idle_mean']:.3f} uJ above idle")
+        + f"; coefficients: {r['energy_coefficients_source']}")
+    if r["power_w"] is None:
+        out("energy per image, measured: n/a (the PYNQ-Z2 has no power sensor: --power-w and --idle-power-w "
+            "from a meter on its supply, with --repeat-seconds; see the README)")
+    else:
+        how = (f"{r['meter_images']} images in {r['meter_seconds']:.1f} s, {r['meter_images_per_s']:.1f} images/s"
+               + (" (--repeat-seconds)" if r["meter_repeat"] else " (this run's wall clock)"))
+        fpga = ("n/a (pass --idle-power-w)" if r["energy_uj_fpga_measured_mean"] is None else
+                f"{r['energy_uj_fpga_measured_mean']:.1f} uJ ((P_load - P_idle) x time / images: "
+                f"{r['power_w']:g} W - {r['idle_power_w']:g} W), measured / estimated above idle "
+                f"{_f(r['energy_fpga_measured_over_estimated'], '.2f')}")
+        out(f"energy per image, measured over {how}: board {r['energy_uj_board_measured_mean']:.1f} uJ "
+            f"(P_load x time / images at {r['power_w']:g} W); above idle {fpga}")
     out(f"used: {r['timesteps_per_module_mean']:.2f} of {r['timesteps_max']} time steps per module, "
         f"{100 * r['token_fraction_mean']:.1f} % of token-block-step units")

@@ -1,13 +1,15 @@
 """Run the shipped digits model on test images on the PYNQ-Z2, the simulated core or the golden model.
 
     python sw/run_on_board.py [--target board|sim|golden] [--model M] [--images N] [--power-w W]
-                              [--json FILE] [--lanes P] [--bitstream FILE] [--data FILE] [--save-data FILE]
-                              [--bring-up]
+                              [--idle-power-w W] [--repeat-seconds S] [--json FILE] [--lanes P]
+                              [--bitstream FILE] [--data FILE] [--save-data FILE] [--bring-up]
 
 Prints a table per image and the totals (sw/report.py): accuracy, agreement with the golden model,
 latency measured (cycle counter, wall clock) vs estimated (cycle model / f_clk), throughput, energy
-estimated (45 nm op model; FPGA power x latency) vs measured (``--power-w`` from a meter; the board has
-no power sensors), time steps and tokens used. The default target is the board where ``pynq`` imports,
+estimated (45 nm op model; the FPGA activity model of dynaspike/energy.py from each image's counters) vs
+measured (the board has no power sensor: ``--power-w`` under load and ``--idle-power-w`` at idle from a
+meter on its supply, read while ``--repeat-seconds S`` keeps the core busy on the images; README, "Energy"),
+time steps and tokens used. The default target is the board where ``pynq`` imports,
 else the simulated core (said on the first line). On the board, where torch is usually absent, the golden
 reference comes from ``--data`` (written on a host by ``--save-data``).
 
@@ -80,8 +82,23 @@ def progress_bar(total: int, label: str):
     return bar, progress
 
 
+def repeat(d, x, chunk: int, seconds: float) -> dict:
+    """Run the images again and again, ``chunk`` at a time, until ``seconds`` have passed (at least one
+    pass): ``{"images", "seconds", "images_per_s"}`` (for a meter reading of the power under load)."""
+    print(f"repeating the {len(x)} images for {seconds:g} s: read the meter now", flush=True)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for i in range(0, len(x), chunk):
+            n += len(d.run(x[i:i + chunk]).tags)
+        t = time.perf_counter() - t0
+        if t >= seconds:
+            print(f"repeat: {n} images in {t:.1f} s ({n / t:.1f} images/s)", flush=True)
+            return {"images": n, "seconds": t, "images_per_s": n / t}
+
+
 def run_target(args, model, x) -> tuple:
-    """``(RunResult, clock_hz)`` of the images on the chosen target."""
+    """``(RunResult, clock_hz, manifest or None, meter or None)`` of the images on the chosen target (meter:
+    the ``--repeat-seconds`` run, :func:`repeat`)."""
     bar, progress = progress_bar(len(x), args.target)
     try:
         if args.target == "sim":
@@ -91,7 +108,7 @@ def run_target(args, model, x) -> tuple:
                   "(the first build takes a while)", flush=True)
             cap, result, timing = simulate_run(args.model, x, args.lanes, progress=progress)
             print(f"simulation: Verilator build {timing['build_s']:.1f} s, run {timing['test_s']:.1f} s", flush=True)
-            return result, cap["clock_hz"]
+            return result, cap["clock_hz"], None, None
         from sw.driver import Driver
         if args.target == "golden":
             from sw.transports.golden import GoldenTransport
@@ -106,7 +123,8 @@ def run_target(args, model, x) -> tuple:
         for i in range(0, len(x), chunk):
             parts.append(d.run(x[i:i + chunk], tags=np.arange(i, min(i + chunk, len(x)))))
             progress(i + len(parts[-1].tags))
-        return merge(parts), cap.clock_hz
+        meter = repeat(d, x, chunk, args.repeat_seconds) if args.repeat_seconds else None
+        return merge(parts), cap.clock_hz, transport.manifest(), meter
     finally:
         bar.close()
 
@@ -190,7 +208,8 @@ def bring_up(args, model, x, y, ref) -> int:
         parts = [state["d"].run(x[i:i + 1], tags=np.array([i])) for i in range(len(x))]
         res = merge(parts)
         cap = state["d"]._cap
-        r = report.figures(args.target, res, y, ref, model.config, cap.clock_hz, args.power_w)
+        r = report.figures(args.target, res, y, ref, model.config, cap.clock_hz, args.power_w, lanes=cap.lanes,
+                           idle_power_w=args.idle_power_w, manifest=state["t"].manifest())
         report.print_table(r)
         if r["logits_bit_exact"] != 1.0:
             bad = [i for i, p in enumerate(r["per_image"]) if not p["logits_equal"]]
@@ -231,8 +250,14 @@ def main(argv=None):
     ap.add_argument("--model", default=SHIPPED_MODEL, help="exported model (.npz); default: the shipped digits model")
     ap.add_argument("--images", type=int, default=100, help="first N test images (default 100)")
     ap.add_argument("--power-w", type=float, default=None,
-                    help="measured power in W (a meter on the board's supply); without it the FPGA energy uses "
-                         f"an assumed {report.ASSUMED_POWER_W} W and nothing is reported as measured")
+                    help="board power under load in W (a meter on the board's supply, read during "
+                         "--repeat-seconds); energy per image = power x time / images")
+    ap.add_argument("--idle-power-w", type=float, default=None,
+                    help="board power in W with the bitstream loaded and the core idle: the FPGA energy per "
+                         "image measured is (--power-w - this) x time / images")
+    ap.add_argument("--repeat-seconds", type=float, default=None, metavar="S",
+                    help="board or golden: after the batch, run the images again until S seconds have passed "
+                         "(images run and images/s reported), long enough to read a meter")
     ap.add_argument("--json", help="write every figure (and the per-image rows) to this JSON file")
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="accumulator lanes P of the core (sim, golden)")
     ap.add_argument("--bitstream", default=DEFAULT_BITSTREAM, help="board: the .bit (its .hwh and manifest.json beside it)")
@@ -257,13 +282,18 @@ def main(argv=None):
         print(f"wrote {a.save_data} ({len(x)} images and their golden reference)")
         return 0
     print(f"model: {a.model} ({model.config.to_json()}); {len(x)} test images", flush=True)
+    if a.repeat_seconds is not None and (a.target == "sim" or a.repeat_seconds <= 0):
+        sys.exit("error: --repeat-seconds needs a positive S and the board or golden target")
+    if a.idle_power_w is not None and a.power_w is None:
+        sys.exit("error: --idle-power-w needs --power-w (the reading under load)")
     if a.bring_up:
         if a.target not in ("board", "golden"):
             sys.exit("error: --bring-up runs on the board or golden target")
         return bring_up(a, model, x, y, ref)
     t0 = time.perf_counter()
-    result, clock_hz = run_target(a, model, x)
-    r = report.figures(a.target, result, y, ref, model.config, clock_hz, a.power_w)
+    result, clock_hz, manifest, meter = run_target(a, model, x)
+    r = report.figures(a.target, result, y, ref, model.config, clock_hz, a.power_w, lanes=a.lanes,
+                       idle_power_w=a.idle_power_w, meter=meter, manifest=manifest)
     r["session_s"] = time.perf_counter() - t0
     report.print_table(r)
     if a.json:

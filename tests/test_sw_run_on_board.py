@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "sw" / "run_on_board.py"
 KEYS = ("target", "images", "accuracy", "golden_agreement", "cycles_measured_mean", "cycles_estimated_mean",
-        "latency_us_measured_mean", "latency_us_estimated_mean", "energy_uj_estimated_mean")
+        "latency_us_measured_mean", "latency_us_estimated_mean", "energy_uj_estimated_mean",
+        "energy_uj_fpga_estimated_mean", "energy_uj_fpga_measured_mean")
 
 
 def run(*args, cwd=ROOT):
@@ -30,14 +31,47 @@ def test_golden_target_prints_the_table_and_writes_the_json(tmp_path):
     r = json.loads(out.read_text())
     assert all(k in r for k in KEYS)
     assert r["target"] == "golden" and r["images"] == 30 and len(r["per_image"]) == 30
-    assert r["golden_agreement"] == 1.0 and r["power_source"] == "measured: --power-w"
+    assert r["golden_agreement"] == 1.0 and r["power_w"] == 2.5 and r["idle_power_w"] is None
     labels_ok = [p["pred"] == p["label"] for p in r["per_image"]]
     assert r["accuracy"] == sum(labels_ok) / 30
     assert 0.3 < r["energy_uj_estimated_mean"] < 0.6          # the shipped model: 0.42 uJ per image (README)
     assert 0 < r["token_fraction_mean"] < 1 and r["timesteps_per_module_mean"] == 2.0
     if r["cycles_estimated_mean"] is not None:               # once train/cycle_model.py exists
         assert r["cycles_measured_mean"] == r["cycles_estimated_mean"]
-        assert r["energy_uj_measured_mean"] == pytest.approx(r["latency_us_measured_mean"] * 2.5)
+    # the FPGA activity model from each image's counters (about 20 uJ per digits image, docs/hardware.md)
+    assert 5 < r["energy_uj_fpga_estimated_mean"] < 60
+    assert 0 < r["energy_uj_fpga_estimated_above_idle_mean"] < r["energy_uj_fpga_estimated_mean"]
+    assert sum(r["energy_uj_fpga_estimated_parts_mean"].values()) == pytest.approx(r["energy_uj_fpga_estimated_mean"])
+    assert "documented defaults" in r["energy_coefficients_source"]
+    # without --repeat-seconds the meter reading spans this run's wall clock; without --idle-power-w only the
+    # whole board's energy per image is measured
+    assert not r["meter_repeat"] and r["meter_images"] == 30
+    assert r["energy_uj_board_measured_mean"] == pytest.approx(2.5 * r["meter_seconds"] / 30 * 1e6)
+    assert r["energy_uj_fpga_measured_mean"] is None and r["energy_fpga_measured_over_estimated"] is None
+    assert "energy per image, estimated: 45 nm op model" in p.stdout and "FPGA activity model" in p.stdout
+
+
+def test_repeat_seconds_and_idle_power_give_the_measured_energy_per_image(tmp_path):
+    out = tmp_path / "r.json"
+    p = run("--target", "golden", "--images", "20", "--power-w", "2.5", "--idle-power-w", "2.0",
+            "--repeat-seconds", "1", "--json", str(out), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text())
+    assert r["meter_repeat"] and r["meter_images"] % 20 == 0 and r["meter_images"] >= 20 and r["meter_seconds"] >= 1
+    per_image_s = r["meter_seconds"] / r["meter_images"]
+    assert r["meter_images_per_s"] == pytest.approx(1 / per_image_s)
+    assert r["energy_uj_fpga_measured_mean"] == pytest.approx(0.5 * per_image_s * 1e6)
+    assert r["energy_uj_board_measured_mean"] == pytest.approx(2.5 * per_image_s * 1e6)
+    assert r["energy_fpga_measured_over_estimated"] == pytest.approx(
+        r["energy_uj_fpga_measured_mean"] / r["energy_uj_fpga_estimated_above_idle_mean"])
+    assert "read the meter now" in p.stdout and "(--repeat-seconds)" in p.stdout
+
+
+def test_meter_options_are_checked(tmp_path):
+    p = run("--target", "sim", "--repeat-seconds", "5", cwd=tmp_path)
+    assert p.returncode != 0 and "--repeat-seconds needs" in p.stderr
+    p = run("--target", "golden", "--idle-power-w", "2", cwd=tmp_path)
+    assert p.returncode != 0 and "--idle-power-w needs --power-w" in p.stderr
 
 
 def test_default_target_is_the_board_only_where_pynq_imports(monkeypatch):
@@ -63,5 +97,6 @@ def test_saved_data_gives_the_same_figures(tmp_path):
     assert run("--target", "golden", "--data", str(data), "--json", str(b)).returncode == 0
     ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
     strip = lambda r: {k: v for k, v in r.items() if k not in ("session_s", "wall_ms_mean", "per_image",  # noqa: E731
-                                                               "throughput_images_per_s_wall")}
+                                                               "throughput_images_per_s_wall", "meter_seconds",
+                                                               "meter_images_per_s")}
     assert strip(ra) == strip(rb)
