@@ -105,3 +105,26 @@ def test_power_record_names_the_simulated_activity(tmp_path):
     a = manifest.power_record(tmp_path)["activity"]
     assert (a["saif"], a["model"], a["images"], a["dataset"], a["cycles_active"]) == (
         str(saif), "train/shipped/digits.npz", 10, "digits", 131750)
+
+
+def test_the_report_uses_coefficients_fitted_to_a_manifests_power_report(tmp_path):
+    from dynaspike import energy
+    from dynaspike.config import ModelConfig
+    from sw.report import coefficients_for
+
+    c = {"CYCLES": 13000, "AC_QKV": 3 * 64 * 100, "AC_KV": 5000, "AC_Y": 4000, "AC_PROJ": 64 * 50,
+         "AC_FC1": 256 * 100, "AC_FC2": 64 * 300, "AC_READOUT": 1000, "SKIPPED_MODULE_STEPS": 8,
+         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0}
+    ev = energy.total_events([c] * 10, ModelConfig(), 32)
+    (tmp_path / "power.rpt").write_text(REPORT)
+    (tmp_path / "digits.vivado.saif").write_text("(SAIFILE)")
+    (tmp_path / "digits.json").write_text(json.dumps({"model": "m.npz", "dataset": "digits", "images": 10,
+                                                      "events": ev, "duration_s": 150000 / 1e8}))
+    (tmp_path / "power_saif.txt").write_text(str(tmp_path / "digits.vivado.saif"))
+    m = {"capacity": {"lanes": 32}, "clock_hz": 100_000_000, "utilization": {"ff": 16400},
+         "power": manifest.power_record(tmp_path)}
+    k, source = coefficients_for(m)
+    assert source.startswith("fitted to Vivado's report_power with the SAIF of 10 digits images")
+    assert k.static_w == 0.140 and k != energy.Coefficients()
+    assert k.clock_fj_per_ff == pytest.approx(0.021 / (1e8 * 16400) * 1e15)
+    assert coefficients_for({**m, "power": None})[1].startswith("documented defaults")
