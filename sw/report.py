@@ -87,6 +87,12 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
     e_meas = ((power_w - idle_power_w) * per_img_s * 1e6
               if power_w is not None and idle_power_w is not None and per_img_s else None)
     above = mean(None if e_fpga is None else e_fpga["above_idle_uj"])
+    # Vivado's figure side by side, where the bitstream's manifest has a power report: its PL power (device
+    # static + the on-chip components but the PS7) over this run's mean latency
+    vp = (manifest or {}).get("power") or {}
+    lat_mean = mean(lat_meas if lat_meas is not None else lat_est)
+    e_vivado = (None if vp.get("static_w") is None or vp.get("pl_dynamic_w") is None or lat_mean is None else
+                (vp["static_w"] + vp["pl_dynamic_w"]) * lat_mean)
     per = []
     for i in range(B):
         per.append({
@@ -121,6 +127,8 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
                                                 {k: mean(v) for k, v in e_fpga["parts_uj"].items()}),
         "energy_coefficients": coeffs.to_dict(), "energy_coefficients_source": coeff_source,
         "energy_flip_flops": facts.flip_flops,
+        "energy_uj_fpga_vivado_mean": e_vivado,
+        "vivado_power_activity": None if not vp else (vp.get("activity") or {}).get("saif") or "vectorless",
         "energy_uj_fpga_measured_mean": e_meas,
         "energy_uj_board_measured_mean": e_board,
         "energy_fpga_measured_over_estimated": (e_meas / above if e_meas is not None and above else None),
@@ -168,6 +176,10 @@ def print_table(r: dict, out=print):
         + ("" if parts is None else " (" + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + "), "
            f"{r['energy_uj_fpga_estimated_above_idle_mean']:.3f} uJ above idle")
         + f"; coefficients: {r['energy_coefficients_source']}")
+    if r["energy_uj_fpga_vivado_mean"] is not None:
+        out(f"energy per image, Vivado report_power (PL static + dynamic x mean latency, activity "
+            f"{r['vivado_power_activity']}): {r['energy_uj_fpga_vivado_mean']:.3f} uJ against the activity model's "
+            f"{_f(r['energy_uj_fpga_estimated_mean'], '.3f')} uJ")
     if r["power_w"] is None:
         out("energy per image, measured: n/a (the PYNQ-Z2 has no power sensor: --power-w and --idle-power-w "
             "from a meter on its supply, with --repeat-seconds; see the README)")

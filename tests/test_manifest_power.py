@@ -128,3 +128,34 @@ def test_the_report_uses_coefficients_fitted_to_a_manifests_power_report(tmp_pat
     assert k.static_w == 0.140 and k != energy.Coefficients()
     assert k.clock_fj_per_ff == pytest.approx(0.021 / (1e8 * 16400) * 1e15)
     assert coefficients_for({**m, "power": None})[1].startswith("documented defaults")
+
+
+def test_the_report_shows_vivados_figure_next_to_the_estimate(tmp_path):
+    import types
+
+    import numpy as np
+
+    from dynaspike.config import ModelConfig
+    from sw import report
+
+    c = {"CYCLES": 13000, "AC_QKV": 3 * 64 * 100, "AC_KV": 5000, "AC_Y": 4000, "AC_PROJ": 64 * 50,
+         "AC_FC1": 256 * 100, "AC_FC2": 64 * 300, "AC_READOUT": 1000, "SKIPPED_MODULE_STEPS": 8,
+         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0}
+    B = 3
+    cycles = np.array([13000, 12000, 14000], np.int64)
+    logits = np.arange(B * 10).reshape(B, 10)
+    res = types.SimpleNamespace(logits=logits, pred=logits.argmax(1), tags=np.arange(B), cycles=cycles,
+                                counters={k: np.full(B, v, np.int64) for k, v in c.items() if k != "CYCLES"},
+                                wall_s=np.full(B, 1e-3), batched=False)
+    ref = {"logits": logits, "energy_uj_45nm": np.full(B, 0.4), "cycles_estimated": cycles}
+    (tmp_path / "power.rpt").write_text(REPORT)
+    m = {"capacity": {"lanes": 32}, "clock_hz": 100_000_000, "utilization": {"ff": 16400},
+         "power": manifest.power_record(tmp_path)}
+    r = report.figures("board", res, np.zeros(B), ref, ModelConfig(), 100_000_000, None, lanes=32, manifest=m)
+    want = (0.140 + 0.021 + 0.012 + 0.025 + 0.018 + 0.0005) * 130.0          # W x mean latency in us
+    assert r["energy_uj_fpga_vivado_mean"] == pytest.approx(want)
+    assert r["vivado_power_activity"] == "vectorless" and r["energy_flip_flops"] == 16400
+    lines = []
+    report.print_table(r, out=lines.append)
+    assert any("Vivado report_power" in x and "activity model's" in x for x in lines)
+    assert any("energy per image, measured: n/a" in x for x in lines)
