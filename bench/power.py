@@ -1,6 +1,6 @@
 """Switching activity of the core in RTL simulation (``make power``): a SAIF file and its summary.
 
-    python -m bench.power [--model M] [--images 10] [--lanes 32] [--out build/power] [--dense]
+    python -m bench.power [--model M] [--images 10] [--lanes 32] [--out build/power] [--dense] [--calibrate]
 
 Builds the shipped core (the one that holds every shipped model) with Verilator's ``--trace-saif`` (its own
 build directory, ``build/sim/core-<hash>-saif/``), loads the model and runs its first N test images, and
@@ -13,6 +13,12 @@ writes into ``--out``:
   against the images' CYCLES (active) and the rest (load and idle), the events of the images (block RAM rows
   by memory, accumulates, LIF lane updates, DSP operations: ``dynaspike.energy.events`` of the measured
   counters) and the activity model's energy per image, with the model, images and SAIF it belongs to.
+
+``--calibrate`` runs the first 2N images too (same build): the difference of the two runs is the activity
+of N images without the model load, so the summary adds toggles per image by component and toggles per
+event (the accumulate engine's per AC, the LIF layer's per lane update, the attention unit's per AC, the
+embedding's and classifier's per DSP operation, the rest per active cycle), what the activity model's
+``toggles_per_*`` estimate (``calibration``).
 
 Not part of ``make test`` or ``make sim``: a traced build of the whole core takes minutes.
 """
@@ -38,8 +44,9 @@ from sim import saif
 VIVADO_PATH = ["sim", "system_i", "dynaspike_core_0", "inst", "core"]
 
 
-def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False) -> dict:
-    """Run the simulation with SAIF tracing; write the files described above; return the summary."""
+def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False, suffix: str = "") -> dict:
+    """Run the simulation with SAIF tracing; write the files described above (``suffix`` after the data set's
+    name); return the summary."""
     from hw.build import core_config
     from sim.core_run import run_core
     from train.data import dataset_of
@@ -50,7 +57,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     name = dataset_of(model.info, cfg.img_size, cfg.in_channels, cfg.num_classes)
     x = test_split(model)[0][:images].numpy()
     out.mkdir(parents=True, exist_ok=True)
-    path = (out / f"{name}{'-dense' if dense else ''}.saif").resolve()
+    path = (out / f"{name}{'-dense' if dense else ''}{suffix}.saif").resolve()
     if path.exists():
         path.unlink()
     core_cfg = core_config(lanes=lanes)
@@ -58,7 +65,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     old = os.environ.get("DYNASPIKE_SAIF")
     os.environ["DYNASPIKE_SAIF"] = str(path)
     try:
-        rec = run_core(model, x, lanes, f"power-{name}{'-dense' if dense else ''}",
+        rec = run_core(model, x, lanes, f"power-{name}{'-dense' if dense else ''}{suffix}",
                        plan=[{"dense": dense}] * len(x), core_cfg=core_cfg)
     finally:
         if old is None:
@@ -104,6 +111,27 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     }
 
 
+#: component (instance under the core's top) -> the event its toggles are counted per (``energy.events``)
+CALIBRATION = {"acc": "engine_acs", "lif": "lif_lanes", "att": "attn_acs", "emb+head": "dsp_ops"}
+
+
+def calibrate(a: dict, b: dict) -> dict:
+    """Toggles per image by component and per event from runs ``a`` (N images) and ``b`` (2N): the
+    difference cancels the model load and the start."""
+    n = b["images"] - a["images"]
+    comps = {k: (b["components"][k]["toggles"] - a["components"].get(k, {"toggles": 0})["toggles"]) / n
+             for k in b["components"]}
+    ev = {k: (b["events"][k] - a["events"][k]) / n for k in b["events"]}
+    groups = {"acc": comps.get("acc", 0.0), "lif": comps.get("lif", 0.0), "att": comps.get("att", 0.0),
+              "emb+head": comps.get("emb", 0.0) + comps.get("head", 0.0)}
+    rest = sum(comps.values()) - sum(groups.values())
+    per_event = {g: groups[g] / ev[e] if ev[e] else None for g, e in CALIBRATION.items()}
+    per_event["rest per active cycle"] = rest / ev["cycles"] if ev["cycles"] else None
+    return {"images": n, "toggles_per_image": comps, "toggles_per_image_total": sum(comps.values()),
+            "cycles_per_image": ev["cycles"], "toggles_per_event": per_event,
+            "events": {g: CALIBRATION[g] for g in CALIBRATION}}
+
+
 def print_summary(r: dict):
     print(f"{r['dataset']} ({r['model']}), {r['images']} test images{' FORCE_DENSE' if r['dense'] else ''}, "
           f"P = {r['lanes']}: SAIF {r['saif']} ({r['saif_bytes'] / 1e6:.1f} MB; simulation {r['sim_s']} s, "
@@ -121,6 +149,15 @@ def print_summary(r: dict):
                                              if k not in ("attn_runs", "mlp_runs")))
     print(f"  activity model: {r['energy_uj_fpga_mean']:.2f} uJ per image ({r['energy_uj_fpga_above_idle_mean']:.2f} "
           "above idle): " + ", ".join(f"{k} {v:.2f}" for k, v in r["energy_parts_uj_mean"].items()))
+    c = r.get("calibration")
+    if c:
+        print(f"  calibration (runs of {r['images']} and {r['images'] + c['images']} images): "
+              f"{c['toggles_per_image_total']:.0f} toggles per image ({c['cycles_per_image']:.0f} cycles)")
+        print("    toggles per image: " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                   sorted(c["toggles_per_image"].items(), key=lambda kv: -kv[1])))
+        print("    toggles per event: " + ", ".join(
+            f"{k} {v:.2f}" + (f" per {c['events'][k]}" if k in c["events"] else "")
+            for k, v in c["toggles_per_event"].items() if v is not None))
 
 
 def main(argv=None):
@@ -132,8 +169,13 @@ def main(argv=None):
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--out", default="build/power")
     ap.add_argument("--dense", action="store_true", help="FORCE_DENSE (the dense reference run)")
+    ap.add_argument("--calibrate", action="store_true", help="also run 2N images: toggles per image and per event")
     a = ap.parse_args(argv)
     r = run(a.model, a.images, a.lanes, Path(a.out), a.dense)
+    if a.calibrate:
+        b = run(a.model, 2 * a.images, a.lanes, Path(a.out), a.dense, suffix="-calib")
+        r["calibration"] = calibrate(r, b)
+        r["calibration"]["saif"] = b["saif"]
     print_summary(r)
     js = Path(a.out) / (Path(r["saif"]).stem + ".json")
     write_json(js, r)
