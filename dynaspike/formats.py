@@ -5,7 +5,8 @@ The arithmetic itself is spelled out once, in docs/integer_model.md; this module
 
 Rounding and overflow, in short:
 - Accumulators (bias + sum of weight rows selected by spikes) never overflow by construction: the
-  artifact loader checks ``|bias| + fan_in * max|w| < 2**(ACC_BITS-1)`` for every layer.
+  artifact loader checks ``|bias| + sum_i |w_i| <= 2**(ACC_BITS-1) - 1`` for every output channel of every
+  spike-fed layer (the worst case: every input spikes, every weight of one sign).
 - The LIF update ``H = (V + X) >> 1`` is an arithmetic shift (floor). ``|H| <= max(|V|, |X|)``, so the
   membrane never needs more bits than its input; it is never saturated.
 - The residual stream is the only saturating quantity: after every residual add it is clamped to

@@ -4,8 +4,8 @@
 ``python -m hw.build --out build/verilog [--lanes 32]`` writes ``<component>.v`` per component (top module
 ``<component>``) and ``config.json``: the capacity (``dynaspike.regmap.Capacity``), the number formats and
 their fingerprint, the register-map and stream versions, and each component's constructor parameters.
-The capacity is the smallest that holds the configuration of ``--model`` (default: the shipped digits
-model, ``train/shipped/digits.npz``) at P lanes.
+The capacity is the smallest that holds the configuration of ``--model``; by default the shipped core's
+(``core_config``: the capacity that holds every shipped model, digits and Fashion-MNIST) at P lanes.
 """
 
 import argparse
@@ -98,23 +98,56 @@ def build(out: Path, lanes: int, cfg: ModelConfig = ModelConfig(), only=None) ->
     return config
 
 
-SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "train" / "shipped" / "digits.npz"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "train" / "shipped"
+SHIPPED_MODEL = SHIPPED_DIR / "digits.npz"                     # the default model (make demo)
+SHIPPED_MODELS = (SHIPPED_MODEL, SHIPPED_DIR / "fmnist.npz")    # every model the shipped core must hold
 
 
 def model_config(path=SHIPPED_MODEL) -> ModelConfig:
-    """The configuration of a model file (validated), the one the core is sized for."""
+    """The configuration of a model file (validated)."""
     from dynaspike.artifact import IntModel
 
     return IntModel.load(path).config
+
+
+def core_config(paths=SHIPPED_MODELS, lanes: int = DEFAULT_LANES) -> ModelConfig:
+    """The configuration the shipped core is sized for (``make verilog``, ``synth-estimate``, ``bitstream``,
+    the simulated board): of the models ``paths``, the configuration whose capacity at ``lanes`` holds every
+    one of them, so one core build (one bitstream) loads them all. The capacity is a property of the
+    configuration (``packing.capacity_for``); a ValueError names the limits if no configuration holds all."""
+    cfgs = [model_config(p) for p in paths]
+    why = []
+    for c in cfgs:
+        try:
+            for other in cfgs:
+                packing.check_capacity(other, packing.capacity_for(c, lanes))
+            return c
+        except packing.CapacityError as e:
+            why.append(str(e))
+    raise ValueError(f"no one of the models {[str(p) for p in paths]} has a capacity that holds the others "
+                     f"at P = {lanes}: {'; '.join(why)}")
+
+
+def sizing_config(model_cfg: ModelConfig, lanes: int = DEFAULT_LANES) -> ModelConfig:
+    """The configuration to build a core for to run a model of ``model_cfg``: the shipped core's when the model
+    fits it (the capacity a bitstream has), else the model's own."""
+    core = core_config(lanes=lanes)
+    try:
+        packing.check_capacity(model_cfg, packing.capacity_for(core, lanes))
+        return core
+    except packing.CapacityError:
+        return model_cfg
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="build/verilog")
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES)
-    ap.add_argument("--model", default=str(SHIPPED_MODEL), help="size the core for this model's config")
+    ap.add_argument("--model", help="size the core for this model's config (default: the shipped core, which "
+                    "holds every shipped model: core_config())")
     args = ap.parse_args(argv)
-    config = build(Path(args.out), args.lanes, model_config(args.model))
+    cfg = model_config(args.model) if args.model else core_config(lanes=args.lanes)
+    config = build(Path(args.out), args.lanes, cfg)
     for name in config["components"]:
         print(f"wrote {Path(args.out) / (name + '.v')}")
     print(f"wrote {Path(args.out) / 'config.json'}")

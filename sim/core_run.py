@@ -20,15 +20,16 @@ def make_core(lanes, cfg):
     return Core(lanes, ModelConfig.from_dict(cfg))
 
 
-def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None, **opts):
+def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None,
+             core_cfg=None, **opts):
     """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py).
 
     ``models``: one IntModel or a list (``plan`` steps say which one each image needs); the core is
-    built for the first model's configuration.
+    built for ``core_cfg`` (a ModelConfig; default: the first model's configuration).
     """
     models = models if isinstance(models, list) else [models]
     cfg = models[0].config
-    rtl = {"lanes": lanes, "cfg": cfg.to_dict()}
+    rtl = {"lanes": lanes, "cfg": (core_cfg or cfg).to_dict()}
     bdir = build_dir_for("core", rtl)
     bdir.mkdir(parents=True, exist_ok=True)
     packets = [packing.pack_image(img, cfg, tag=k) for k, img in enumerate(images)]

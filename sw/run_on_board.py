@@ -1,4 +1,5 @@
-"""Run the shipped digits model on test images on the PYNQ-Z2, the simulated core or the golden model.
+"""Run a shipped model (digits by default, or ``--model train/shipped/fmnist.npz``) on test images on the
+PYNQ-Z2, the simulated core or the golden model.
 
     python sw/run_on_board.py [--target board|sim|golden] [--model M] [--images N] [--power-w W]
                               [--idle-power-w W] [--repeat-seconds S] [--json FILE] [--lanes P]
@@ -112,7 +113,9 @@ def run_target(args, model, x) -> tuple:
         from sw.driver import Driver
         if args.target == "golden":
             from sw.transports.golden import GoldenTransport
-            transport = GoldenTransport(model.config, args.lanes)
+            from hw.build import sizing_config
+
+            transport = GoldenTransport(sizing_config(model.config, args.lanes), args.lanes)  # the shipped core
         else:
             from sw.transports.board import BoardTransport
             transport = BoardTransport(args.bitstream)
@@ -247,7 +250,8 @@ def bring_up(args, model, x, y, ref) -> int:
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python sw/run_on_board.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", choices=("board", "sim", "golden"), help="default: board if pynq imports, else sim")
-    ap.add_argument("--model", default=SHIPPED_MODEL, help="exported model (.npz); default: the shipped digits model")
+    ap.add_argument("--model", default=SHIPPED_MODEL, help="exported model (.npz); default: the shipped digits model "
+                    "(train/shipped/fmnist.npz: Fashion-MNIST); the test images are the model's data set's")
     ap.add_argument("--images", type=int, default=100, help="first N test images (default 100)")
     ap.add_argument("--power-w", type=float, default=None,
                     help="board power under load in W (a meter on the board's supply, read during "
@@ -271,7 +275,8 @@ def main(argv=None):
         a.target, line = default_target()
     else:
         line = f"target: {a.target}"
-    print(line, flush=True)
+    if not a.save_data:  # --save-data runs nothing on a target
+        print(line, flush=True)
     try:
         model = IntModel.load(a.model)
     except ArtifactError as e:

@@ -25,3 +25,29 @@ def random_model(cfg: ModelConfig, seed: int) -> IntModel:
     params = IntParams(res_threshold=64, attn_threshold=4, halt_shift=2, halt_lut_min=-8, halt_channel=0,
                        halt_threshold=FORMATS.halt_one - 3, merge_threshold=2)
     return IntModel(cfg, params, tensors, {"source": f"tests/model_factory.py seed {seed}"}).validate()
+
+
+def saturating_model(cfg: ModelConfig, seed: int) -> IntModel:
+    """A random model whose integers hit both saturations of docs/integer_model.md: the embedding's clamp
+    (huge embedding biases, alternately positive and negative by channel) and the residual clamp (attention
+    and MLP output biases of +-30,000 on a residual stream already near its bounds). Tests check that the
+    golden trace really saturates, so a missing clamp anywhere cannot pass."""
+    m = random_model(cfg, seed)
+    t = dict(m.tensors)
+    sign = np.where(np.arange(cfg.dim) % 2 == 0, 1, -1)
+    emb_b = t["emb_b"].astype(np.int64)
+    emb_b[:, : cfg.dim // 2] = sign[: cfg.dim // 2] * (1 << 24)   # E clamps to +-32767 on these channels
+    t["emb_b"] = emb_b.astype(np.int32)
+    for l in range(cfg.blocks):
+        for name in ("proj", "fc2"):
+            t[f"b{l}.{name}_b"] = (np.roll(sign, l) * 30_000).astype(np.int32)
+    t["mask"] = np.ones_like(t["mask"])                               # every module runs at every step
+    return IntModel(cfg, m.params, t, {"source": f"tests/model_factory.py saturating, seed {seed}"}).validate()
+
+
+def saturation_seen(trace: dict, fmt=FORMATS) -> dict:
+    """``{"embedding": bool, "residual": bool}``: whether a golden trace (``run(..., trace=True)``) has
+    embedding values at the residual bounds and residual values after an add at the bounds."""
+    bounds = lambda a: bool(((a == fmt.res_max) | (a == fmt.res_min)).any())  # noqa: E731
+    residual = any(bounds(v) for k, v in trace.items() if k.endswith(("x_attn", "x_mlp")))
+    return {"embedding": bounds(trace["emb"]), "residual": residual}

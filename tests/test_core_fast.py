@@ -11,7 +11,7 @@ from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
 from hw.core import Core
 from sim.amaranth_tb import axil_read, axil_write, run
-from tests.model_factory import random_model
+from tests.model_factory import random_model, saturating_model, saturation_seen
 from train import cycle_model
 from train.golden import GoldenModel
 
@@ -44,13 +44,16 @@ async def recv(ctx, port):
                 return np.array(beats, dtype=np.uint64)
 
 
-@pytest.mark.parametrize("cfg,core_cfg", [(TINY, TINY), (WIDE, WIDE), (WIDER, WIDER), (TINY, WIDE)],
-                         ids=["D8", "D12", "D24", "D8-on-D12-core"])
-def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg):
+@pytest.mark.parametrize("cfg,core_cfg,make", [(TINY, TINY, random_model), (WIDE, WIDE, random_model),
+                                               (WIDER, WIDER, random_model), (TINY, WIDE, random_model),
+                                               (WIDE, WIDE, saturating_model)],
+                         ids=["D8", "D12", "D24", "D8-on-D12-core", "D12-saturating"])
+def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
     """Logits and CYCLES of two images equal the golden model's and the cycle model's, on P = 8 lanes; the
-    last case runs a model of one row per token (D 8, one block, 3 classes) on a core built for two rows and
-    two blocks: every size comes from the loaded model."""
-    model = random_model(cfg, 1)
+    fourth case runs a model of one row per token (D 8, one block, 3 classes) on a core built for two rows and
+    two blocks: every size comes from the loaded model; the last one saturates the embedding and the residual
+    stream (checked on the golden trace)."""
+    model = make(cfg, 1)
     images = np.random.default_rng(0).integers(0, 256, size=(2, 1, 4, 4), dtype=np.uint8)
     dut = Core(8, core_cfg)
     got = []
@@ -66,7 +69,9 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg):
             got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
 
     run(dut, host, deadline_cycles=20_000)
-    g = GoldenModel(model).run(images)
+    g = GoldenModel(model).run(images, trace=make is saturating_model)
+    if make is saturating_model:
+        assert saturation_seen(g.trace) == {"embedding": True, "residual": True}, saturation_seen(g.trace)
     want_cycles = cycle_model.predict_cycles(model, images, 8)
     for k, (tag, logits, cycles) in enumerate(got):
         assert tag == k

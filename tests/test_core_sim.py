@@ -11,7 +11,7 @@ from dynaspike.config import ModelConfig
 from dynaspike.cycles import DEFAULT_LANES
 from sim.core_run import run_core
 from sw.transports.golden import counters, taps_of
-from tests.model_factory import random_model
+from tests.model_factory import random_model, saturating_model, saturation_seen
 from train import cycle_model
 from train.golden import GoldenModel
 
@@ -66,24 +66,45 @@ def digits_test_images(n, start=0):
     return xte[start:start + n].numpy(), yte[start:start + n].numpy()
 
 
-def shipped():
-    from hw.build import SHIPPED_MODEL
-    return IntModel.load(SHIPPED_MODEL)
+def shipped(name="digits"):
+    from hw.build import SHIPPED_DIR
+    return IntModel.load(SHIPPED_DIR / f"{name}.npz")
+
+
+def shipped_core():
+    """The configuration of the shipped core (the one `make bitstream` builds): it holds both shipped models."""
+    from hw.build import core_config
+    return core_config(lanes=DEFAULT_LANES)
 
 
 def test_core_shipped_model_on_digits():
     model = shipped()
     images, _ = digits_test_images(4)
-    rec = run_core(model, images, DEFAULT_LANES, "digits", plan=[{"taps": True}] * 4)
+    rec = run_core(model, images, DEFAULT_LANES, "digits", plan=[{"taps": True}] * 4, core_cfg=shipped_core())
     check_against_golden(model, images, DEFAULT_LANES, rec)
     check_taps(model, images, rec)
     assert sum(r["counters"]["HALTED_TOKENS"] for r in rec["images"]) > 0, "no token halted: halting untested"
 
 
+def test_core_shipped_model_on_fashion_mnist():
+    """The Fashion-MNIST model on the same core build as digits: logits, every counter, taps and cycles."""
+    from train.data import load_dataset
+    model = shipped("fmnist")
+    try:
+        split = load_dataset("fmnist")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    images = split.test_x[:3].numpy()
+    rec = run_core(model, images, DEFAULT_LANES, "fmnist", plan=[{"taps": True}] * 3, core_cfg=shipped_core())
+    check_against_golden(model, images, DEFAULT_LANES, rec)
+    check_taps(model, images, rec)
+
+
 def test_core_shipped_model_forced_dense():
     model = shipped()
     images, _ = digits_test_images(2, start=10)
-    rec = run_core(model, images, DEFAULT_LANES, "digits-dense", plan=[{"dense": True, "taps": True}] * 2)
+    rec = run_core(model, images, DEFAULT_LANES, "digits-dense", plan=[{"dense": True, "taps": True}] * 2,
+                   core_cfg=shipped_core())
     check_against_golden(model, images, DEFAULT_LANES, rec, dense=True)
     check_taps(model, images, rec, dense=True)
 
@@ -98,6 +119,18 @@ def test_core_streams_with_idle_gaps_and_backpressure():
     check_against_golden(model, images, 8, rec)
     c = [r["counters"] for r in rec["images"]]
     assert sum(x["IN_WAIT_CYCLES"] for x in c) > 0 and sum(x["OUT_WAIT_CYCLES"] for x in c) > 0
+
+
+def test_core_saturating_model():
+    """A model that saturates the embedding and the residual stream (seen on the golden trace): logits, every
+    counter, the taps (the final residual included) and cycles equal on the RTL."""
+    model = saturating_model(WIDE, 3)
+    images = tiny_images(3, seed=5, cfg=WIDE)
+    seen = saturation_seen(GoldenModel(model).run(images, trace=True).trace)
+    assert seen == {"embedding": True, "residual": True}, seen
+    rec = run_core(model, images, 8, "wide-saturating", plan=[{"taps": True}] * 3)
+    check_against_golden(model, images, 8, rec)
+    check_taps(model, images, rec)
 
 
 def test_core_soft_reset_mid_inference_and_model_reload():

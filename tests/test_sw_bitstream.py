@@ -15,6 +15,7 @@ from bitstreams import wrapper
 from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
 from dynaspike.cycles import DEFAULT_LANES
+from hw.build import core_config
 from sw.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,11 +69,13 @@ def test_manifest_from_vivado_reports(tmp_path):
     assert m["tool"] == {"name": "vivado", "version": "2023.2"}
     assert m["utilization"]["estimate"] is False and m["utilization"]["lut"] == 21876
     assert m["timing"]["wns_ns"] == -0.412 and m["timing"]["met"] is False
-    assert m["capacity"] == dataclasses.asdict(CAP) and m["model_config"] == CFG.to_dict()
+    core = core_config()  # the shipped core: it holds every shipped model
+    assert m["capacity"] == dataclasses.asdict(packing.capacity_for(core, DEFAULT_LANES))
+    assert m["model_config"] == core.to_dict()
     assert (m["regmap_version"], m["stream_version"], m["formats_id"]) == \
         (regmap.REGMAP_VERSION, packing.STREAM_VERSION, regmap.formats_id())
     assert m["source"]["revision"] and len(m["source"]["revision"]) == 40
-    mf.check(m, CFG, CAP)
+    mf.check(m, CFG, packing.capacity_for(core, DEFAULT_LANES))  # the digits model on the shipped core
 
 
 def test_manifest_without_vivado_records_the_estimate(tmp_path):
@@ -96,7 +99,8 @@ def test_manifest_without_vivado_records_the_estimate(tmp_path):
     (lambda m: m.update(regmap_version=1), "regmap_version 1"),
     (lambda m: m.update(stream_version=9), "stream_version 9"),
     (lambda m: m["capacity"].update(lanes=2 * DEFAULT_LANES), "not the one this manifest describes"),
-    (lambda m: m["model_config"].update(t_max=6), r"another model configuration.*'t_max': \(6, 4\)"),
+    (lambda m: m["capacity"].update(max_t=2), r"cannot hold this model.*t_max 4 > 2"),
+    (lambda m: m.update(capacity=[1, 2]), r"capacity \[1, 2\] is not a capacity record"),
 ])
 def test_manifest_check_refuses_disagreements(change, msg):
     m = json.loads(json.dumps(mf.make(CAP, CFG)))
@@ -104,6 +108,16 @@ def test_manifest_check_refuses_disagreements(change, msg):
     change(m)
     with pytest.raises(ManifestError, match=msg):
         mf.check(m, CFG, CAP)
+
+
+def test_manifest_check_takes_any_model_that_fits():
+    """One bitstream serves every model that fits its capacity: a core sized for a bigger configuration
+    (more steps, classes and window pixels) takes this model; its ``model_config`` is only a record."""
+    big = dataclasses.replace(CFG, t_max=6, num_classes=12, img_size=28, patch_size=7, embed_kernel=11)
+    cap = packing.capacity_for(big, DEFAULT_LANES)
+    mf.check(json.loads(json.dumps(mf.make(cap, big))), CFG, cap)
+    with pytest.raises(ManifestError, match=r"cannot hold this model.*t_max 6 > 4"):
+        mf.check(json.loads(json.dumps(mf.make(CAP, CFG))), big, CAP)
 
 
 def test_wrapper_connects_every_core_port_once():

@@ -126,12 +126,11 @@ def test_oversized_model_is_refused_before_any_transfer(shipped):
 
 def test_manifest_mismatch_is_refused_before_any_transfer(shipped):
     model = shipped[0]
-    other = dataclasses.replace(model.config, num_classes=8)
     t = Spy(model.config, 64)
-    t._manifest = {**t._manifest, "model_config": other.to_dict()}
-    with pytest.raises(ManifestError, match=r"another model configuration.*num_classes.*\(8, 10\)"):
+    t._manifest = {**t._manifest, "capacity": {**t._manifest["capacity"], "max_classes": 8}}
+    with pytest.raises(ManifestError, match=r"not the one this manifest describes.*num_classes 10 > 8"):
         Driver(t).load_model(model)
-    t._manifest = {**t._manifest, "model_config": model.config.to_dict(), "formats_id": 1}
+    t._manifest = {**t._manifest, "capacity": dataclasses.asdict(t.cap), "formats_id": 1}
     with pytest.raises(ManifestError, match="formats_id 1"):
         Driver(t).load_model(model)
     assert t.sent == []

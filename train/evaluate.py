@@ -1,10 +1,13 @@
 """Evaluate an exported model with the golden model and report accuracy, time steps, tokens and energy.
 
-    python -m train.evaluate [--model ARTIFACT] [--json FILE] [--plots DIR] [--data_root PATH]
+    python -m train.evaluate [--model ARTIFACT ...] [--json FILE] [--plots DIR] [--data_root PATH]
 
-The model defaults to the shipped digits model. The test split is the digits preset's (or CIFAR's, from
+The model defaults to the shipped digits model. The test images are those of the data set the model was
+trained on (``train.data.dataset_of``: digits and Fashion-MNIST need nothing, MNIST and CIFAR come from
 ``--data_root``). The same model is also run dense (every step and token on) for the energy baseline.
-Writes PNG plots: the DTS mask table and a token-halting map.
+Reports accuracy (per class, confusion matrix), time steps, tokens, operations and energy, and the
+accuracy and energy after each training phase; writes PNG plots: the DTS mask table, token halting over
+test images, the confusion matrix, and accuracy against energy across the training phases.
 """
 
 import argparse
@@ -17,23 +20,22 @@ import torch
 from dynaspike.artifact import ArtifactError, IntModel
 from dynaspike.jsonfile import write_json
 
-from .data import load_cifar, load_digits_split
+from .data import class_name, dataset_of, load_dataset
 from .golden import PJ_PER_AC, PJ_PER_MAC, GoldenModel, layers
 
 SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), "shipped", "digits.npz")
 
 
 def test_split(model: IntModel, data_root: str = ""):
-    """The test images and labels that fit this model (digits by default, CIFAR from a local path)."""
+    """The test images and labels of the data set the model was trained on (``train.data.dataset_of``):
+    digits and Fashion-MNIST need nothing; MNIST and CIFAR come from ``data_root``."""
     cfg = model.config
-    if (cfg.img_size, cfg.in_channels, cfg.num_classes) == (8, 1, 10):
-        _, _, x, y = load_digits_split()
-        return x, y
-    if (cfg.img_size, cfg.in_channels) == (32, 3) and cfg.num_classes in (10, 100):
-        if not data_root:
-            raise SystemExit("this is a CIFAR model: pass --data_root=PATH to the CIFAR pickle batches")
-        return load_cifar(data_root, cfg.num_classes)[2:]
-    raise SystemExit(f"no test split known for a model of config {cfg.to_dict()}")
+    try:
+        name = dataset_of(model.info, cfg.img_size, cfg.in_channels, cfg.num_classes)
+        split = load_dataset(name, data_root)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"test images for model config {cfg.to_dict()}: {e}") from None
+    return split.test_x, split.test_y
 
 
 def run_batched(golden: GoldenModel, x, batch=512, **kw):
@@ -64,8 +66,16 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
     macs = cat(dyn, lambda r: r.macs).double()
     halt_t, halt_l = cat(dyn, lambda r: r.halt_t), cat(dyn, lambda r: r.halt_l)
     info = model.info
+    classes = cfg.num_classes
+    confusion = torch.zeros(classes, classes, dtype=torch.int64)                # rows: label, columns: prediction
+    confusion.index_put_((y.long(), pred.long()), torch.ones(n, dtype=torch.int64), accumulate=True)
+    per_class = (confusion.diag().double() / confusion.sum(1).clamp_min(1).double()).tolist()
     return {
         "images": n,
+        "dataset": dataset_of(info, cfg.img_size, cfg.in_channels, cfg.num_classes),
+        "accuracy_per_class": per_class,
+        "confusion": confusion.tolist(),
+        "phases": phase_figures(info),
         "accuracy_float": info.get("accuracy_float"),
         "accuracy_int": (pred == y).double().mean().item(),
         "accuracy_int_dense": (pred_dense == y).double().mean().item(),
@@ -91,6 +101,20 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
     }
 
 
+PHASE_NAMES = {"dense": "dense", "dts": "DTS", "halt": "halting", "quant": "quantized"}
+
+
+def phase_figures(info: dict) -> list:
+    """``[{"phase", "test_acc", "energy_uj_45nm", "token_fraction", "mask_on"}]`` after each training phase,
+    from the training record (energy only where the record has it; the last phase is the exported model)."""
+    out = []
+    for phase, r in (info.get("phases") or {}).items():
+        if phase in PHASE_NAMES and isinstance(r, dict):
+            out.append({"phase": phase, **{k: r.get(k) for k in ("test_acc", "energy_uj_45nm", "token_fraction",
+                                                                 "mask_on")}})
+    return out
+
+
 def print_report(r: dict):
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"
     print(f"images: {r['images']}")
@@ -106,19 +130,34 @@ def print_report(r: dict):
           f"{r['acs'] / r['acs_dense']:.3f}x), {r['macs']:.0f} MACs")
     print(f"energy (45 nm, 4.6 pJ/MAC + 0.9 pJ/AC): {r['energy_uj_45nm']:.4f} uJ per image, dense "
           f"{r['energy_uj_45nm_dense']:.4f} uJ ({r['energy_uj_45nm'] / r['energy_uj_45nm_dense']:.3f}x)")
+    print("accuracy per class: " + ", ".join(f"{c} {100 * a:.1f}" for c, a in enumerate(r["accuracy_per_class"])))
+    print("confusion (rows: label, columns: prediction):")
+    for c, row in enumerate(r["confusion"]):
+        print(f"  {c:2d} " + " ".join(f"{v:5d}" for v in row))
+    for p in r["phases"]:
+        e = "n/a" if p["energy_uj_45nm"] is None else f"{p['energy_uj_45nm']:.4f} uJ"
+        print(f"after phase {PHASE_NAMES[p['phase']]:9s}: test accuracy {100 * p['test_acc']:.2f} %, 45 nm energy {e}")
     print("ACs per layer (dynamic / dense):")
     for k, v in r["acs_per_layer"].items():
         d = r["acs_per_layer_dense"][k]
         print(f"  {k:10s} {v:10.0f} / {d:10.0f}  ({v / d if d else 0:.3f})")
 
 
-def plot(model: IntModel, x, r: dict, out_dir: str):
-    """Write mask_table.png and token_halting.png into out_dir; return their paths."""
+def plot(model: IntModel, x, r: dict, out_dir: str, y=None):
+    """Write mask_table.png, token_halting.png (over the first test images ``x``, labels ``y``),
+    confusion.png and accuracy_energy.png into out_dir; return their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     cfg = model.config
     os.makedirs(out_dir, exist_ok=True)
+    paths = []
+
+    def save(fig, name):
+        paths.append(os.path.join(out_dir, name))
+        fig.savefig(paths[-1], dpi=120)
+        plt.close(fig)
+
     mask = np.array(r["mask"])
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * cfg.t_max, 0.9 + 0.4 * cfg.num_modules))
     ax.imshow(mask, cmap="Greens", vmin=0, vmax=1.4)
@@ -128,58 +167,113 @@ def plot(model: IntModel, x, r: dict, out_dir: str):
         ax.text(t, m, "on" if v else "-", ha="center", va="center", fontsize=8)
     ax.set_title(f"DTS mask: {r['timesteps_avg']:.2f}/{cfg.t_max} steps")
     fig.tight_layout()
-    p1 = os.path.join(out_dir, "mask_table.png")
-    fig.savefig(p1, dpi=120)
-    plt.close(fig)
+    save(fig, "mask_table.png")
 
-    g, L, T = cfg.img_size // cfg.patch_size, cfg.blocks, cfg.t_max
-    k = min(6, len(x))
+    # token halting drawn over the images: each patch tinted by the (step, block) it halted at
+    g, L, T, p = cfg.img_size // cfg.patch_size, cfg.blocks, cfg.t_max, cfg.patch_size
+    k = min(8, len(x))
     res = GoldenModel(model).run(x[:k])
-    fig, axes = plt.subplots(2, k + 1, figsize=(2 * (k + 1), 4.2))
+    cmap = plt.get_cmap("viridis", T * L + 1)
+    fig, axes = plt.subplots(1, k + 1, figsize=(2.1 * (k + 1), 2.8), layout="constrained")
     for i in range(k):
-        img = x[i].permute(1, 2, 0).numpy()
-        axes[0, i].imshow(img.squeeze(), cmap="gray")
+        img = x[i].permute(1, 2, 0).numpy().squeeze()
         unit = torch.where(res.halt_t[i] >= 0, res.halt_t[i] * L + res.halt_l[i], torch.full_like(res.halt_t[i], -1))
-        im = axes[1, i].imshow(unit.view(g, g).numpy(), cmap="viridis", vmin=-1, vmax=T * L - 1)
+        axes[i].imshow(img, cmap="gray" if img.ndim == 2 else None, extent=(0, g * p, g * p, 0))
+        im = axes[i].imshow(unit.view(g, g).numpy(), cmap=cmap, vmin=-1.5, vmax=T * L - 0.5, alpha=0.45,
+                            extent=(0, g * p, g * p, 0))
         for tok, u in enumerate(unit.tolist()):
             label = f"m{res.rep[i, tok].item()}" if u < 0 else f"{u // L},{u % L}"
-            axes[1, i].text(tok % g, tok // g, label, ha="center", va="center", fontsize=6, color="w")
+            axes[i].text((tok % g + 0.5) * p, (tok // g + 0.5) * p, label, ha="center", va="center", fontsize=6,
+                         color="w")
+        if y is not None:
+            axes[i].set_title(class_name(r["dataset"], int(y[i])), fontsize=7)
     mean = np.array(r["halt_unit_mean_per_token"]).reshape(g, g)
-    axes[1, k].imshow(mean, cmap="viridis", vmin=-1, vmax=T * L - 1)
-    axes[1, k].set_title("mean (test split)", fontsize=8)
-    axes[0, k].axis("off")
+    axes[k].imshow(mean, cmap=cmap, vmin=-1.5, vmax=T * L - 0.5)
+    axes[k].set_title("mean over the test split", fontsize=7)
     for a in axes.flat:
         a.set_xticks([])
         a.set_yticks([])
-    fig.suptitle("token halting: (step, block) of halting per patch; mK = merged into token K", fontsize=9)
-    fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="halting unit t*L+l (-1: merged)")
-    p2 = os.path.join(out_dir, "token_halting.png")
-    fig.savefig(p2, dpi=120)
+    fig.suptitle("token halting over test images: (step, block) each patch halted at; mK = merged into token K",
+                 fontsize=8)
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.8, label="halting unit t*L+l (-1: merged)")
+    save(fig, "token_halting.png")
+
+    conf = np.array(r["confusion"])
+    fig, ax = plt.subplots(figsize=(1.5 + 0.45 * len(conf), 1.2 + 0.45 * len(conf)))
+    ax.imshow(conf, cmap="Blues")
+    for (i, j), v in np.ndenumerate(conf):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color="k" if v < conf.max() / 2 else "w")
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("label")
+    names = [class_name(r["dataset"], c) for c in range(len(conf))]
+    ax.set_xticks(range(len(conf)), names, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(conf)), names, fontsize=6)
+    ax.set_title(f"{r['dataset']}: integer model, {100 * r['accuracy_int']:.2f} %", fontsize=9)
+    fig.tight_layout()
+    save(fig, "confusion.png")
+
+    paths.append(plot_phases({r["dataset"]: r}, os.path.join(out_dir, "accuracy_energy.png")))
+    return tuple(paths)
+
+
+def plot_phases(reports: dict, path: str) -> str:
+    """Accuracy against 45 nm energy per image after each training phase (dense, DTS, halting, quantized),
+    one curve per report (``{name: report}``); phases without an energy figure are left out."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    for name, r in reports.items():
+        pts = [p for p in r["phases"] if p["energy_uj_45nm"] is not None]
+        if not pts:
+            continue
+        e, a = [p["energy_uj_45nm"] for p in pts], [100 * p["test_acc"] for p in pts]
+        ax.plot(e, a, "o-", label=name)
+        for p, ei, ai in zip(pts, e, a):
+            ax.annotate(PHASE_NAMES[p["phase"]], (ei, ai), fontsize=7, textcoords="offset points", xytext=(4, 3))
+    ax.set_xscale("log")
+    ax.set_xlabel("45 nm energy per image (uJ, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs energy across the training phases", fontsize=9)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
-    return p1, p2
+    return path
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=SHIPPED_MODEL, help="exported model (.npz); default: the shipped digits model")
-    ap.add_argument("--json", help="also write the report as JSON to this file")
+    ap.add_argument("--model", action="append", help="exported model (.npz), repeatable; default: the shipped "
+                    "digits model. With several, plots go to PLOTS/<data set>/ and the phases of all into "
+                    "PLOTS/accuracy_energy.png")
+    ap.add_argument("--json", help="also write the report as JSON to this file (several models: {data set: report})")
     ap.add_argument("--plots", default="build/report", help="folder for the PNG plots (default build/report)")
-    ap.add_argument("--data_root", default="", help="CIFAR python pickle batches (CIFAR models only)")
+    ap.add_argument("--data_root", default="", help="MNIST IDX files or CIFAR python pickle batches")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    try:
-        model = IntModel.load(a.model)
-    except ArtifactError as e:
-        sys.exit(f"error: {e}")
-    x, y = test_split(model, a.data_root)
-    print(f"model: {a.model} ({model.config.to_json()})")
-    r = report(model, x, y)
-    print_report(r)
-    paths = plot(model, x, r, a.plots)
-    print("plots: " + ", ".join(paths))
+    paths = a.model or [SHIPPED_MODEL]
+    reports = {}
+    for path in paths:
+        try:
+            model = IntModel.load(path)
+        except ArtifactError as e:
+            sys.exit(f"error: {e}")
+        x, y = test_split(model, a.data_root)
+        print(f"model: {path} ({model.config.to_json()})")
+        r = report(model, x, y)
+        print_report(r)
+        out = a.plots if len(paths) == 1 else os.path.join(a.plots, r["dataset"])
+        print("plots: " + ", ".join(plot(model, x, r, out, y)))
+        reports[r["dataset"]] = r
+    if len(paths) > 1:
+        print("plots: " + plot_phases(reports, os.path.join(a.plots, "accuracy_energy.png")))
     if a.json:
-        write_json(a.json, r)
+        write_json(a.json, reports[next(iter(reports))] if len(paths) == 1 else reports)
         print(f"report: {a.json}")
 
 

@@ -7,7 +7,8 @@ merged at each (step, block), and the operation counts per layer and step.
 Arithmetic is integer: int32/int64 tensors, except the products of binary spike maps with int8 weight
 matrices, which use float32 matmuls. Those are exact because every partial sum is an integer below 2**24:
 the artifact loader proves ``|bias| + sum|w| <= 2**(acc_bits-1) - 1 < 2**23`` for every such layer, and the
-attention sums are bounded by ``N * dh`` (checked below).
+attention sums by ``N * dh`` (a KV entry is at most ``sum size = N``, a Y entry adds ``dh`` of them);
+``GoldenModel`` refuses a format or shape that would break either bound.
 """
 
 from dataclasses import dataclass, field
@@ -125,7 +126,13 @@ class GoldenModel:
         self.head_w, self.head_b = i64("head_w"), i64("head_b")
         self.mask = torch.from_numpy(model["mask"].copy())
         self.halt_lut = i64("halt_lut")
-        assert cfg.num_tokens * cfg.head_dim < 2 ** 24  # attention sums stay exact in float32
+        # The float32 products below are exact only while every partial sum is an integer below 2**24: the
+        # validated artifact bounds the spike layers by acc_max (so acc_bits must stay <= 24), and the
+        # attention sums by N * dh (a KV entry is at most sum size = N, a Y entry adds dh of them).
+        fmt = model.formats
+        if fmt.acc_bits > 24 or cfg.num_tokens * cfg.head_dim >= 2 ** 24:
+            raise ValueError(f"the golden model's float32 products are exact below 2**24 only: acc_bits "
+                             f"{fmt.acc_bits} (max 24), N * dh = {cfg.num_tokens * cfg.head_dim}")
 
     def run(self, images, *, dense: bool = False, trace: bool = False) -> GoldenResult:
         cfg, prm, fmt = self.cfg, self.model.params, self.model.formats

@@ -158,7 +158,8 @@ class SpikingViT(nn.Module):
     def forward(self, images, dense: bool = False):
         """images: (B, C, H, W) uint8 (or float in [0, 255]). Returns (logits, stats).
 
-        ``stats``: ponder (B,) ACT ponder cost, units (B,) token units processed, mask (M, T) used.
+        ``stats``: ponder (B,) ACT ponder cost, units (B,) token units processed, mask (M, T) used, acs (B,)
+        accumulate operations and macs (per image) counted as docs/integer_model.md counts them.
         ``dense=True`` switches every dynamic part off (all steps, all tokens).
         """
         cfg, ad, q = self.cfg, self.ad, self.quant
@@ -217,6 +218,8 @@ class SpikingViT(nn.Module):
         cum_before = torch.zeros(B, N, device=E.device)   # sum of h over units before the halting one
         units = torch.zeros(B, device=E.device)
         counts = torch.zeros(B, D, device=E.device)
+        acs = torch.zeros(B, device=E.device, dtype=torch.float64)  # accumulate ops, counted as the golden model
+        nnz = lambda s: s.detach().sum((1, 2)).double()
 
         def lif(key, inp, th, unit, gate, valid=None):
             """LIF on layer `key`: state committed where gate (B, N) is 1; spikes kept where valid (default:
@@ -245,12 +248,17 @@ class SpikingViT(nn.Module):
                     A = lif(f"{l}.attn", Y, ATTN_THRESHOLD, ATTN_UNIT, gate)
                     out = linear(l, "proj", A)[0]
                     X = X + active.unsqueeze(-1) * (clampR(X + out) - X) * m_att
+                    if m_att.item() > 0:  # docs/integer_model.md, "Operation counts"
+                        kv = (K.detach().view(B, N, H, dh).sum(-1) * V.detach().view(B, N, H, dh).amax(-1)).sum((1, 2))
+                        acs += 3 * D * nnz(S) + dh * kv.double() + dh * nnz(Q) + D * nnz(A)
                 if m_mlp.item() > 0 or (self.training and ad.dts):
                     gate = active * (m_mlp.detach() > 0).float()
                     S2 = lif(f"{l}.min", X, R, R, gate)
                     Z = lif(f"{l}.hid", *linear(l, "fc1", S2), gate)
                     out = linear(l, "fc2", Z)[0]
                     X = X + active.unsqueeze(-1) * (clampR(X + out) - X) * m_mlp
+                    if m_mlp.item() > 0:
+                        acs += cfg.hidden_dim * nnz(S2) + D * nnz(Z)
                 last = t == T - 1 and l == L - 1
                 # halting is checked only after a block that ran at this step (else X did not change)
                 ran = bool(m_att.detach() > 0 or m_mlp.detach() > 0)
@@ -279,6 +287,7 @@ class SpikingViT(nn.Module):
             # readout of every representative; a halted token's frozen X stands in for it
             O = lif("out", X, R, R, reps, valid=reps)
             counts = counts + (O * size.unsqueeze(-1)).sum(1)
+            acs += nnz(O)
 
         if q:
             hw, hb, kappa = self._qhead()
@@ -290,8 +299,9 @@ class SpikingViT(nn.Module):
             logits_int = None
         remainder = 1 - cum_before
         ponder = units / N + (remainder * reps).sum(1) / N
+        macs = N * D * cfg.patch_dim + cfg.num_classes * D
         return logits, {"ponder": ponder, "units": units, "mask": mask.detach(), "counts": counts,
-                        "logits_int": logits_int}
+                        "logits_int": logits_int, "acs": acs, "macs": macs}
 
     # ------------------------------------------------------------------------------------ export
     @torch.no_grad()

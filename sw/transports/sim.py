@@ -153,15 +153,17 @@ def driver_session(transport, model: str, images: str, tags=None, taps: bool = F
 def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, sim_ms=None,
                  progress=None) -> tuple:
     """``(capacity dict, RunResult, timings)`` of ``images`` on the simulated core with the model file
-    ``model_path`` (the core is sized for that model's configuration). ``progress(n)`` is called from a
-    watcher thread as images finish inside the simulation."""
+    ``model_path``. The core is the shipped one (``hw.build.sizing_config``: the core every shipped model
+    fits, as the bitstream has it) if the model fits it, else one sized for the model's configuration.
+    ``progress(n)`` is called from a watcher thread as images finish inside the simulation."""
     import threading
     from dynaspike.artifact import IntModel
+    from hw.build import sizing_config
 
     from ..driver import RunResult
 
     model_path = str(Path(model_path).resolve())
-    cfg = IntModel.load(model_path).config
+    cfg = sizing_config(IntModel.load(model_path).config, lanes)
     with tempfile.TemporaryDirectory() as tmp:
         npy = str(Path(tmp) / "images.npy")
         np.save(npy, np.asarray(images))
