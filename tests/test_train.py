@@ -63,6 +63,7 @@ def test_bad_options(tmp_path, argv, message):
         train.main(argv + [f"--out={tmp_path}"])
 
 
+@pytest.mark.slow  # the default suite runs tests/test_train_ddp.py's torchrun test (CIFAR, uneven shards)
 def test_torchrun_ddp_two_processes(tmp_path):
     """Multi-process training through torchrun/DistributedDataParallel (gloo on CPU) exports a model."""
     import subprocess

@@ -11,6 +11,18 @@ Four phases, each resumable from the checkpoint written after every epoch (``--r
 3. ``halt``: ACT halting with a ponder cost steering the token fraction to ``token_target``.
 4. ``quant``: quantization-aware fine-tuning in integer units (the exported arithmetic), then export.
 The checkpoint carries both configs; the exported artifact carries the training record in ``info``.
+
+Several processes (torchrun, DistributedDataParallel; NCCL on GPUs, gloo on the CPU): ``batch_size`` is per
+rank, a step trains on ``world_size * batch_size`` images, and the learning rate is not rescaled. Every rank
+draws the same epoch permutation and takes its share by ``rank_batches`` (DistributedSampler's rule with
+``drop_last=False``: the permutation wraps around to a multiple of ``world_size``), so every rank runs the
+same number of steps with batches of the same size, and every image is used at least once per epoch (at
+most ``world_size - 1`` of them twice). A single process trains exactly as before (same batches, same order).
+BatchNorm (dense phase, until frozen) normalises with each rank's own batch statistics (no SyncBatchNorm,
+as in Spikformer's per-GPU recipe); DDP broadcasts rank 0's running statistics before each forward, so
+evaluation and export use rank 0's. Rank 0 alone evaluates, writes checkpoints and exports while the others
+wait at a barrier (within the process group's timeout: torch's default, 30 min for gloo); at each phase's
+end the ranks check that they ran the same number of steps and still hold identical parameters.
 """
 
 import json
@@ -18,6 +30,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from math import ceil
 
 import torch
 import torch.distributed as dist
@@ -27,7 +40,8 @@ from tqdm import tqdm
 
 from dynaspike.config import ModelConfig
 
-from .data import load_cifar, load_digits_split
+from .data import VAL_SEED, load_dataset
+from .golden import PJ_PER_AC, PJ_PER_MAC
 from .model import AdaptiveConfig, SpikingViT
 
 PHASES = ("dense", "dts", "halt", "quant")
@@ -38,9 +52,9 @@ class TrainConfig:
     preset: str = "digits"
     seed: int = 0
     out: str = "runs/digits"            # checkpoints and the exported model go here
-    data_root: str = ""                 # CIFAR: folder with the python pickle batches
+    data_root: str = ""                 # MNIST / CIFAR (or another Fashion-MNIST copy): folder with the files
     threads: int = 2
-    batch_size: int = 64
+    batch_size: int = 64                # per process: torchrun's N processes train on N x batch_size a step
     lr: float = 2e-3
     weight_decay: float = 0.06
     label_smoothing: float = 0.1
@@ -97,6 +111,12 @@ PRESETS = {
                            epochs_dense=300, epochs_dts=60, epochs_halt=30, epochs_quant=20, merge_threshold=24),
 }
 PRESETS["cifar100"] = replace(PRESETS["cifar10"], preset="cifar100", out="runs/cifar100", num_classes=100)
+# 28x28 grey images (Fashion-MNIST from Debian's package; MNIST from --data_root): 7x7 patches -> 16 tokens,
+# each embedded from the 11x11 window around it; sized to train all four phases in under an hour on 2 cores.
+PRESETS["fmnist"] = TrainConfig(preset="fmnist", out="runs/fmnist", img_size=28, patch_size=7, embed_kernel=11,
+                                batch_size=128, epochs_dense=20, epochs_dts=6, epochs_halt=5, epochs_quant=3,
+                                token_target=0.45)
+PRESETS["mnist"] = replace(PRESETS["fmnist"], preset="mnist", out="runs/mnist")
 
 
 def parse_args(argv) -> TrainConfig:
@@ -121,18 +141,20 @@ def parse_args(argv) -> TrainConfig:
 
 
 def load_data(tc: TrainConfig):
-    if tc.preset == "digits":
-        return load_digits_split()
-    if not tc.data_root:
-        raise SystemExit(f"preset {tc.preset} needs --data_root=PATH to the CIFAR python pickle batches")
-    return load_cifar(tc.data_root, tc.num_classes)
+    """The preset's data set (``train.data.load_dataset``: the preset names it); a missing one exits with
+    the reason and what to do."""
+    try:
+        return load_dataset(tc.preset, tc.data_root)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"preset {tc.preset}: {e}") from None
 
 
 @torch.no_grad()
 def accuracy(model, x, y, batch=512, dense=False):
+    """``(accuracy, token fraction, fraction of mask on, 45 nm energy per image in uJ)`` on ``(x, y)``."""
     was = model.training
     model.eval()
-    correct, units, masks = 0, 0.0, None
+    correct, units, masks, energy = 0, 0.0, None, 0.0
     for i in range(0, len(x), batch):
         logits, st = model(x[i:i + batch], dense=dense)
         if st["logits_int"] is not None:  # quant mode: decide on the exact integers, as the golden model
@@ -140,9 +162,11 @@ def accuracy(model, x, y, batch=512, dense=False):
         correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
         units += st["units"].sum().item()
         masks = st["mask"]
+        energy += (PJ_PER_MAC * st["macs"] * len(logits) + PJ_PER_AC * st["acs"].sum().item()) * 1e-6
     model.train(was)
     cfg = model.cfg
-    return correct / len(x), units / (len(x) * cfg.num_tokens * cfg.blocks * cfg.t_max), masks.mean().item()
+    return (correct / len(x), units / (len(x) * cfg.num_tokens * cfg.blocks * cfg.t_max), masks.mean().item(),
+            energy / len(x))
 
 
 def shift_images(x, k: int, gen):
@@ -155,6 +179,49 @@ def shift_images(x, k: int, gen):
     return torch.stack([padded[i, :, dy:dy + H, dx:dx + W] for i, (dy, dx) in enumerate(d.tolist())])
 
 
+def rank_batches(perm: torch.Tensor, batch_size: int, rank: int = 0, world: int = 1) -> list:
+    """This rank's batches of one epoch: index tensors into the training set, in training order.
+
+    ``perm`` (the epoch's permutation, the same on every rank) is padded by wrapping around to a multiple of
+    ``world`` (its first ``-len(perm) % world`` entries once more; repeated whole where it is shorter than
+    ``world``), then dealt round-robin: rank ``r`` takes ``padded[r::world]`` (torch's DistributedSampler
+    with ``drop_last=False``) and cuts it into batches of ``batch_size``, the last one shorter. Every rank
+    thus gets ``ceil(len(perm) / world)`` images in the same number of batches, and step ``s`` has the same
+    batch size on every rank: DDP's gradient all-reduces stay in step and average equal shares. Together
+    the ranks' batches of step ``s`` are ``padded[s * world * batch_size:(s + 1) * world * batch_size]``.
+    ``world == 1``: ``perm`` cut into batches, unchanged.
+    """
+    if not 0 <= rank < world or batch_size < 1 or len(perm) == 0:
+        raise ValueError(f"rank_batches: need 0 <= rank < world, batch_size >= 1 and images, got rank={rank}, "
+                         f"world={world}, batch_size={batch_size}, {len(perm)} images")
+    if world > 1:
+        total = ceil(len(perm) / world) * world
+        perm = perm.repeat(ceil(total / len(perm)))[:total][rank::world]
+    return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
+
+
+def check_replicas(model, steps: int) -> list:
+    """Every rank's number of ``steps`` (all ranks call this); raise unless they are equal and every rank
+    holds rank 0's parameters bit for bit (DDP keeps them so when every gradient is all-reduced; a parameter
+    left out of DDP's reducer trains on one rank's data only and drifts)."""
+    mine = torch.tensor([steps], dtype=torch.int64, device=next(model.parameters()).device)
+    every = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(every, mine)
+    every = [int(t.item()) for t in every]
+    if len(set(every)) > 1:
+        raise RuntimeError(f"DDP ranks ran different numbers of steps: {every}")
+    for name, p in model.named_parameters():
+        ref = p.detach().clone()
+        dist.broadcast(ref, src=0)
+        same = torch.tensor([int(torch.equal(ref, p.detach()))], device=p.device)
+        dist.all_reduce(same, op=dist.ReduceOp.MIN)
+        if not same.item():
+            diff = (ref - p.detach()).abs().max().item()
+            raise RuntimeError(f"DDP replicas differ in parameter {name} (rank {dist.get_rank()}: max |diff| "
+                               f"from rank 0 {diff:g}; 0 on a rank that matches)")
+    return every
+
+
 def save_checkpoint(path, model, state, tc: TrainConfig, optimizer):
     """Write a checkpoint that carries both configs (training and model) and the training state."""
     torch.save({"model": model.state_dict(), "state": state, "train_config": asdict(tc),
@@ -164,17 +231,31 @@ def save_checkpoint(path, model, state, tc: TrainConfig, optimizer):
 def main(argv=None):
     tc, resume = parse_args(sys.argv[1:] if argv is None else argv)
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = 0
+    rank, world = 0, 1
     if ddp:  # launched by torchrun
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank = dist.get_rank()
+        rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's barrier and collectives use the current device
     torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed + rank)
     os.makedirs(tc.out, exist_ok=True)
     ckpt_path = os.path.join(tc.out, "checkpoint.pt")
-    xtr, ytr, xte, yte = load_data(tc)
-    xte_d, yte_d = xte.to(device), yte.to(device)
+    data = load_data(tc)
+    xtr, ytr = data.train_x, data.train_y
+    xte_d, yte_d = data.test_x.to(device), data.test_y.to(device)
+    # The epoch log and recipe choices use the validation split where the data set has one; the test images
+    # then serve only the reported figures (each phase's end). Without one (digits, CIFAR) the log shows test.
+    has_val = len(data.val_y) > 0
+    xev_d, yev_d = (data.val_x.to(device), data.val_y.to(device)) if has_val else (xte_d, yte_d)
+    eval_key = "val_acc" if has_val else "test_acc"
+    steps = len(rank_batches(torch.arange(len(xtr)), tc.batch_size, rank, world))  # per epoch, on every rank
+    distributed = {"world_size": world, "batch_per_rank": tc.batch_size, "global_batch": world * tc.batch_size,
+                   "steps_per_epoch": steps, "images_per_rank": ceil(len(xtr) / world),
+                   "repeated_per_epoch": -len(xtr) % world, "sharding": "train.train.rank_batches"}
+    if ddp and rank == 0:
+        print(f"DDP: {json.dumps(distributed)}", flush=True)
 
     model = SpikingViT(tc.model_config(), tc.adaptive("dense")).to(device)
     state = {"phase": 0, "epoch": 0, "log": [], "elapsed": 0.0, "results": {}}
@@ -202,6 +283,9 @@ def main(argv=None):
             model.freeze_bn()
         if phase == "quant" and not model.quant:
             model.start_quant()
+        # Before DDP wraps the model: DDP all-reduces only the parameters that require a gradient when it is
+        # built, so the DTS scores switched on after it would train on each rank's own data and drift apart.
+        model.mask_scores.requires_grad_(phase == "dts")
         # find_unused_parameters: the DTS scores and frozen BatchNorm get no gradient in some phases
         net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if ddp else model
         base = [p for n, p in model.named_parameters() if n != "mask_scores" and p.requires_grad]
@@ -213,8 +297,8 @@ def main(argv=None):
         if opt_state is not None:
             opt.load_state_dict(opt_state["opt"])
             sched.load_state_dict(opt_state["sched"])
-        model.mask_scores.requires_grad_(phase == "dts")
         ema = None
+        steps_run = 0  # by this process in this phase (DDP: compared across the ranks at the phase's end)
         for ep in range(state["epoch"], n_ep):
             if phase == "dts" and ep >= n_ep * (1 - tc.mask_freeze) and model.mask().mean() <= tc.t_target:
                 model.mask_scores.requires_grad_(False)  # frozen only once the mask meets its target
@@ -224,14 +308,13 @@ def main(argv=None):
                 ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tc.ema))
             model.train()
             g = torch.Generator().manual_seed(tc.seed * 1000 + pi * 100 + ep)
-            perm = torch.randperm(len(xtr), generator=g)
-            if ddp:
-                perm = perm[rank::dist.get_world_size()]
-            bar = tqdm(range(0, len(perm), tc.batch_size), desc=f"{phase} {ep + 1}/{n_ep}", leave=False,
-                       disable=rank != 0, file=sys.stdout)
-            for i in bar:
-                idx = perm[i:i + tc.batch_size]
-                xb, yb = shift_images(xtr[idx], tc.augment_shift, g).to(device), ytr[idx].to(device)
+            perm = torch.randperm(len(xtr), generator=g)  # the same on every rank: rank_batches shares it out
+            # Augmentation draws from g in one process (its order as ever); each rank draws its own shifts.
+            aug = g if world == 1 else torch.Generator().manual_seed((tc.seed * 1000 + pi * 100 + ep) * world + rank)
+            bar = tqdm(rank_batches(perm, tc.batch_size, rank, world), desc=f"{phase} {ep + 1}/{n_ep}",
+                       leave=False, disable=rank != 0, file=sys.stdout)
+            for idx in bar:
+                xb, yb = shift_images(xtr[idx], tc.augment_shift, aug).to(device), ytr[idx].to(device)
                 logits, st = net(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=tc.label_smoothing)
                 if model.ad.dts and model.mask_scores.requires_grad:
@@ -251,25 +334,35 @@ def main(argv=None):
                 if ema is not None:
                     ema.update_parameters(model)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+                steps_run += 1
             sched.step()
             state["epoch"] = ep + 1
             if rank == 0:
-                acc, tok, msk = accuracy(model, xte_d, yte_d)
+                acc, tok, msk, _ = accuracy(model, xev_d, yev_d)
                 train_acc = accuracy(model, xtr[:450].to(device), ytr[:450].to(device))[0]
                 state["elapsed"] = time.time() - t_start
-                rec = dict(phase=phase, epoch=ep + 1, test_acc=acc, train_acc=train_acc, token_fraction=tok, mask_on=msk,
-                           loss=loss.item(), seconds=round(state["elapsed"], 1))
+                rec = {"phase": phase, "epoch": ep + 1, eval_key: acc, "train_acc": train_acc, "token_fraction": tok,
+                       "mask_on": msk, "loss": loss.item(), "seconds": round(state["elapsed"], 1)}
                 state["log"].append(rec)
                 print(json.dumps(rec), flush=True)
                 save_checkpoint(ckpt_path, model, state, tc, {"opt": opt.state_dict(), "sched": sched.state_dict()})
+            if ddp:  # the others wait here, not inside a collective of the next epoch's first step
+                dist.barrier()
         if ema is not None:  # the averaged weights become the model (the DTS mask stays as trained)
             with torch.no_grad():
                 for (n, p), pe in zip(model.named_parameters(), ema.module.parameters()):
                     if n != "mask_scores":
                         p.copy_(pe)
+        if ddp:
+            steps_by_rank = check_replicas(model, steps_run)
         if rank == 0:
-            acc, tok, msk = accuracy(model, xte_d, yte_d)
-            state["results"][phase] = {"test_acc": acc, "token_fraction": tok, "mask_on": msk}
+            acc, tok, msk, energy = accuracy(model, xte_d, yte_d)
+            state["results"][phase] = {"test_acc": acc, "token_fraction": tok, "mask_on": msk,
+                                       "energy_uj_45nm": energy}
+            if has_val:
+                state["results"][phase]["val_acc"] = accuracy(model, xev_d, yev_d)[0]
+            if ddp:
+                state["results"][phase]["steps_by_rank"] = steps_by_rank
             if phase == "dense":
                 state["results"]["accuracy_dense_baseline"] = acc
             if phase == "halt":
@@ -278,6 +371,8 @@ def main(argv=None):
         opt_state = None
         if rank == 0:  # a phase boundary to branch from: copy it to checkpoint.pt and --resume
             save_checkpoint(os.path.join(tc.out, f"after_{phase}.pt"), model, state, tc, None)
+        if ddp:
+            dist.barrier()
 
     if rank == 0:
         model.ad = tc.adaptive(PHASES[-1])  # what the last phase trained (also when resuming a finished run)
@@ -288,6 +383,12 @@ def main(argv=None):
                 "accuracy_float": state["results"]["accuracy_float"],
                 "accuracy_quant_eval": state["results"]["quant"]["test_acc"],
                 "phases": state["results"], "log": state["log"], "torch": torch.__version__}
+        if ddp:
+            info["distributed"] = distributed
+        if has_val:  # which training images were held out (indices into the data set's training files)
+            info["validation"] = {"size": len(data.val_index), "seed": VAL_SEED,
+                                  "rule": "train.data.validation_split: stratified, sklearn train_test_split",
+                                  "indices": data.val_index.tolist()}
         art = model.cpu().export(info)
         path = os.path.join(tc.out, "model.npz")
         art.save(path)
@@ -296,6 +397,7 @@ def main(argv=None):
         print(f"exported {path} after {info['seconds']} s: dense {info['accuracy_dense_baseline']:.4f}, "
               f"float {info['accuracy_float']:.4f}, quantized {info['accuracy_quant_eval']:.4f}")
     if ddp:
+        dist.barrier()  # the others leave once rank 0 has exported
         dist.destroy_process_group()
 
 
