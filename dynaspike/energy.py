@@ -9,8 +9,9 @@ event, its derivation and every coefficient with its source.
 
 The model: ``E = P_static * t + E_clock * cycles + sum_k n_k * e_k`` where ``t = CYCLES / f_clk`` and the
 events ``n_k`` (:func:`events`) are derived from the performance counters and the pass structure of the
-sequencer (docs/hardware.md "The sequencer"): block RAM row accesses by width, accumulates (lane adds),
-LIF row updates, residual reads and writes, DSP multiplies. Static and clock power are paid whenever the
+sequencer (docs/hardware.md "The sequencer"): block RAM row accesses by width, DSP multiplies, and logic
+toggles per accumulate, LIF lane update, DSP operation and active cycle (measured in RTL simulation by
+``make power --calibrate``). Static and clock power are paid whenever the
 PL is configured and clocked (the clock is not gated), so they belong to the image for its latency but a
 meter sees them at idle too: ``above_idle_uj`` is the part a ``P_load - P_idle`` meter difference measures.
 
@@ -38,12 +39,16 @@ class Coefficients:
     bram_pj_per_bit: float = 0.70     # block RAM energy per bit of port width per access, read or write (pJ)
     bram_port_bits: int = 36          # the width an access is rounded up to (a RAMB36 port at 1K x 36)
     dsp_pj_per_op: float = 8.0        # one DSP48E1 multiply-accumulate (pJ)
-    toggle_fj: float = 150.0          # one LUT or flip-flop output toggle with its routing (fJ)
-    # logic toggles per event: design estimates, to be calibrated from make power's SAIF
-    toggles_per_ac: float = 8.0       # one accumulate (an 8-bit weight into a 24-bit lane: low bits and carry)
-    toggles_per_lif_lane: float = 12.0  # one LIF lane update (add, shift, compare, reset of acc_bits)
-    toggles_per_res_lane: float = 8.0   # one residual lane add with saturation (res_bits)
-    toggles_per_dsp_op: float = 16.0    # operand and accumulator registers around a DSP multiply
+    toggle_fj: float = 150.0          # one LUT or flip-flop output toggle with its routing (fJ); applied to
+    #                                   RTL signal toggles, which outnumber the netlist's: an upper estimate
+    # logic toggles per event, measured: RTL signal toggles of make power --calibrate (digits, images 11-20,
+    # the difference of a 10- and a 20-image run) by component, divided by that component's events
+    toggles_per_ac: float = 41.0        # accumulate engine, per accumulate (weight row register, 24-bit lanes)
+    toggles_per_attn_ac: float = 13.0   # attention unit, per K^T V or Q (K^T V) accumulate
+    toggles_per_lif_lane: float = 446.0  # LIF layer, per lane update (its pipeline moves every pass cycle)
+    toggles_per_dsp_op: float = 117.0   # embedding and classifier (readout counts included), per DSP operation
+    toggles_per_cycle: float = 1651.0   # the rest (sequencer, event generator, residual adds, the wires
+    #                                     between components, merge, halting, registers), per active cycle
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,10 +75,10 @@ SOURCES = {
     "dsp_pj_per_op": "XPE (UG440) DSP48E1 power at 100 MHz, about 0.8 mW per DSP with toggling operands: memory",
     "toggle_fj": "Vivado report_power default-activity (12.5 %) figures of 'Signals' + 'Slice Logic' of "
                  "half-full XC7Z020 designs (about 0.1 W for 46 k nets at 100 MHz): 0.15 pJ per net toggle: memory",
-    "toggles_per_ac": "design estimate (this core): to be fitted from make power's SAIF",
-    "toggles_per_lif_lane": "design estimate (this core): to be fitted from make power's SAIF",
-    "toggles_per_res_lane": "design estimate (this core): to be fitted from make power's SAIF",
-    "toggles_per_dsp_op": "design estimate (this core): to be fitted from make power's SAIF",
+    **{k: "measured: make power --calibrate (RTL signal toggles of the digits model in Verilator's SAIF, "
+          "per event of the component; counts RTL signals, not the netlist's nets)"
+       for k in ("toggles_per_ac", "toggles_per_attn_ac", "toggles_per_lif_lane", "toggles_per_dsp_op",
+                 "toggles_per_cycle")},
 }
 
 
@@ -179,9 +184,9 @@ def energy_of(ev: dict, facts: CoreFacts, k: Coefficients = Coefficients(), fmt=
     cycles = ev["cycles"]
     w = widths(facts.lanes, fmt)
     bram_bits = sum(ev[m] * (_ceil(b, k.bram_port_bits) * k.bram_port_bits) for m, b in w.items())
-    toggles = ((ev["engine_acs"] + ev["attn_acs"] + ev["readout_acs"]) * k.toggles_per_ac
-               + ev["lif_lanes"] * k.toggles_per_lif_lane + ev["res_lanes"] * k.toggles_per_res_lane
-               + ev["dsp_ops"] * k.toggles_per_dsp_op)
+    toggles = (ev["engine_acs"] * k.toggles_per_ac + ev["attn_acs"] * k.toggles_per_attn_ac
+               + ev["lif_lanes"] * k.toggles_per_lif_lane + ev["dsp_ops"] * k.toggles_per_dsp_op
+               + cycles * k.toggles_per_cycle)
     parts = {
         "static": k.static_w * cycles / facts.clock_hz * 1e6,
         "clock": cycles * facts.flip_flops * k.clock_fj_per_ff * 1e-9,

@@ -11,11 +11,14 @@ of transitions (toggles) over the duration.
 
 import re
 
+_COMMENT = re.compile(r"(?m)^[ \t]*//.*$")
 _TOKEN = re.compile(r'\(|\)|"[^"]*"|(?:\\.|[^\s()\\"])+')
 
 
 def parse(text: str) -> list:
-    """The s-expression of ``text`` as nested lists of atoms (strings, escapes kept)."""
+    """The s-expression of ``text`` as nested lists of atoms (strings, escapes kept); ``//`` comment lines
+    (Verilator's first line) are skipped."""
+    text = _COMMENT.sub("", text)
     stack, cur = [], []
     for m in _TOKEN.finditer(text):
         tok = m.group()

@@ -9,8 +9,8 @@ from dynaspike.config import ModelConfig
 
 CFG = ModelConfig()     # N 16, D 64, hidden 256, L 2, T 4, patch_dim 16, 10 classes
 K = en.Coefficients(static_w=0.1, clock_fj_per_ff=10.0, bram_pj_per_bit=1.0, bram_port_bits=36,
-                    dsp_pj_per_op=10.0, toggle_fj=100.0, toggles_per_ac=1.0, toggles_per_lif_lane=1.0,
-                    toggles_per_res_lane=1.0, toggles_per_dsp_op=1.0)
+                    dsp_pj_per_op=10.0, toggle_fj=100.0, toggles_per_ac=1.0, toggles_per_attn_ac=2.0,
+                    toggles_per_lif_lane=1.0, toggles_per_dsp_op=1.0, toggles_per_cycle=3.0)
 FACTS = en.CoreFacts(lanes=32, clock_hz=100_000_000, flip_flops=1000)
 
 
@@ -40,7 +40,7 @@ def test_events_by_hand():
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
     bits = (102 * 288 + 180 * 792 + 220 * 792 + 440 * 792 + 172 * 540 + 512 * 540 + 32 * 72)
-    toggles = 3454 + 7040 + 2304 + 17024
+    toggles = 3264 + 2 * 150 + 7040 + 17024 + 3 * 1000     # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
             "logic": toggles * 100 * 1e-9, "dsp": 17024 * 10 * 1e-6}
     assert e["bram_bits"] == bits and e["toggles"] == toggles
