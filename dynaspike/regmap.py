@@ -94,7 +94,7 @@ class ErrorCode:
 # the AC counters follow docs/integer_model.md "Operation counts" exactly (the golden model's counts).
 PERF_COUNTERS = (
     ("AC_QKV", "accumulates of the q, k, v projections: 3 * D * nnz(S)"),
-    ("AC_KV", "accumulates of K^T V: sum_j sum_h nnz(K_jh) * nnz(V_jh)"),
+    ("AC_KV", "accumulates of K^T V: dh * sum_j sum_h nnz(K_jh) * [V_jh != 0]"),
     ("AC_Y", "accumulates of Q (K^T V): dh * nnz(Q)"),
     ("AC_PROJ", "accumulates of the attention output projection: D * nnz(A)"),
     ("AC_FC1", "accumulates of the first MLP layer: Hd * nnz(S2)"),
