@@ -112,7 +112,7 @@ def load_idx_dataset(root: str) -> Split:
     return Split(t(xtr[keep]), t(ytr[keep]), t(xtr[val]), t(ytr[val]), t(xte), t(yte), val)
 
 
-def load_dataset(name: str, data_root: str = "", num_classes: int = 10) -> Split:
+def load_dataset(name: str, data_root: str = "") -> Split:
     """Data set ``name`` (one of ``DATASETS``) as a ``Split``; ``data_root`` where it comes from a path."""
     no_val = np.zeros(0, dtype=np.int64)
     if name == "digits":
