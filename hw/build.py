@@ -110,6 +110,15 @@ def model_config(path=SHIPPED_MODEL) -> ModelConfig:
     return IntModel.load(path).config
 
 
+def _capacity_error(cfg: ModelConfig, core: ModelConfig, lanes: int):
+    """Why a model of ``cfg`` does not fit the core sized for ``core`` (``packing.check_capacity``), or None."""
+    try:
+        packing.check_capacity(cfg, packing.capacity_for(core, lanes))
+    except packing.CapacityError as e:
+        return str(e)
+    return None
+
+
 def core_config(paths=SHIPPED_MODELS, lanes: int = DEFAULT_LANES) -> ModelConfig:
     """The configuration the shipped core is sized for (``make verilog``, ``synth-estimate``, ``bitstream``,
     the simulated board): of the models ``paths``, the configuration whose capacity at ``lanes`` holds every
@@ -118,12 +127,10 @@ def core_config(paths=SHIPPED_MODELS, lanes: int = DEFAULT_LANES) -> ModelConfig
     cfgs = [model_config(p) for p in paths]
     why = []
     for c in cfgs:
-        try:
-            for other in cfgs:
-                packing.check_capacity(other, packing.capacity_for(c, lanes))
+        errors = [e for e in (_capacity_error(other, c, lanes) for other in cfgs) if e]
+        if not errors:
             return c
-        except packing.CapacityError as e:
-            why.append(str(e))
+        why += errors[:1]
     raise ValueError(f"no one of the models {[str(p) for p in paths]} has a capacity that holds the others "
                      f"at P = {lanes}: {'; '.join(why)}")
 
@@ -132,11 +139,7 @@ def sizing_config(model_cfg: ModelConfig, lanes: int = DEFAULT_LANES) -> ModelCo
     """The configuration to build a core for to run a model of ``model_cfg``: the shipped core's when the model
     fits it (the capacity a bitstream has), else the model's own."""
     core = core_config(lanes=lanes)
-    try:
-        packing.check_capacity(model_cfg, packing.capacity_for(core, lanes))
-        return core
-    except packing.CapacityError:
-        return model_cfg
+    return model_cfg if _capacity_error(model_cfg, core, lanes) else core
 
 
 def main(argv=None):

@@ -70,14 +70,16 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
     confusion = torch.zeros(classes, classes, dtype=torch.int64)                # rows: label, columns: prediction
     confusion.index_put_((y.long(), pred.long()), torch.ones(n, dtype=torch.int64), accumulate=True)
     per_class = (confusion.diag().double() / confusion.sum(1).clamp_min(1).double()).tolist()
+    accuracy_int = (pred == y).double().mean().item()
+    energy = lambda a: ((PJ_PER_MAC * macs + PJ_PER_AC * a) * 1e-6).mean().item()  # noqa: E731
     return {
         "images": n,
         "dataset": dataset_of(info, cfg.img_size, cfg.in_channels, cfg.num_classes),
         "accuracy_per_class": per_class,
         "confusion": confusion.tolist(),
-        "phases": phase_figures(info, pred, y, macs, acs),
+        "phases": phase_figures(info, accuracy_int, energy(acs)),
         "accuracy_float": info.get("accuracy_float"),
-        "accuracy_int": (pred == y).double().mean().item(),
+        "accuracy_int": accuracy_int,
         "accuracy_int_dense": (pred_dense == y).double().mean().item(),
         "accuracy_dense_baseline": info.get("accuracy_dense_baseline"),
         "timesteps_avg": steps.mean().item(),
@@ -94,8 +96,8 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
         "acs_per_layer": per_layer,
         "acs_per_layer_dense": per_layer_dense,
         "macs": macs.mean().item(),
-        "energy_uj_45nm": ((PJ_PER_MAC * macs + PJ_PER_AC * acs) * 1e-6).mean().item(),
-        "energy_uj_45nm_dense": ((PJ_PER_MAC * macs + PJ_PER_AC * acs_dense) * 1e-6).mean().item(),
+        "energy_uj_45nm": energy(acs),
+        "energy_uj_45nm_dense": energy(acs_dense),
         "halt_unit_mean_per_token": torch.where(halt_t >= 0, halt_t * L + halt_l, torch.full_like(halt_t, -1))
                                     .double().clamp_min(0).mean(0).tolist(),
     }
@@ -104,19 +106,18 @@ def report(model: IntModel, x, y, batch: int = 512) -> dict:
 PHASE_NAMES = {"dense": "dense", "dts": "DTS", "halt": "halting", "quant": "quantized"}
 
 
-def phase_figures(info: dict, pred, y, macs, acs) -> list:
+def phase_figures(info: dict, accuracy_int: float, energy_int: float) -> list:
     """``[{"phase", "test_acc", "energy_uj_45nm", "token_fraction", "mask_on"}]`` after each training phase,
     from the training record (energy only where the record has it). The last phase is the exported model:
-    where the record lacks its energy (records older than the per-phase energies), the golden model's figures
-    on these test images (``pred``, labels ``y``, ``macs``, ``acs`` per image) stand in for it."""
+    where the record lacks its energy (records older than the per-phase energies), the golden model's accuracy
+    and 45 nm energy per image on these test images stand in for it."""
     out = []
     for phase, r in (info.get("phases") or {}).items():
         if phase in PHASE_NAMES and isinstance(r, dict):
             out.append({"phase": phase, **{k: r.get(k) for k in ("test_acc", "energy_uj_45nm", "token_fraction",
                                                                  "mask_on")}})
     if out and out[-1]["phase"] == "quant" and out[-1]["energy_uj_45nm"] is None:
-        out[-1].update(test_acc=(pred == y).double().mean().item(),
-                       energy_uj_45nm=((PJ_PER_MAC * macs + PJ_PER_AC * acs) * 1e-6).mean().item())
+        out[-1].update(test_acc=accuracy_int, energy_uj_45nm=energy_int)
     return out
 
 
