@@ -5,7 +5,7 @@
 Runs each model's test images (default: both shipped models, digits and Fashion-MNIST, on the one core
 build that holds both) through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
 image's cycle count against the cycle model (train/cycle_model.py), and prints, all measured in this run:
-cycles over the ideal bound (ACs / P) with the per-pass breakdown, the dynamic / dense cycle ratio next
+cycles over the ideal bound (ACs / (P x ACC_SPIKES), the engine's adds per cycle) with the per-pass breakdown, the dynamic / dense cycle ratio next
 to the operation-count ratio, latency and effective synaptic operations per second at 100 MHz, and the
 XC7Z020 utilization of the core from the yosys estimate (``hw.synth``; run here if missing).
 ``build/bench.json`` holds the first model's figures at its top level and the others' under their data set's
@@ -113,6 +113,7 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
         "energy_uj_fpga_above_idle_dense": n["energy"]["above_idle"],
         "energy_uj_fpga_parts": d["energy"]["parts"],
         "gsops_100mhz": float(d["acs"].mean() / (d["cycles"].mean() / CLOCK_HZ) / 1e9),
+        "sops_per_cycle": float(d["acs"].mean() / d["cycles"].mean()),
         "cycles_equal_cycle_model": f"{d['cycles_match']}/{len(images)} dynamic, {n['cycles_match']}/{len(images)} dense",
         "logits_equal_golden": bool(d["logits_ok"] and n["logits_ok"]),
         "rtl_sim_s": {"dynamic": round(d["wall_s"], 1), "dense": round(n["wall_s"], 1)},
@@ -124,12 +125,13 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
 def print_figures(f: dict, what: str):
     print(f"core, P = {f['lanes']}, {what}, {f['images']} test images (RTL simulation, Verilator)")
     print(f"  cycles / image          {f['cycles_mean']:10.1f}   (cycle model exact on {f['cycles_equal_cycle_model']})")
-    print(f"  ideal ACs / P           {f['ideal_cycles_mean']:10.1f}   cycles / ideal {f['cycles_over_ideal']:.3f}"
+    print(f"  ideal ACs / (P x 2)     {f['ideal_cycles_mean']:10.1f}   cycles / ideal {f['cycles_over_ideal']:.3f}"
           f"   (/ work bound incl. multiplies {f['cycles_over_work_bound']:.3f})")
     print(f"  dense cycles / image    {f['dense_cycles_mean']:10.1f}   dynamic / dense: cycles "
           f"{f['dynamic_cycle_ratio']:.3f}, ACs {f['dynamic_op_ratio']:.3f}, work bound "
           f"{f['dynamic_work_bound_ratio']:.3f}")
-    print(f"  latency at 100 MHz      {f['latency_us_100mhz']:10.2f} us   effective {f['gsops_100mhz']:.2f} GSOP/s")
+    print(f"  latency at 100 MHz      {f['latency_us_100mhz']:10.2f} us   effective {f['gsops_100mhz']:.2f} GSOP/s, "
+          f"{f['sops_per_cycle']:.1f} synaptic operations / cycle")
     print(f"  FPGA energy / image     {f['energy_uj_fpga']:10.2f} uJ   dense {f['energy_uj_fpga_dense']:.2f} uJ: "
           f"dynamic / dense {f['dynamic_energy_ratio_fpga']:.3f} (cycles {f['dynamic_cycle_ratio']:.3f}, ACs "
           f"{f['dynamic_op_ratio']:.3f}); above idle {f['energy_uj_fpga_above_idle']:.2f} uJ, dense "

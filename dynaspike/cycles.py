@@ -25,6 +25,11 @@ LIF_LATENCY = 1
 #: Accumulate engine (hw/accumulate.py): one cycle of synchronous BRAM read, one cycle of addition.
 ACC_LATENCY = 2
 
+#: Present spikes the accumulate engine adds per cycle: its weight memory is read on both ports of the
+#: block RAMs, one weight row per port and cycle (the sequencer takes a token's spikes from both ends of its
+#: spike vector, the lowest and the highest left, so a row of ``s`` spikes takes ``ceil(s / 2)`` cycles).
+ACC_SPIKES = 2
+
 
 def lif_cycles(vectors: int) -> int:
     """Cycles for ``vectors`` back-to-back P-lane LIF updates: one per cycle plus the pipeline latency."""
@@ -34,12 +39,12 @@ def lif_cycles(vectors: int) -> int:
 def acc_beats(spikes: int) -> int:
     """Event beats the accumulate engine spends on one output row with ``spikes`` present input spikes.
 
-    One beat (one cycle) per present spike; a row with no spike at all still needs one beat to emit its
-    bias (the empty-list marker), so absent spikes cost zero cycles and an all-zero row costs one.
+    One beat (one cycle) per ``ACC_SPIKES`` present spikes; a row with no spike at all still needs one beat
+    to emit its bias (the empty-list marker), so absent spikes cost zero cycles and an all-zero row costs one.
     """
     if spikes < 0:
         raise ValueError(f"spike count must be >= 0, got {spikes}")
-    return max(1, spikes)
+    return max(1, -(-spikes // ACC_SPIKES))
 
 
 def acc_cycles(spike_counts) -> int:
@@ -103,15 +108,25 @@ def attn_cycles(ks: list, vs: list, qs: list, dim: int, heads: int) -> int:
     return (sum(attn_token_cycles_kv(k, v, dim, heads) for k, v in zip(ks, vs))
             + sum(attn_token_cycles_q(q, dim, heads) for q in qs) + ATTN_PHASE_OVERHEAD)
 
-#: Embedding (hw/embed.py): weight read, registered multiply, accumulate into the output register.
-EMB_LATENCY = 3
+#: Embedding (hw/embed.py): weight read, registered multiply, accumulate (in the DSPs), then the sum of the
+#: pixel slots, shifted and clamped into the output register.
+EMB_LATENCY = 4
+
+#: Pixels the embedding multiplies per cycle and channel: its weight memory is read on both ports of the
+#: block RAMs (rows i and i + 1 of a window), so each of its E lanes has two DSPs.
+EMB_PIXELS = 2
+
+
+def embed_steps(patch_dim: int) -> int:
+    """Cycles the embedding spends on one (token, chunk): ``EMB_PIXELS`` pixels of the window per cycle."""
+    return -(-patch_dim // EMB_PIXELS)
 
 
 def embed_cycles(tokens: int, chunks: int, patch_dim: int) -> int:
     """Cycles from the first window's transfer to the last (token, chunk) output's transfer."""
     if min(tokens, chunks, patch_dim) < 1:
         raise ValueError(f"embed_cycles needs positive counts, got {tokens}, {chunks}, {patch_dim}")
-    return tokens * chunks * patch_dim + EMB_LATENCY
+    return tokens * chunks * embed_steps(patch_dim) + EMB_LATENCY
 
 #: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
 LIF_LAYER_LATENCY = 2
@@ -137,8 +152,9 @@ def head_cycles(classes: int, dim: int, mults: int) -> int:
 DEFAULT_LANES = 32
 
 # The core's multipliers (DSPs). Embedding MACs are N * D * patch_dim once per image (16K for the digits
-# model): 32 DSPs do them in 512 cycles; the classifier's classes * D MACs take classes * D / 8 cycles on 8.
-# 40 DSPs in all, 18 % of the XC7Z020's 220 (the budget is 20 %).
+# model, 124K for Fashion-MNIST's 121-pixel windows): 32 lanes of EMB_PIXELS = 2 DSPs do them in
+# N * ceil(D / 32) * ceil(patch_dim / 2) cycles; the classifier's classes * D MACs take classes * D / 8
+# cycles on 8. 72 DSPs in all, 33 % of the XC7Z020's 220.
 EMB_LANES = 32
 HEAD_MULTS = 8
 

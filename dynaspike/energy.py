@@ -141,7 +141,7 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     x_reads = attn_runs * 2 * dc + mlp_runs * 2 * dc + reps * dc
     x_writes = (attn_runs + mlp_runs) * dc
     E = emb_lanes(lanes)
-    emb_steps = N * _ceil(D, E) * cfg.patch_dim     # embedding cycles: E DSPs each, one weight row each
+    emb_steps = N * _ceil(D, E) * cfg.patch_dim     # embedding weight rows read, each on E DSPs (2 per cycle)
     head_steps = cfg.num_classes * _ceil(D, HEAD_MULTS)
     zero = 0 * c("CYCLES")       # the per-image constants take the counters' shape (a batch gives arrays)
     return {
@@ -170,7 +170,7 @@ def widths(lanes: int, fmt=FORMATS) -> dict:
         "weight_rows": lanes * fmt.weight_bits,
         "bias_rows": lanes * fmt.acc_bits,
         "threshold_rows": lanes * fmt.acc_bits,
-        "membrane_rows": lanes * fmt.acc_bits,
+        "membrane_rows": lanes * (fmt.acc_bits + 1),   # h and the fired bit (hw/lif_layer.py)
         "x_rows": lanes * fmt.res_bits,
         "emb_weight_rows": emb_lanes(lanes) * fmt.emb_weight_bits,
         "pixel_beats": 64,

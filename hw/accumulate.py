@@ -17,7 +17,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dynaspike.cycles import ACC_LATENCY
+from dynaspike.cycles import ACC_LATENCY, ACC_SPIKES
 from dynaspike.formats import FORMATS
 
 #: Memory attributes for a shallow, wide memory with a synchronous read port that must go to block RAM.
@@ -26,20 +26,20 @@ from dynaspike.formats import FORMATS
 BLOCK_RAM = {"ram_style": "block"}
 
 
-def event_layout(weight_rows: int, bias_rows: int, tag_shape=1) -> data.StructLayout:
-    """Payload of one spike event.
+def event_layout(weight_rows: int, bias_rows: int, tag_shape=1, spikes: int = ACC_SPIKES) -> data.StructLayout:
+    """Payload of one spike event (``spikes`` slots).
 
-    ``index``: the spiking input (added to ``w_base`` to address the weight row);
-    ``present``: 1 to add that row, 0 for the empty-row marker (adds nothing);
+    ``index[k]``: slot k's spiking input (added to ``w_base`` to address its weight row);
+    ``present[k]``: 1 to add slot k's row; all 0 for the empty-row marker (adds nothing);
     ``last``: 1 on the final event of an output row;
     ``w_base``, ``b_row``: the weight-row base and the bias row, sampled on the first event of a row;
     ``tag``: the caller's label of the row (sampled on its first event, returned on ``o_tag`` with it).
     """
     return data.StructLayout({
-        "index": range(weight_rows),
+        "index": data.ArrayLayout(range(weight_rows), spikes),
         "w_base": range(weight_rows),
         "b_row": range(bias_rows),
-        "present": 1,
+        "present": spikes,
         "last": 1,
         "tag": tag_shape,
     })
@@ -54,8 +54,9 @@ def write_signature(depth: int, shape, granules: int = 1) -> wiring.Signature:
     return wiring.Signature({"en": Out(granules), "addr": Out(range(depth)), "data": Out(shape)})
 
 
-def connect_write(m, mem, wr):
-    """Give memory ``mem`` a write port driven by the ``write_signature`` port ``wr``."""
+def connect_write(m, mem, wr, addr=None):
+    """Give memory ``mem`` a write port driven by the ``write_signature`` port ``wr`` (at ``addr`` if given:
+    a signal the caller drives with ``wr.addr`` while writing, shared with a read port)."""
     granules = len(wr.en)
     if granules == 1:
         port = mem.write_port()
@@ -65,14 +66,14 @@ def connect_write(m, mem, wr):
         if size % granules:
             raise ValueError(f"a row of {size} cannot be written in {granules} equal parts")
         port = mem.write_port(granularity=size // granules)
-    m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr), port.data.eq(wr.data)]
+    m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr if addr is None else addr), port.data.eq(wr.data)]
     return port
 
 
 class AccumulateEngine(wiring.Component):
     """Accumulate weight rows selected by spike events into ``lanes`` signed accumulators.
 
-    Contract (``dynaspike.cycles``): one cycle per event (one per present spike, one for an empty row);
+    Contract (``dynaspike.cycles``): one cycle per event (up to ``spikes`` present spikes, or an empty row);
     the result of a row is valid ``ACC_LATENCY`` (2) cycles after its last event's transfer; rows follow
     each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls only on
     backpressure: while a result waits on ``o.ready``, the next event that needs the accumulators waits.
@@ -84,6 +85,8 @@ class AccumulateEngine(wiring.Component):
     ----------
     lanes : int
         Accumulators P (output channels per row).
+    spikes : int
+        Spike slots K per event: weight rows read and added per cycle (read ports of the weight memory).
     weight_rows, bias_rows : int
         Depths of the weight memory (rows of P ``weight_bits`` lanes) and the bias memory (rows of P
         ``acc_bits`` lanes).
@@ -93,8 +96,8 @@ class AccumulateEngine(wiring.Component):
 
     def __init__(self, lanes: int, weight_rows: int, bias_rows: int, *,
                  weight_bits: int = FORMATS.weight_bits, acc_bits: int = FORMATS.acc_bits,
-                 tag_shape=1, w_granules: int = 1, b_granules: int = 1):
-        for name, value, lo in (("lanes", lanes, 1), ("weight_rows", weight_rows, 2),
+                 tag_shape=1, w_granules: int = 1, b_granules: int = 1, spikes: int = ACC_SPIKES):
+        for name, value, lo in (("lanes", lanes, 1), ("weight_rows", weight_rows, 2), ("spikes", spikes, 1),
                                 ("bias_rows", bias_rows, 1), ("weight_bits", weight_bits, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"AccumulateEngine {name} must be an integer >= {lo}, got {value!r}")
@@ -102,13 +105,13 @@ class AccumulateEngine(wiring.Component):
             raise ValueError(f"AccumulateEngine acc_bits must be an integer >= weight_bits={weight_bits}, "
                              f"got {acc_bits!r}")
         self.latency = ACC_LATENCY
-        self.lanes, self.weight_rows, self.bias_rows = lanes, weight_rows, bias_rows
+        self.lanes, self.weight_rows, self.bias_rows, self.spikes = lanes, weight_rows, bias_rows, spikes
         self.weight_bits, self.acc_bits = weight_bits, acc_bits
         self.w_shape = data.ArrayLayout(signed(weight_bits), lanes)
         self.acc_shape = data.ArrayLayout(signed(acc_bits), lanes)
         self.tag_shape = tag_shape
         super().__init__({
-            "i": In(stream.Signature(event_layout(weight_rows, bias_rows, tag_shape))),
+            "i": In(stream.Signature(event_layout(weight_rows, bias_rows, tag_shape, spikes))),
             "o": Out(stream.Signature(self.acc_shape)),
             "o_tag": Out(tag_shape),  # the row's tag, valid with o
             "w_wr": In(write_signature(weight_rows, self.w_shape, w_granules)),
@@ -117,50 +120,62 @@ class AccumulateEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        K = self.spikes
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
         m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[], attrs=BLOCK_RAM)
-        connect_write(m, wmem, self.w_wr)
         connect_write(m, bmem, self.b_wr)
-        w_rd, b_rd = wmem.read_port(), bmem.read_port()
+        w_rds = [wmem.read_port() for _ in range(K)]
+        b_rd = bmem.read_port()
+        # Port A: the write port and slot 0's read share one address, so the memory needs only the two
+        # ports a block RAM has (writes happen only while no events flow).
+        port_a = Signal.like(w_rds[0].addr)
+        connect_write(m, wmem, self.w_wr, port_a)
+        m.d.comb += w_rds[0].addr.eq(port_a)
 
-        # Stage 1 holds the event whose weight row is being read (the read takes one cycle).
+        # Stage 1 holds the event whose weight rows are being read (the read takes one cycle).
         s1_valid = Signal()
-        s1 = Signal(data.StructLayout({"present": 1, "last": 1, "first": 1, "tag": self.tag_shape}))
+        s1 = Signal(data.StructLayout({"present": K, "last": 1, "first": 1, "tag": self.tag_shape}))
         row_tag = Signal(self.tag_shape)  # the tag of the row being accumulated
         first = Signal(init=1)  # the next event starts a row (after reset and after every `last`)
         acc = self.o.payload
+        ev = self.i.payload
 
         # The accumulators double as the output register, so an event in stage 1 must wait while a
         # finished row is still being offered and not taken.
         stall = s1_valid & self.o.valid & ~self.o.ready
         advance = ~stall
-        m.d.comb += [
-            self.i.ready.eq(advance),
-            w_rd.en.eq(advance), w_rd.addr.eq(self.i.payload.w_base + self.i.payload.index),
-            b_rd.en.eq(advance), b_rd.addr.eq(self.i.payload.b_row),
-        ]
+        m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(advance), b_rd.addr.eq(ev.b_row)]
+        for k, rd in enumerate(w_rds):
+            m.d.comb += rd.en.eq(advance)
+            addr = port_a if k == 0 else rd.addr
+            m.d.comb += addr.eq(ev.w_base + ev.index[k])
+        with m.If(self.w_wr.en.any()):
+            m.d.comb += port_a.eq(self.w_wr.addr)
         # Stage 0 -> 1: accept an event and start its reads.
         with m.If(advance):
             m.d.sync += s1_valid.eq(self.i.valid)
             with m.If(self.i.valid):
                 m.d.sync += [
-                    s1.present.eq(self.i.payload.present), s1.last.eq(self.i.payload.last),
-                    s1.first.eq(first), first.eq(self.i.payload.last), s1.tag.eq(self.i.payload.tag),
+                    s1.present.eq(ev.present), s1.last.eq(ev.last),
+                    s1.first.eq(first), first.eq(ev.last), s1.tag.eq(ev.tag),
                 ]
         # Output handshake: the row is taken; a new one may replace it in the same cycle (below).
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        # Stage 1: add the weight row (the bias row starts a new row).
+        # Stage 1: add the slots' weight rows (the bias row starts a new row).
         with m.If(s1_valid & advance):
             for p in range(self.lanes):
                 base = Signal(signed(self.acc_bits), name=f"base{p}")
                 m.d.comb += base.eq(acc[p])
                 with m.If(s1.first):
                     m.d.comb += base.eq(b_rd.data[p])
-                addend = Signal(signed(self.weight_bits), name=f"addend{p}")
-                with m.If(s1.present):
-                    m.d.comb += addend.eq(w_rd.data[p])
-                m.d.sync += acc[p].eq(base + addend)  # truncates to acc_bits: wraps, see docstring
+                addends = []
+                for k, rd in enumerate(w_rds):
+                    addend = Signal(signed(self.weight_bits), name=f"addend{p}_{k}")
+                    with m.If(s1.present[k]):
+                        m.d.comb += addend.eq(rd.data[p])
+                    addends.append(addend)
+                m.d.sync += acc[p].eq(base + sum(addends))  # truncates to acc_bits: wraps, see docstring
             tag = Signal(self.tag_shape)
             m.d.comb += tag.eq(row_tag)
             with m.If(s1.first):

@@ -41,11 +41,22 @@ def saturate(value, bits: int):
 def lowest_set(m, bits, name: str):
     """``(index, any)`` of the lowest set bit of ``bits``: a balanced tree of log2(width) levels (a priority
     chain would be width levels deep). ``index`` means nothing while ``any`` is 0."""
+    return _first_set(m, bits, name, highest=False)
+
+
+def highest_set(m, bits, name: str):
+    """``(index, any)`` of the highest set bit of ``bits`` (the mirror of ``lowest_set``)."""
+    return _first_set(m, bits, name, highest=True)
+
+
+def _first_set(m, bits, name: str, highest: bool):
     def tree(lo, hi):
         if hi - lo == 1:
             return Const(0, 1), bits[lo]
         mid = (lo + hi + 1) // 2
         (i0, a0), (i1, a1) = tree(lo, mid), tree(mid, hi)
+        if highest:
+            return Mux(a1, i1 + (mid - lo), i0), a0 | a1
         return Mux(a0, i0, i1 + (mid - lo)), a0 | a1
     idx, any_ = tree(0, len(bits))
     sig = Signal(range(max(len(bits), 2)), name=f"{name}_idx")

@@ -35,6 +35,8 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.accumulate import AccumulateEngine
     from hw.attention import AttentionKV
     from hw.embed import Embedding
+    from hw.events import EventGenerator
+    from hw.loader import Geometry
     from hw.halt import HaltUnit
     from hw.head import Head
     from hw.lif import LIFUpdate
@@ -52,6 +54,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                                           "bias_rows": cap.bias_rows}),
         "attention": (AttentionKV, {"max_tokens": cap.max_tokens, "dim": cap.max_dim, "heads": cfg.heads}),
         "halt": (HaltUnit, {"max_tokens": cap.max_tokens}),
+        "events": (EventGenerator, {"width": Geometry.for_core(cfg, lanes).W, "word": lanes}),
         "merge": (TokenMerge, {"max_tokens": cap.max_tokens, "dim": cap.max_dim}),
         "axil": (_register_block, {"lanes": lanes, "model_config": cfg.to_dict()}),
         "stream_in": (StreamParser, {"lanes": lanes}),

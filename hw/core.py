@@ -35,6 +35,7 @@ from .accumulate import BLOCK_RAM, AccumulateEngine, connect_write
 from .attention import AttentionKV
 from .axil import RegisterBlock, axi_lite_signature
 from .embed import Embedding
+from .events import EventGenerator
 from .halt import HaltUnit
 from .head import Head
 from .lif_layer import LIFLayer
@@ -69,6 +70,9 @@ class Core(wiring.Component):
 
     def __init__(self, lanes: int = cycles.DEFAULT_LANES, cfg: ModelConfig = ModelConfig(), *,
                  clock_hz: int = 100_000_000):
+        if cycles.ACC_SPIKES != 2:
+            raise ValueError(f"the event generator takes spikes from both ends of a vector: two per cycle, "
+                             f"not cycles.ACC_SPIKES = {cycles.ACC_SPIKES}")
         self.g = Geometry.for_core(cfg, lanes, clock_hz)
         self.cap = self.g.cap
         self.rows = packing.weight_layout(cfg, lanes)["_rows"]
@@ -96,7 +100,7 @@ class Core(wiring.Component):
                                  "c": range(g.dc)})
         acc = AccumulateEngine(P, self.rows["weights"], self.rows["biases"], tag_shape=tag,
                                w_granules=P // 8, b_granules=P // 2)
-        lif = LIFLayer(P, N * g.R, tag_shape=tag)
+        lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False)  # no row twice in a row
         att = AttentionKV(N, g.D, g.heads)
         halt = HaltUnit(N)
         merge = TokenMerge(N, g.D)
@@ -205,18 +209,19 @@ class Core(wiring.Component):
         m.d.comb += [xval[p].eq(Mux(xr_fresh, e_r.data[p], x_r.data[p])) for p in range(P)]
         m.d.sync += xr_valid.eq(0)
 
-        # event generator: the present spikes of rows of a token's spike vector, one per cycle
-        eg_busy, eg_bits, eg_rem = Signal(), Signal(g.W), Signal(g.W)
+        # event generator: the present spikes of a token's spike vector, two per cycle (hw/events.py), once
+        # per accumulator row of the token
+        eg = m.submodules.events = EventGenerator(g.W, P)
+        eg_busy = Signal()
         eg_tok = Signal(range(N))
         eg_j, eg_rows = Signal(range(max(3 * g.dc, g.hch) + 1)), Signal(range(max(3 * g.dc, g.hch) + 1))
         eg_mat, eg_c = Signal(range(3)), Signal(range(g.dc))   # row j = mat * dch + c (D-wide outputs)
         eg_w = Signal.like(wb)
-        eg_idx, eg_present = lowest_set(m, eg_rem, "eg")
-        eg_rest = eg_rem & (eg_rem - 1)
-        eg_row_end = eg_rest == 0
+        eg_row_end = eg.last
         eg_tok_end = eg_row_end & (eg_j == eg_rows - 1)
         ev = acc.i.payload
-        m.d.comb += [ev.index.eq(eg_idx), ev.w_base.eq(eg_w), ev.present.eq(eg_present), ev.last.eq(eg_row_end),
+        m.d.comb += [ev.index[0].eq(eg.idx[0]), ev.index[1].eq(eg.idx[1]), ev.present.eq(eg.present),
+                     eg.step.eq(eg_busy), ev.w_base.eq(eg_w), ev.last.eq(eg_row_end),
                      ev.tag.tok.eq(eg_tok), ev.tag.j.eq(eg_j), ev.tag.mat.eq(eg_mat), ev.tag.c.eq(eg_c),
                      acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
         pass_w = Signal.like(wb)         # weight row of the pass's first row
@@ -224,11 +229,13 @@ class Core(wiring.Component):
         pass_th = Signal.like(tb)
         m.d.comb += ev.b_row.eq(pass_b + eg_j)
         src_bits = Signal(g.W)
+        m.d.comb += eg.bits.eq(src_bits)
         m.d.comb += [sin_r.addr.eq(wk.cur), zm_r.addr.eq(wk.cur)]
 
         def eg_load(tok, rows):
-            return [eg_busy.eq(1), eg_bits.eq(src_bits), eg_rem.eq(src_bits), eg_tok.eq(tok), eg_j.eq(0),
-                    eg_mat.eq(0), eg_c.eq(0), eg_rows.eq(rows), eg_w.eq(pass_w)]
+            m.d.comb += eg.load.eq(1)
+            return [eg_busy.eq(1), eg_tok.eq(tok), eg_j.eq(0), eg_mat.eq(0), eg_c.eq(0), eg_rows.eq(rows),
+                    eg_w.eq(pass_w)]
 
         # accumulator rows -> thresholds (sync read) -> LIF, or -> X read -> residual add
         th_valid = Signal()
@@ -500,11 +507,12 @@ class Core(wiring.Component):
                     m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), pass_th.eq(th0), src_bits.eq(src)]
                     # events
                     with m.If(eg_busy):
-                        m.d.sync += eg_rem.eq(eg_rest)
-                        with m.If(eg_present):
-                            m.d.sync += count(dest["counter"], dest["fan"])
+                        with m.If(eg.present[0]):
+                            m.d.sync += count(dest["counter"], Mux(eg.present[1], dest["fan"] << 1, dest["fan"]))
+                        with m.If(eg_row_end & ~eg_tok_end):
+                            m.d.comb += eg.rewind.eq(1)   # the token's next row: its spikes again
                         with m.If(eg_row_end):
-                            m.d.sync += [eg_j.eq(eg_j + 1), eg_rem.eq(eg_bits), eg_w.eq(eg_w + fan_in),
+                            m.d.sync += [eg_j.eq(eg_j + 1), eg_w.eq(eg_w + fan_in),
                                          eg_c.eq(Mux(last_c(eg_c), 0, eg_c + 1)), eg_mat.eq(eg_mat + last_c(eg_c))]
                     with m.If(~eg_busy | eg_tok_end):
                         with m.If(wk.any):

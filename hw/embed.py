@@ -2,8 +2,9 @@
 
 ``E[k, d] = clampR((sum_i emb_w[d, i] * patch[k, i] + emb_b[k, d]) >> emb_shift)``: each token's window
 (``patch_dim`` uint8 pixels, ``packing.image_to_patches``) is multiplied with the int16 weights in
-``lanes`` parallel multipliers (E output channels at a time), accumulated in 32 bits with the bias, shifted
-(arithmetic, floor) and clamped to the residual range.
+``lanes`` x ``pixels`` parallel multipliers (E output channels at a time, ``pixels`` =
+``dynaspike.cycles.EMB_PIXELS`` = 2 pixels of the window per cycle), accumulated in 32 bits with the bias,
+shifted (arithmetic, floor) and clamped to the residual range.
 
 Memories (written at run time, one row per cycle): weights, row ``c * patch_dim + i`` holds
 ``emb_w[c*E : (c+1)*E, i]``; biases, row ``k * chunks + c`` holds ``emb_b[k, c*E : (c+1)*E]``
@@ -15,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dynaspike.cycles import EMB_LATENCY
+from dynaspike.cycles import EMB_LATENCY, EMB_PIXELS
 from dynaspike.formats import FORMATS
 
 from .accumulate import BLOCK_RAM, connect_write, write_signature
@@ -39,20 +40,23 @@ def embed_out_layout(max_tokens: int, chunks: int, lanes: int, fmt=FORMATS) -> d
 class Embedding(wiring.Component):
     """Multiply token windows with the embedding weights, ``lanes`` channels per cycle.
 
-    Contract (``dynaspike.cycles.embed_cycles``): a token costs ``chunks * patch_dim`` cycles (one
-    multiply-accumulate of ``lanes`` channels per cycle), tokens follow each other without a bubble; the
-    output of (token, chunk) is valid ``EMB_LATENCY`` (3) cycles after its last multiply is issued (weight
-    read, registered multiply, accumulate). It stalls while an output waits on ``o.ready``. ``chunks`` and
-    ``patch_dim`` come from the loaded model and must be stable while tokens flow.
+    Contract (``dynaspike.cycles.embed_cycles``): a token costs ``chunks * ceil(patch_dim / pixels)`` cycles
+    (``pixels`` multiply-accumulates of ``lanes`` channels per cycle: weight rows i and i + 1, one per port
+    of the block RAMs), tokens follow each other without a bubble; the output of (token, chunk) is valid
+    ``EMB_LATENCY`` (4) cycles after its last multiply is issued (weight read, registered multiply,
+    accumulate in the DSPs, sum of the pixel slots with shift and clamp). It stalls while an output waits
+    on ``o.ready``. ``chunks`` and ``patch_dim`` come from the loaded model and must be stable while tokens
+    flow.
     """
 
     def __init__(self, lanes: int, max_dim: int, max_patch_dim: int, max_tokens: int, *, fmt=FORMATS,
-                 granules: int = 1):
+                 granules: int = 1, pixels: int = EMB_PIXELS):
         for name, value in (("lanes", lanes), ("max_dim", max_dim), ("max_patch_dim", max_patch_dim),
-                            ("max_tokens", max_tokens)):
+                            ("max_tokens", max_tokens), ("pixels", pixels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Embedding {name} must be a positive integer, got {value!r}")
         self.lanes, self.max_tokens, self.max_patch_dim, self.fmt = lanes, max_tokens, max_patch_dim, fmt
+        self.pixels = pixels
         self.max_chunks = -(-max_dim // lanes)
         self.w_rows = self.max_chunks * max_patch_dim
         self.b_rows = max_tokens * self.max_chunks
@@ -69,72 +73,93 @@ class Embedding(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fmt, E = self.fmt, self.lanes
+        fmt, E, K = self.fmt, self.lanes, self.pixels
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[], attrs=BLOCK_RAM)
         m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[], attrs=BLOCK_RAM)
-        connect_write(m, wmem, self.w_wr)
+        w_rds = [wmem.read_port() for _ in range(K)]
+        # port A: the write port and pixel 0's read share one address (one true-dual-port memory)
+        port_a = Signal(range(self.w_rows))
+        connect_write(m, wmem, self.w_wr, port_a)
         connect_write(m, bmem, self.b_wr)
-        w_rd, b_rd = wmem.read_port(), bmem.read_port()
+        b_rd = bmem.read_port()
 
         advance = ~self.o.valid | self.o.ready  # the whole pipeline holds while an output waits
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        # ---- stage 0: walk (chunk, input) of the working token, one weight row per cycle
+        # ---- stage 0: walk (chunk, K inputs) of the working token, K weight rows per cycle
         busy = Signal()
         pix = Signal(window_layout(self.max_tokens, self.max_patch_dim, fmt).members["pix"])
         token = Signal(range(self.max_tokens))
         c = Signal(range(self.max_chunks + 1))
-        i = Signal(range(self.max_patch_dim + 1))
-        w_addr = Signal(range(self.w_rows + 1))
+        i = Signal(range(self.max_patch_dim + K))
+        w_chunk = Signal(range(self.w_rows + 1))   # row of input 0 of chunk c: c * patch_dim
         b_base = Signal(range(self.b_rows + 1))
-        last_i = i == self.patch_dim - 1
+        last_i = i + K >= self.patch_dim
         final = busy & last_i & (c == self.chunks - 1)  # the token's last multiply is issued now
         m.d.comb += self.i.ready.eq(advance & (~busy | final))
-        m.d.comb += [w_rd.en.eq(advance), w_rd.addr.eq(w_addr), b_rd.en.eq(advance), b_rd.addr.eq(b_base + c)]
+        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c)]
+        # (past the window's end a port reads any row: its pixel is 0)
+        m.d.comb += port_a.eq(Mux(self.w_wr.en.any(), self.w_wr.addr, w_chunk + i))
+        for k, rd in enumerate(w_rds):
+            m.d.comb += [rd.en.eq(advance), rd.addr.eq(port_a if k == 0 else w_chunk + i + k)]
 
-        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "pixel": fmt.pixel_bits,
+        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1,
+                                       "pixel": data.ArrayLayout(fmt.pixel_bits, K),
                                        "token": range(self.max_tokens), "chunk": range(max(self.max_chunks, 1))}))
-        pix_i = Signal(fmt.pixel_bits)
+        pix_i = Signal(data.ArrayLayout(fmt.pixel_bits, K))  # pixels i .. i + K - 1 (0 past the window)
         with m.Switch(i):
-            for k in range(self.max_patch_dim):
-                with m.Case(k):
-                    m.d.comb += pix_i.eq(pix[k])
+            for j in range(0, self.max_patch_dim, K):
+                with m.Case(j):
+                    for k in range(min(K, self.max_patch_dim - j)):
+                        m.d.comb += pix_i[k].eq(Mux(j + k < self.patch_dim, pix[j + k], 0))
         with m.If(advance):
             m.d.sync += [s1.valid.eq(busy), s1.first.eq(i == 0), s1.last.eq(last_i), s1.pixel.eq(pix_i),
                          s1.token.eq(token), s1.chunk.eq(c)]
             with m.If(busy):
-                m.d.sync += [i.eq(i + 1), w_addr.eq(w_addr + 1)]
+                m.d.sync += i.eq(i + K)
                 with m.If(last_i):
-                    m.d.sync += [i.eq(0), c.eq(c + 1)]
+                    m.d.sync += [i.eq(0), c.eq(c + 1), w_chunk.eq(w_chunk + self.patch_dim)]
                 with m.If(final):
                     m.d.sync += busy.eq(0)
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += [busy.eq(1), pix.eq(self.i.payload.pix), token.eq(self.i.payload.token),
-                             i.eq(0), c.eq(0), w_addr.eq(0), b_base.eq(mul(self.i.payload.token, self.chunks))]
+                             i.eq(0), c.eq(0), w_chunk.eq(0), b_base.eq(mul(self.i.payload.token, self.chunks))]
 
-        # ---- stage 1: the weight row is read; multiply (registered: maps to the DSP's M register)
+        # ---- stage 1: the weight rows are read; multiply (registered: maps to the DSPs' M registers)
         s2 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "token": range(self.max_tokens),
                                        "chunk": range(max(self.max_chunks, 1))}))
-        prod = Signal(data.ArrayLayout(signed(fmt.emb_weight_bits + fmt.pixel_bits + 1), E))
+        # one signal per product and accumulator (not one wide array): synthesis packs a multiply-accumulate
+        # into a DSP48 only when its product and accumulator registers are registers of their own
+        prod_shape = signed(fmt.emb_weight_bits + fmt.pixel_bits + 1)
+        prods = [[Signal(prod_shape, name=f"prod{k}_{l}") for l in range(E)] for k in range(K)]
         bias = Signal(self.b_shape)
         with m.If(advance):
             m.d.sync += [s2.valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
                          s2.token.eq(s1.token), s2.chunk.eq(s1.chunk), bias.eq(b_rd.data)]
-            m.d.sync += [prod[l].eq(w_rd.data[l] * s1.pixel) for l in range(E)]
+            for k, (prod, rd) in enumerate(zip(prods, w_rds)):
+                m.d.sync += [prod[l].eq(rd.data[l] * s1.pixel[k]) for l in range(E)]
 
-        # ---- stage 2: accumulate (the bias starts a chunk), then shift, clamp and offer the chunk
-        acc = Signal(self.b_shape)
-        with m.If(advance & s2.valid):
+        # ---- stage 2: accumulate, one accumulator per pixel slot (the bias starts slot 0's, zero the others').
+        # Each is a DSP's post-adder and P register (P = C + M, then P = P + M): nothing reads the sum before
+        # it is registered, so synthesis keeps the whole multiply-accumulate inside the DSP48s.
+        accs = [[Signal(signed(EMB_ACC_BITS), name=f"acc{k}_{l}") for l in range(E)] for k in range(K)]
+        fin = Signal()                       # the accumulators hold a finished chunk
+        fin_token = Signal.like(s2.token)
+        fin_chunk = Signal.like(s2.chunk)
+        with m.If(advance):
+            m.d.sync += fin.eq(s2.valid & s2.last)
+            with m.If(s2.valid):
+                m.d.sync += [fin_token.eq(s2.token), fin_chunk.eq(s2.chunk)]
+                for k, (acc, prod) in enumerate(zip(accs, prods)):
+                    for l in range(E):
+                        start = bias[l] if k == 0 else 0
+                        m.d.sync += acc[l].eq(Mux(s2.first, start, acc[l]) + prod[l])
+        # ---- stage 3: add the slots, shift, clamp and offer the chunk
+        with m.If(advance & fin):
             for l in range(E):
-                new = Signal(signed(EMB_ACC_BITS), name=f"acc_new{l}")
-                m.d.comb += new.eq(Mux(s2.first, bias[l], acc[l]) + prod[l])
-                m.d.sync += acc[l].eq(new)
-                shifted = new >> fmt.emb_shift
-                clamped = saturate(shifted, fmt.res_bits)
-                with m.If(s2.last):
-                    m.d.sync += self.o.payload.e[l].eq(clamped)
-            with m.If(s2.last):
-                m.d.sync += [self.o.valid.eq(1), self.o.payload.token.eq(s2.token),
-                             self.o.payload.chunk.eq(s2.chunk)]
+                total = Signal(signed(EMB_ACC_BITS), name=f"sum{l}")
+                m.d.comb += total.eq(sum(acc[l] for acc in accs))
+                m.d.sync += self.o.payload.e[l].eq(saturate(total >> fmt.emb_shift, fmt.res_bits))
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.token.eq(fin_token), self.o.payload.chunk.eq(fin_chunk)]
         return m

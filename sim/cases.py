@@ -6,6 +6,7 @@ first, so a failure can be reproduced from the seed in the test log.
 
 import random
 
+from dynaspike import cycles
 from dynaspike.formats import FORMATS
 
 
@@ -76,16 +77,27 @@ def acc_rows(weight_rows: int, bias_rows: int, count: int, seed: int, fan_in: in
     return rows
 
 
-def acc_events(rows: list) -> list:
-    """Spike events (dicts of the ``hw.accumulate.event_layout`` fields) for these rows, in order."""
+def acc_events(rows: list, spikes: int = cycles.ACC_SPIKES) -> list:
+    """Spike events (dicts of the ``hw.accumulate.event_layout`` fields) for these rows, in order: each
+    event carries the next ``spikes`` present spikes of its row (the last event of a row may carry fewer)."""
     events = []
-    for spikes, w_base, b_row in rows:
-        if not spikes:
-            events.append({"index": 0, "w_base": w_base, "b_row": b_row, "present": 0, "last": 1})
-        for j, s in enumerate(spikes):
-            events.append({"index": s, "w_base": w_base, "b_row": b_row, "present": 1,
-                           "last": int(j == len(spikes) - 1)})
+    for row, w_base, b_row in rows:
+        if not row:
+            events.append({"index": [0] * spikes, "w_base": w_base, "b_row": b_row, "present": 0, "last": 1})
+        for j in range(0, len(row), spikes):
+            group = row[j:j + spikes]
+            events.append({"index": group + [0] * (spikes - len(group)), "w_base": w_base, "b_row": b_row,
+                           "present": (1 << len(group)) - 1, "last": int(j + spikes >= len(row))})
     return events
+
+
+def event_vectors(width: int, count: int, seed: int) -> list:
+    """Spike vectors (ints of ``width`` bits) for the event generator: none, one at each end, all, one in
+    eight, then ``count`` random ones of every density."""
+    rng = random.Random(seed)
+    edge = [0, 1, 1 << (width - 1), (1 << width) - 1, sum(1 << k for k in range(0, width, 8))]
+    return edge + [sum(1 << k for k in range(width) if rng.random() < d)
+                   for d in (rng.choice([0.02, 0.1, 0.3, 0.6, 0.95]) for _ in range(count))]
 
 
 def halt_case(tokens: int, count: int, seed: int, fmt=FORMATS) -> dict:
@@ -198,11 +210,13 @@ def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kin
     return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows}
 
 
-def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
+def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits,
+                   back_to_back: bool = True) -> list:
     """Images of LIF-layer updates: a list of lists of ``(row, x, th)``; a clear precedes every image.
 
-    Rows repeat, often back to back (the read-after-write path), inputs mix small values (frequent
-    spikes and resets) with extreme ones.
+    Rows repeat, often back to back (the read-after-write path; never with ``back_to_back=False``, the
+    order a non-transparent layer takes), inputs mix small values (frequent spikes and resets) with
+    extreme ones.
     """
     rng = random.Random(seed)
     hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
@@ -211,6 +225,8 @@ def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int =
         ups = []
         for _ in range(count):
             row = ups[-1][0] if ups and rng.random() < 0.3 else rng.randrange(rows)
+            if not back_to_back and ups and row == ups[-1][0]:
+                row = (row + 1 + rng.randrange(rows - 1)) % rows   # any other row
             scale = rng.choice([8, 300, hi])
             x = [rng.randint(max(lo, -scale), min(hi, scale)) for _ in range(lanes)]
             th = [rng.randint(1, min(hi, scale)) for _ in range(lanes)]

@@ -1,5 +1,7 @@
 """A random, valid IntModel for any config (tests only): every tensor inside its artifact range."""
 
+import dataclasses
+
 import numpy as np
 
 from dynaspike.artifact import IntModel, IntParams, tensor_specs
@@ -43,6 +45,35 @@ def saturating_model(cfg: ModelConfig, seed: int) -> IntModel:
             t[f"b{l}.{name}_b"] = (np.roll(sign, l) * 30_000).astype(np.int32)
     t["mask"] = np.ones_like(t["mask"])                               # every module runs at every step
     return IntModel(cfg, m.params, t, {"source": f"tests/model_factory.py saturating, seed {seed}"}).validate()
+
+
+def spiky_model(cfg: ModelConfig, seed: int) -> IntModel:
+    """A random model in which every spiking layer fires often (low thresholds, mostly positive biases,
+    attention threshold 1), so a core that drops, repeats or misroutes a spike event anywhere changes the
+    logits; tests check the firing with :func:`spike_rates`."""
+    m = random_model(cfg, seed)
+    rng = np.random.default_rng(seed + 1)
+    t = dict(m.tensors)
+    for name in t:
+        if name.endswith("_th"):
+            t[name] = rng.integers(1, 300, size=t[name].shape, endpoint=True).astype(np.int32)
+        elif name.startswith("b") and name.endswith(("q_b", "k_b", "v_b", "fc1_b")):
+            t[name] = rng.integers(-300, 1500, size=t[name].shape, endpoint=True).astype(np.int32)
+    t["mask"] = np.ones_like(t["mask"])       # every module at every step but one (the gating still shows)
+    t["mask"][-1, 0] = 0
+    params = dataclasses.replace(m.params, attn_threshold=1)
+    return IntModel(cfg, params, t, {"source": f"tests/model_factory.py spiky, seed {seed}"}).validate()
+
+
+def spike_rates(trace: dict) -> dict:
+    """Firing rate of every spike map of a golden trace (``run(..., trace=True)``), by layer name."""
+    kinds = ("ain", "q", "k", "v", "attn", "min", "hid")
+    rates = {}
+    for key, v in trace.items():
+        layer = key.rsplit(".", 1)[-1]
+        if layer in kinds:
+            rates.setdefault(layer, []).append(float(np.asarray(v, dtype=np.float64).mean()))
+    return {k: float(np.mean(v)) for k, v in rates.items()}
 
 
 def saturation_seen(trace: dict, fmt=FORMATS) -> dict:

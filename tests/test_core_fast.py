@@ -11,7 +11,7 @@ from dynaspike import packing, regmap
 from dynaspike.config import ModelConfig
 from hw.core import Core
 from sim.amaranth_tb import axil_read, axil_write, run
-from tests.model_factory import random_model, saturating_model, saturation_seen
+from tests.model_factory import random_model, saturating_model, saturation_seen, spike_rates, spiky_model
 from train import cycle_model
 from train.golden import GoldenModel
 
@@ -46,13 +46,14 @@ async def recv(ctx, port):
 
 @pytest.mark.parametrize("cfg,core_cfg,make", [(TINY, TINY, random_model), (WIDE, WIDE, random_model),
                                                (WIDER, WIDER, random_model), (TINY, WIDE, random_model),
-                                               (WIDE, WIDE, saturating_model)],
-                         ids=["D8", "D12", "D24", "D8-on-D12-core", "D12-saturating"])
+                                               (WIDE, WIDE, saturating_model), (WIDER, WIDER, spiky_model)],
+                         ids=["D8", "D12", "D24", "D8-on-D12-core", "D12-saturating", "D24-spiky"])
 def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
     """Logits and CYCLES of two images equal the golden model's and the cycle model's, on P = 8 lanes; the
     fourth case runs a model of one row per token (D 8, one block, 3 classes) on a core built for two rows and
-    two blocks: every size comes from the loaded model; the last one saturates the embedding and the residual
-    stream (checked on the golden trace)."""
+    two blocks: every size comes from the loaded model; the fifth saturates the embedding and the residual
+    stream, the last fires every spiking layer often, so a dropped or repeated spike event changes the logits
+    (both checked on the golden trace)."""
     model = make(cfg, 1)
     images = np.random.default_rng(0).integers(0, 256, size=(2, 1, 4, 4), dtype=np.uint8)
     dut = Core(8, core_cfg)
@@ -69,9 +70,12 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
             got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
 
     run(dut, host, deadline_cycles=20_000)
-    g = GoldenModel(model).run(images, trace=make is saturating_model)
+    g = GoldenModel(model).run(images, trace=make in (saturating_model, spiky_model))
     if make is saturating_model:
         assert saturation_seen(g.trace) == {"embedding": True, "residual": True}, saturation_seen(g.trace)
+    if make is spiky_model:
+        rates = spike_rates(g.trace)
+        assert set(rates) == {"ain", "q", "k", "v", "attn", "min", "hid"} and min(rates.values()) > 0.2, rates
     want_cycles = cycle_model.predict_cycles(model, images, 8)
     for k, (tag, logits, cycles) in enumerate(got):
         assert tag == k

@@ -137,7 +137,8 @@ def test_core_soft_reset_mid_inference_and_model_reload():
     """A soft reset in the middle of an inference, then a correct run; a model reload between images."""
     a, b = random_model(TINY, 4), random_model(TINY, 5)
     images = tiny_images(4, seed=4)
-    plan = [{"model": 0}, {"model": 0, "soft_reset_after": 120}, {"model": 1, "taps": True}, {"model": 0}]
+    halfway = int(cycle_model.predict_cycles(a, images[1:2], 8)[0]) // 2   # mid-inference, whatever its length
+    plan = [{"model": 0}, {"model": 0, "soft_reset_after": halfway}, {"model": 1, "taps": True}, {"model": 0}]
     rec = run_core([a, b], images, 8, "tiny-reset", plan=plan)
     assert rec["images"][1]["busy_before_reset"] == 1, "the soft reset did not hit a running inference"
     st = rec["images"][1]["status_after_reset"]

@@ -39,7 +39,7 @@ def test_events_by_hand():
 
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
-    bits = (102 * 288 + 180 * 792 + 220 * 792 + 440 * 792 + 172 * 540 + 512 * 540 + 32 * 72)
+    bits = (102 * 288 + 180 * 792 + 220 * 792 + 440 * 828 + 172 * 540 + 512 * 540 + 32 * 72)
     toggles = 3264 + 2 * 150 + 7040 + 17024 + 3 * 1000     # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
             "logic": toggles * 100 * 1e-9, "dsp": 17024 * 10 * 1e-6}

@@ -12,15 +12,15 @@ from sim.cases import acc_events, acc_memory, acc_rows
 SEED = 4321
 
 
-def run_engine(lanes, weight_rows, bias_rows, W, bias, rows, idle, stall, seed):
-    dut = AccumulateEngine(lanes, weight_rows, bias_rows)
+def run_engine(lanes, weight_rows, bias_rows, W, bias, rows, idle, stall, seed, spikes=cycles.ACC_SPIKES):
+    dut = AccumulateEngine(lanes, weight_rows, bias_rows, spikes=spikes)
     ev = dut.i.payload.shape()
     load_cycles = len(W) + len(bias)
 
     async def load(ctx):  # one row per cycle through the write ports, as the stream loader will do
         await atb.write_rows(ctx, (dut.w_wr, W), (dut.b_wr, bias))
 
-    drv = atb.StreamDriver(dut.i, [ev.const(e) for e in acc_events(rows)], idle=idle, seed=seed,
+    drv = atb.StreamDriver(dut.i, [ev.const(e) for e in acc_events(rows, spikes)], idle=idle, seed=seed,
                            delay=load_cycles)
     mon = atb.StreamMonitor(dut.o, len(rows), stall=stall, seed=seed + 1)
     atb.run(dut, load, drv, mon)
@@ -47,6 +47,16 @@ def test_accumulate_matches_reference(kind, idle, stall):
     check(W, bias, rows, mon)
 
 
+@pytest.mark.parametrize("spikes", [1, 3])
+def test_accumulate_other_spike_slots(spikes):
+    # the engine takes any number of spike slots; the core uses cycles.ACC_SPIKES (both BRAM ports)
+    lanes, weight_rows, bias_rows = 4, 24, 3
+    W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
+    rows = acc_rows(weight_rows, bias_rows, 20, SEED, fan_in=16)
+    _, mon = run_engine(lanes, weight_rows, bias_rows, W, bias, rows, 0.2, 0.2, SEED, spikes)
+    check(W, bias, rows, mon)
+
+
 def test_accumulate_64_lanes():
     lanes, weight_rows, bias_rows = 64, 64, 2
     W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
@@ -68,12 +78,15 @@ def test_accumulate_cycles_match_model():
     assert mon.cycles[-1] - start == cycles.acc_cycles(counts)
 
 
-def test_cycle_model_counts_one_cycle_per_spike():
-    # Absent spikes cost nothing; an empty row costs its one marker beat; latency is added once.
-    assert cycles.acc_cycles([5]) == 5 - 1 + cycles.ACC_LATENCY
-    assert cycles.acc_cycles([0, 0, 3]) == 1 + 1 + 3 - 1 + cycles.ACC_LATENCY
-    assert cycles.acc_done_cycles([2, 0, 1]) == [1 + cycles.ACC_LATENCY, 2 + cycles.ACC_LATENCY,
-                                                 3 + cycles.ACC_LATENCY]
+def test_cycle_model_counts_one_cycle_per_spike_pair():
+    # Two present spikes per cycle (cycles.ACC_SPIKES); absent spikes cost nothing; an empty row costs its
+    # one marker beat; latency is added once.
+    assert cycles.ACC_SPIKES == 2
+    assert cycles.acc_cycles([5]) == 3 - 1 + cycles.ACC_LATENCY
+    assert cycles.acc_cycles([4]) == 2 - 1 + cycles.ACC_LATENCY
+    assert cycles.acc_cycles([0, 0, 3]) == 1 + 1 + 2 - 1 + cycles.ACC_LATENCY
+    assert cycles.acc_done_cycles([2, 0, 1]) == [0 + cycles.ACC_LATENCY, 1 + cycles.ACC_LATENCY,
+                                                 2 + cycles.ACC_LATENCY]
     with pytest.raises(ValueError, match="-1"):
         cycles.acc_beats(-1)
 

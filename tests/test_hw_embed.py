@@ -65,7 +65,8 @@ def test_embed_cycles_match_model():
     case = embed_case(lanes, dim, patch_dim, tokens, SEED + 2)
     drv, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.0, 0.0, SEED)
     check(lanes, dim, case, mon)
-    per_token = case["chunks"] * patch_dim
+    per_token = case["chunks"] * cycles.embed_steps(patch_dim)  # 2 pixels per cycle: 3 for 5
+    assert per_token == case["chunks"] * 3
     assert [c - drv.cycles[0] for c in drv.cycles] == [k * per_token for k in range(tokens)]
     assert mon.cycles[-1] - drv.cycles[0] == cycles.embed_cycles(tokens, case["chunks"], patch_dim)
 
