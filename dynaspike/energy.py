@@ -22,7 +22,7 @@ Not a measurement: the coefficients are public figures and design estimates unti
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
-from .cycles import HEAD_MULTS, emb_lanes
+from .cycles import HEAD_MULTS, emb_lanes, embed_steps
 from .formats import FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
@@ -152,7 +152,8 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         "membrane_rows": 2 * lif_rows,              # read and write
         "x_rows": x_reads + x_writes + N * dc,      # + the embedding's E rows, written once per token
         "emb_weight_rows": emb_steps + zero,
-        "pixel_beats": N * _ceil(cfg.patch_dim, 8) + zero,  # the image packet's window beats into pix
+        # the image packet's window beats into the embedding's window memory, and one beat read per cycle
+        "pixel_beats": N * _ceil(cfg.patch_dim, 8) + N * _ceil(D, E) * embed_steps(cfg.patch_dim) + zero,
         "engine_acs": c("AC_QKV") + c("AC_PROJ") + c("AC_FC1") + c("AC_FC2"),
         "attn_acs": c("AC_KV") + c("AC_Y"),
         "readout_acs": c("AC_READOUT"),

@@ -10,9 +10,9 @@ cycle. The cycle count of every pass is ``dynaspike.cycles`` (``pass_cycles``); 
 predicts the whole inference from it.
 
 Memories: the model (weights, biases, thresholds, embedding, head, halting LUT) is written by
-``hw.loader.ModelLoader``; per image the sequencer keeps the windows (``pix``), the embedding ``E`` and the
-residual ``X`` (``dc = ceil(D / P)`` rows of P lanes per token: row ``tok * dc + c`` holds channels
-``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``:
+``hw.loader.ModelLoader``; per image the embedding keeps the windows (``hw.embed``), the sequencer the
+embedding ``E`` and the residual ``X`` (``dc = ceil(D / P)`` rows of P lanes per token: row ``tok * dc + c``
+holds channels ``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``:
 the hidden spikes; one word per token, written a row of P bits at a time), and every LIF membrane
 (``hw.lif_layer.LIFLayer``). ``X`` is not copied from ``E`` at each step: a ``fresh`` bit per row makes
 reads of ``X`` return ``E`` until the row's first residual add of the step.
@@ -147,23 +147,20 @@ class Core(wiring.Component):
             m.d.sync += fail(parser.error_code, parser.error_beat)
 
         # ------------------------------------------------------------------ per-image memories
-        pix = Memory(shape=64 * g.bpt, depth=N, init=[])
         emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
         xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
         sin, qm, km, vm = (Memory(shape=g.DP, depth=N, init=[]) for _ in range(4))
         zm = Memory(shape=g.hch * P, depth=N, init=[])
         thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[],
                      attrs=BLOCK_RAM)
-        for name, mem in (("pix", pix), ("emem", emem), ("xmem", xmem), ("sin", sin), ("qm", qm), ("km", km),
+        for name, mem in (("emem", emem), ("xmem", xmem), ("sin", sin), ("qm", qm), ("km", km),
                           ("vm", vm), ("zm", zm), ("thm", thm)):
             m.submodules[name] = mem
-        pix_w = pix.write_port(granularity=64)
         e_w = emem.write_port(granularity=g.E)
         x_w = xmem.write_port()
         sin_w, qm_w, km_w, vm_w = (mem.write_port(granularity=P) for mem in (sin, qm, km, vm))
         zm_w = zm.write_port(granularity=P)
         connect_write(top, thm, ld.th_wr)
-        pix_r = pix.read_port(domain="comb")
         sin_r, qm_r, km_r, vm_r, zm_r = (mem.read_port(domain="comb") for mem in (sin, qm, km, vm, zm))
         e_r, x_r, th_r = emem.read_port(), xmem.read_port(), thm.read_port()
 
@@ -293,6 +290,7 @@ class Core(wiring.Component):
         # merge / embedding
         m.d.comb += [merge.threshold.eq(Mux(dense, -1, prm["merge_threshold"])), merge.o.ready.eq(1),
                      emb.o.ready.eq(1), emb.chunks.eq(cfgd.emb_chunks), emb.patch_dim.eq(cfgd.patch_dim),
+                     emb.bpt.eq(cfgd.bpt),
                      head.o.ready.eq(1), head.n_classes.eq(cfgd.classes),
                      head.n_groups.eq((cfgd.dim + g.M - 1) >> log2(g.M))]
 
@@ -326,6 +324,7 @@ class Core(wiring.Component):
         # ------------------------------------------------------------------ image intake counters
         img_row = Signal(range(N + 1))
         img_g = Signal(range(g.bpt + 1))
+        img_beat = Signal(range(N * g.bpt + 1))   # the window memory's row: img_row * bpt + img_g
         counting = Signal()
         with m.If(counting):
             m.d.sync += cycles_.eq(cycles_ + 1)
@@ -393,7 +392,7 @@ class Core(wiring.Component):
                         m.next = "ERROR"
                     with m.Elif(ctrl.start):
                         m.d.sync += [busy.eq(1), done.eq(0), taps_on.eq(regs.run_config.debug_taps),
-                                     img_row.eq(0), img_g.eq(0), cycles_.eq(0)]
+                                     img_row.eq(0), img_g.eq(0), img_beat.eq(0), cycles_.eq(0)]
                         m.d.sync += [p.eq(0) for p in perf]
                         m.next = "IMG"
 
@@ -401,8 +400,8 @@ class Core(wiring.Component):
                 # the image's data beats into the window memory; the cycle count starts with the first
                 m.d.comb += parser.o.ready.eq(is_image)
                 take = parser.o.valid & is_image
-                m.d.comb += [pix_w.addr.eq(img_row), pix_w.data.eq(pbeat.data.replicate(g.bpt)),
-                             pix_w.en.eq(Mux(take & (img_row < cfgd.n), 1 << img_g, 0))]
+                m.d.comb += [emb.pix_wr.addr.eq(img_beat), emb.pix_wr.data.eq(pbeat.data),
+                             emb.pix_wr.en.eq(take & (img_row < cfgd.n))]
                 # the stream owes the core a beat (data or trailer) and has none: one cycle of delay each.
                 # The parser is one cycle behind the stream, so from the cycle the first beat is taken.
                 with m.If((counting | take) & ~self.s_axis.tvalid & ~parser.ok):
@@ -412,7 +411,7 @@ class Core(wiring.Component):
                     with m.If(~counting):
                         m.d.sync += cycles_.eq(1)
                     m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
-                    m.d.sync += img_row.eq(img_row + (img_g == cfgd.bpt - 1))
+                    m.d.sync += [img_row.eq(img_row + (img_g == cfgd.bpt - 1)), img_beat.eq(img_beat + 1)]
                     with m.If(img_row >= cfgd.n):
                         m.d.sync += fail(ErrorCode.BAD_LENGTH)
                 with m.If(parser.o.valid & is_model):  # a model packet while an image is expected
@@ -429,8 +428,7 @@ class Core(wiring.Component):
 
             with state("EMB"):
                 # windows -> embedding -> E rows and merge bits -> token merge -> representatives
-                m.d.comb += [pix_r.addr.eq(wk.cur), emb.i.valid.eq(wk.any), emb.i.payload.token.eq(wk.cur)]
-                m.d.comb += [emb.i.payload.pix[k].eq(pix_r.data.word_select(k, 8)) for k in range(g.PD)]
+                m.d.comb += [emb.i.valid.eq(wk.any), emb.i.payload.token.eq(wk.cur)]
                 with m.If(emb.i.valid & emb.i.ready):
                     m.d.sync += wk.next()
                 eo = emb.o.payload

@@ -8,27 +8,31 @@ shifted (arithmetic, floor) and clamped to the residual range.
 
 Memories (written at run time, one row per cycle): weights, row ``c * patch_dim + i`` holds
 ``emb_w[c*E : (c+1)*E, i]``; biases, row ``k * chunks + c`` holds ``emb_b[k, c*E : (c+1)*E]``
-(``chunks = ceil(D / E)``; lanes past D are don't-care, their outputs are for the caller to drop).
+(``chunks = ceil(D / E)``; lanes past D are don't-care, their outputs are for the caller to drop); the
+windows, row ``k * bpt + b`` holds bytes ``8b .. 8b + 7`` of token k's window (the image packet's beats as
+they arrive, ``bpt = ceil(patch_dim / 8)`` beats per token): the embedding reads the one beat that holds
+the pixels it multiplies, so no window is ever held in registers or multiplexed byte by byte.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import EMB_LATENCY, EMB_PIXELS
 from dynaspike.formats import FORMATS
+from dynaspike.packing import BEAT_BYTES  # a window memory row is one beat of the image packet
 
 from .accumulate import BLOCK_RAM, connect_write, write_signature
 from .arith import mul, saturate
+from .loader import log2
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
 
 
-def window_layout(max_tokens: int, max_patch_dim: int, fmt=FORMATS) -> data.StructLayout:
-    """One token's window: ``token`` index and ``pix`` (the first ``patch_dim`` entries are used)."""
-    return data.StructLayout({"token": range(max_tokens),
-                              "pix": data.ArrayLayout(unsigned(fmt.pixel_bits), max_patch_dim)})
+def window_layout(max_tokens: int) -> data.StructLayout:
+    """The start of one token: its index (its window must be in the window memory)."""
+    return data.StructLayout({"token": range(max_tokens)})
 
 
 def embed_out_layout(max_tokens: int, chunks: int, lanes: int, fmt=FORMATS) -> data.StructLayout:
@@ -55,6 +59,8 @@ class Embedding(wiring.Component):
                             ("max_tokens", max_tokens), ("pixels", pixels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Embedding {name} must be a positive integer, got {value!r}")
+        if BEAT_BYTES % pixels:
+            raise ValueError(f"Embedding pixels must divide the {BEAT_BYTES} bytes of a beat, got {pixels}")
         self.lanes, self.max_tokens, self.max_patch_dim, self.fmt = lanes, max_tokens, max_patch_dim, fmt
         self.pixels = pixels
         self.max_chunks = -(-max_dim // lanes)
@@ -62,11 +68,15 @@ class Embedding(wiring.Component):
         self.b_rows = max_tokens * self.max_chunks
         self.w_shape = data.ArrayLayout(signed(fmt.emb_weight_bits), lanes)
         self.b_shape = data.ArrayLayout(signed(EMB_ACC_BITS), lanes)
+        self.max_bpt = -(-max_patch_dim // BEAT_BYTES)
+        self.pix_rows = max_tokens * self.max_bpt
         super().__init__({
-            "i": In(stream.Signature(window_layout(max_tokens, max_patch_dim, fmt))),
+            "i": In(stream.Signature(window_layout(max_tokens))),
             "o": Out(stream.Signature(embed_out_layout(max_tokens, self.max_chunks, lanes, fmt))),
             "chunks": In(range(self.max_chunks + 1)),
             "patch_dim": In(range(max_patch_dim + 1)),
+            "bpt": In(range(self.max_bpt + 1)),       # beats per window of the loaded model
+            "pix_wr": In(write_signature(self.pix_rows, 8 * BEAT_BYTES)),
             "w_wr": In(write_signature(self.w_rows, self.w_shape, granules)),
             "b_wr": In(write_signature(self.b_rows, self.b_shape, granules)),
         })
@@ -82,6 +92,9 @@ class Embedding(wiring.Component):
         connect_write(m, wmem, self.w_wr, port_a)
         connect_write(m, bmem, self.b_wr)
         b_rd = bmem.read_port()
+        m.submodules.pmem = pmem = Memory(shape=8 * BEAT_BYTES, depth=self.pix_rows, init=[], attrs=BLOCK_RAM)
+        connect_write(m, pmem, self.pix_wr)
+        p_rd = pmem.read_port()
 
         advance = ~self.o.valid | self.o.ready  # the whole pipeline holds while an output waits
         with m.If(self.o.valid & self.o.ready):
@@ -89,8 +102,8 @@ class Embedding(wiring.Component):
 
         # ---- stage 0: walk (chunk, K inputs) of the working token, K weight rows per cycle
         busy = Signal()
-        pix = Signal(window_layout(self.max_tokens, self.max_patch_dim, fmt).members["pix"])
         token = Signal(range(self.max_tokens))
+        p_base = Signal(range(self.pix_rows + 1))  # the token's first window row: token * bpt
         c = Signal(range(self.max_chunks + 1))
         i = Signal(range(self.max_patch_dim + K))
         w_chunk = Signal(range(self.w_rows + 1))   # row of input 0 of chunk c: c * patch_dim
@@ -98,23 +111,17 @@ class Embedding(wiring.Component):
         last_i = i + K >= self.patch_dim
         final = busy & last_i & (c == self.chunks - 1)  # the token's last multiply is issued now
         m.d.comb += self.i.ready.eq(advance & (~busy | final))
-        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c)]
+        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c),
+                     p_rd.en.eq(advance), p_rd.addr.eq(p_base + (i >> log2(BEAT_BYTES)))]  # the beat of pixels i .. i + K - 1
         # (past the window's end a port reads any row: its pixel is 0)
         m.d.comb += port_a.eq(Mux(self.w_wr.en.any(), self.w_wr.addr, w_chunk + i))
         for k, rd in enumerate(w_rds):
             m.d.comb += [rd.en.eq(advance), rd.addr.eq(port_a if k == 0 else w_chunk + i + k)]
 
-        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1,
-                                       "pixel": data.ArrayLayout(fmt.pixel_bits, K),
+        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "i": range(self.max_patch_dim + K),
                                        "token": range(self.max_tokens), "chunk": range(max(self.max_chunks, 1))}))
-        pix_i = Signal(data.ArrayLayout(fmt.pixel_bits, K))  # pixels i .. i + K - 1 (0 past the window)
-        with m.Switch(i):
-            for j in range(0, self.max_patch_dim, K):
-                with m.Case(j):
-                    for k in range(min(K, self.max_patch_dim - j)):
-                        m.d.comb += pix_i[k].eq(Mux(j + k < self.patch_dim, pix[j + k], 0))
         with m.If(advance):
-            m.d.sync += [s1.valid.eq(busy), s1.first.eq(i == 0), s1.last.eq(last_i), s1.pixel.eq(pix_i),
+            m.d.sync += [s1.valid.eq(busy), s1.first.eq(i == 0), s1.last.eq(last_i), s1.i.eq(i),
                          s1.token.eq(token), s1.chunk.eq(c)]
             with m.If(busy):
                 m.d.sync += i.eq(i + K)
@@ -123,8 +130,9 @@ class Embedding(wiring.Component):
                 with m.If(final):
                     m.d.sync += busy.eq(0)
             with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [busy.eq(1), pix.eq(self.i.payload.pix), token.eq(self.i.payload.token),
-                             i.eq(0), c.eq(0), w_chunk.eq(0), b_base.eq(mul(self.i.payload.token, self.chunks))]
+                m.d.sync += [busy.eq(1), token.eq(self.i.payload.token), i.eq(0), c.eq(0), w_chunk.eq(0),
+                             b_base.eq(mul(self.i.payload.token, self.chunks)),
+                             p_base.eq(mul(self.i.payload.token, self.bpt))]
 
         # ---- stage 1: the weight rows are read; multiply (registered: maps to the DSPs' M registers)
         s2 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "token": range(self.max_tokens),
@@ -138,7 +146,10 @@ class Embedding(wiring.Component):
             m.d.sync += [s2.valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
                          s2.token.eq(s1.token), s2.chunk.eq(s1.chunk), bias.eq(b_rd.data)]
             for k, (prod, rd) in enumerate(zip(prods, w_rds)):
-                m.d.sync += [prod[l].eq(rd.data[l] * s1.pixel[k]) for l in range(E)]
+                # pixel i + k: byte (i % 8) | k of the beat read (i is a multiple of K, which divides 8), or 0
+                # past the window (the beat's padding is not trusted)
+                pixel = Mux(s1.i + k < self.patch_dim, p_rd.data.word_select(s1.i[:log2(BEAT_BYTES)] | k, fmt.pixel_bits), 0)
+                m.d.sync += [prod[l].eq(rd.data[l] * pixel) for l in range(E)]
 
         # ---- stage 2: accumulate, one accumulator per pixel slot (the bias starts slot 0's, zero the others').
         # Each is a DSP's post-adder and P register (P = C + M, then P = P + M): nothing reads the sum before

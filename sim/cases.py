@@ -178,7 +178,7 @@ def attention_packets(max_tokens: int, dim: int, count: int, seed: int) -> list:
 def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kind: str = "random",
                fmt=FORMATS) -> dict:
     """Embedding weights (dim, patch_dim), biases (tokens, dim), windows (tokens, patch_dim) and the memory
-    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero).
+    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero; ``pix_rows``, ``bpt``).
 
     ``kind``: ``random`` (mixed magnitudes), ``extreme`` (the largest weights and pixels: both clamps hit),
     ``boundary`` (all-zero windows, biases one step either side of each clamp and of the floor shift).
@@ -207,7 +207,13 @@ def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kin
     lane = lambda row, c: [row[c * lanes + l] if c * lanes + l < dim else 0 for l in range(lanes)]  # noqa: E731
     w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
     b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
-    return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows}
+    # the window memory: each window's bytes in beats of 8 (row k * bpt + beat), the padding not zero (the
+    # embedding must not trust it)
+    bpt = -(-patch_dim // 8)
+    pix_rows = [int.from_bytes(bytes((p + [0xA5] * (8 * bpt - patch_dim))[8 * j:8 * j + 8]), "little")
+                for p in pix for j in range(bpt)]
+    return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows, "bpt": bpt,
+            "pix_rows": pix_rows}
 
 
 def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits,

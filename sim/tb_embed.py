@@ -22,22 +22,23 @@ async def run(dut, kind, dim, patch_dim, idle, stall, seed):
     seed = tb_params()["seed"] + seed
     case = embed_case(E, dim, patch_dim, N, seed, kind)
     max_chunks = -(-rtl["max_dim"] // E)
-    lin, lout = window_layout(N, maxpd), embed_out_layout(N, max_chunks, E)
+    lin, lout = window_layout(N), embed_out_layout(N, max_chunks, E)
     w_shape = data.ArrayLayout(signed(FORMATS.emb_weight_bits), E)
     b_shape = data.ArrayLayout(signed(EMB_ACC_BITS), E)
     await tb.start(dut)
-    dut.chunks.value, dut.patch_dim.value = case["chunks"], patch_dim
-    for prefix, rows, shape in (("w_wr", case["w_rows"], w_shape), ("b_wr", case["b_rows"], b_shape)):
+    dut.chunks.value, dut.patch_dim.value, dut.bpt.value = case["chunks"], patch_dim, case["bpt"]
+    for prefix, rows, shape in (("w_wr", case["w_rows"], w_shape), ("b_wr", case["b_rows"], b_shape),
+                                ("pix_wr", case["pix_rows"], None)):
         for a, row in enumerate(rows):
             getattr(dut, f"{prefix}__en").value = 1
             getattr(dut, f"{prefix}__addr").value = a
-            getattr(dut, f"{prefix}__data").value = tb.pack(shape, row)
+            getattr(dut, f"{prefix}__data").value = row if shape is None else tb.pack(shape, row)
             await RisingEdge(dut.clk)
         getattr(dut, f"{prefix}__en").value = 0
     log = tb.TransferLog(dut, "i", "o")
     src, snk = tb.source(dut, "i", idle, seed), tb.sink(dut, "o", stall, seed + 1)
-    for k, p in enumerate(case["pix"]):
-        await src.send(tb.PayloadTransaction(payload=tb.pack(lin, {"token": k, "pix": p + [0] * (maxpd - patch_dim)})))
+    for k in range(N):
+        await src.send(tb.PayloadTransaction(payload=tb.pack(lin, {"token": k})))
     want = ref.embedding(case["w"], case["b"], case["pix"])
     for k, row in enumerate(want):
         for c in range(case["chunks"]):

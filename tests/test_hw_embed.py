@@ -15,16 +15,17 @@ SEED = 31
 def run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, seed, max_patch_dim=None):
     dut = Embedding(lanes, dim, max_patch_dim or patch_dim, tokens)
     lay = dut.i.payload.shape()
-    pad = (max_patch_dim or patch_dim) - patch_dim
 
     async def load(ctx):
         ctx.set(dut.chunks, case["chunks"])
         ctx.set(dut.patch_dim, patch_dim)
-        await atb.write_rows(ctx, (dut.w_wr, case["w_rows"]), (dut.b_wr, case["b_rows"]))
+        ctx.set(dut.bpt, case["bpt"])
+        await atb.write_rows(ctx, (dut.w_wr, case["w_rows"]), (dut.b_wr, case["b_rows"]),
+                             (dut.pix_wr, case["pix_rows"]))
 
-    delay = len(case["w_rows"]) + len(case["b_rows"])
-    drv = atb.StreamDriver(dut.i, [lay.const({"token": k, "pix": p + [0] * pad}) for k, p in enumerate(case["pix"])],
-                           idle=idle, seed=seed, delay=delay)
+    delay = len(case["w_rows"]) + len(case["b_rows"]) + len(case["pix_rows"])
+    drv = atb.StreamDriver(dut.i, [lay.const({"token": k}) for k in range(tokens)], idle=idle, seed=seed,
+                           delay=delay)
     mon = atb.StreamMonitor(dut.o, tokens * case["chunks"], stall=stall, seed=seed + 1)
     atb.run(dut, load, drv, mon)
     return drv, mon
@@ -57,6 +58,15 @@ def test_embed_smaller_model_than_capacity():
     lanes, dim, patch_dim, tokens = 4, 8, 3, 3
     case = embed_case(lanes, dim, patch_dim, tokens, SEED + 1)
     _, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.1, 0.1, SEED, max_patch_dim=6)
+    check(lanes, dim, case, mon)
+
+
+def test_embed_windows_of_several_beats():
+    # 13 pixels are two beats (the second with 3 pixels and 5 bytes of padding) on a memory built for three
+    lanes, dim, patch_dim, tokens = 4, 8, 13, 3
+    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 3)
+    assert case["bpt"] == 2
+    _, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.2, 0.2, SEED, max_patch_dim=20)
     check(lanes, dim, case, mon)
 
 
