@@ -18,7 +18,11 @@ def mul(a, b):
     else:
         b = Value.cast(b)
         terms = [Mux(b[i], a << i, 0) for i in range(len(b))]
-    return sum(terms[1:], terms[0]) if terms else Const(0)
+    if not terms:
+        return Const(0)
+    while len(terms) > 1:  # a balanced adder tree: log2(terms) adders deep, not a chain of them
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def saturate(value, bits: int):

@@ -12,8 +12,8 @@ predicts the whole inference from it.
 Memories: the model (weights, biases, thresholds, embedding, head, halting LUT) is written by
 ``hw.loader.ModelLoader``; per image the embedding keeps the windows (``hw.embed``), the sequencer the
 embedding ``E`` and the residual ``X`` (``dc = ceil(D / P)`` rows of P lanes per token: row ``tok * dc + c``
-holds channels ``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``, ``vm``; ``zm``:
-the hidden spikes; one word per token, written a row of P bits at a time), and every LIF membrane
+holds channels ``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``,
+``vm``; ``zm``: the hidden spikes; one word per token, written a row of P bits at a time), and every LIF membrane
 (``hw.lif_layer.LIFLayer``). ``X`` is not copied from ``E`` at each step: a ``fresh`` bit per row makes
 reads of ``X`` return ``E`` until the row's first residual add of the step.
 """
@@ -230,6 +230,8 @@ class Core(wiring.Component):
         m.d.comb += [sin_r.addr.eq(wk.cur), zm_r.addr.eq(wk.cur)]
 
         def eg_load(tok, rows):
+            """Start token ``tok``'s ``rows`` accumulator rows: loads the generator (comb, in the caller's
+            context) and returns the sequencer's own updates."""
             m.d.comb += eg.load.eq(1)
             return [eg_busy.eq(1), eg_tok.eq(tok), eg_j.eq(0), eg_mat.eq(0), eg_c.eq(0), eg_rows.eq(rows),
                     eg_w.eq(pass_w)]

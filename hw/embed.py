@@ -112,7 +112,8 @@ class Embedding(wiring.Component):
         final = busy & last_i & (c == self.chunks - 1)  # the token's last multiply is issued now
         m.d.comb += self.i.ready.eq(advance & (~busy | final))
         m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c),
-                     p_rd.en.eq(advance), p_rd.addr.eq(p_base + (i >> log2(BEAT_BYTES)))]  # the beat of pixels i .. i + K - 1
+                     # the beat holding pixels i .. i + K - 1
+                     p_rd.en.eq(advance), p_rd.addr.eq(p_base + (i >> log2(BEAT_BYTES)))]
         # (past the window's end a port reads any row: its pixel is 0)
         m.d.comb += port_a.eq(Mux(self.w_wr.en.any(), self.w_wr.addr, w_chunk + i))
         for k, rd in enumerate(w_rds):
@@ -148,7 +149,8 @@ class Embedding(wiring.Component):
             for k, (prod, rd) in enumerate(zip(prods, w_rds)):
                 # pixel i + k: byte (i % 8) | k of the beat read (i is a multiple of K, which divides 8), or 0
                 # past the window (the beat's padding is not trusted)
-                pixel = Mux(s1.i + k < self.patch_dim, p_rd.data.word_select(s1.i[:log2(BEAT_BYTES)] | k, fmt.pixel_bits), 0)
+                byte = s1.i[:log2(BEAT_BYTES)] | k
+                pixel = Mux(s1.i + k < self.patch_dim, p_rd.data.word_select(byte, fmt.pixel_bits), 0)
                 m.d.sync += [prod[l].eq(rd.data[l] * pixel) for l in range(E)]
 
         # ---- stage 2: accumulate, one accumulator per pixel slot (the bias starts slot 0's, zero the others').

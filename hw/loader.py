@@ -16,7 +16,7 @@ a packet that is well formed but disagrees with its own config would otherwise l
 
 from dataclasses import fields
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -131,7 +131,9 @@ class ModelLoader(wiring.Component):
         sid = {name: beat.section == v for name, v in SECTION_IDS.items()}
         first = beat.index == 0  # the section's first data beat
 
-        # ---- derived values (registered from cfg; the config section is the first one)
+        # ---- derived values, registered from cfg in three stages (the config section is the first one, so
+        # they settle long before any other section or image uses them; the stages keep the products' adder
+        # trees out of one another's paths)
         d = self.derived
         grid = Signal(range(g.N + 1))  # tokens per side, found among the few that fit max_tokens
         side_ok = Signal()
@@ -144,13 +146,19 @@ class ModelLoader(wiring.Component):
         capped = lambda name, limit: cfg[name][:max(1, limit.bit_length())]  # noqa: E731
         dim, kernel, chans = capped("dim", g.D), capped("embed_kernel", g.PD), capped("in_channels", g.PD)
         L, T, C = capped("blocks", g.Lmax), capped("t_max", g.Tmax), capped("num_classes", g.C)
-        hidden = mul(dim, cfg["mlp_ratio"][:8])
-        pd = mul(mul(kernel, kernel), chans)
-        hch = ((hidden + g.P - 1) >> log2(g.P))[:max(1, g.hch.bit_length())]
-        dch = ((dim + g.P - 1) >> log2(g.P))[:max(1, g.dc.bit_length())]
-        dd = mul(dim, dch)  # rows of one D x D layer
+        # stage A: products of fields
+        dch_c = ((dim + g.P - 1) >> log2(g.P))[:max(1, g.dc.bit_length())]
+        products = {"hidden": mul(dim, cfg["mlp_ratio"][:8]), "pd": mul(mul(kernel, kernel), chans),
+                    "dch": dch_c, "dd": mul(dim, dch_c), "grid": grid, "side_ok": side_ok}
+        stage_a = {k: Signal(len(Value.cast(v)), name=f"d_{k}") for k, v in products.items()}  # full widths
+        m.d.sync += [stage_a[k].eq(v) for k, v in products.items()]
+        hidden, pd, dch, dd, grid_r, side_ok_r = (stage_a[k] for k in products)
+        # stage B: what the products imply
+        hch = Signal(range(g.hch + 1), name="d_hch")
+        m.d.sync += hch.eq(((hidden + g.P - 1) >> log2(g.P))[:max(1, g.hch.bit_length())])
+        # stage C: the derived registers
         m.d.sync += [
-            d.n.eq(mul(grid, grid)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
+            d.n.eq(mul(grid_r, grid_r)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
             d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
             d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
             d.dch.eq(dch), d.dim_last.eq(dim - ((dch - 1) << log2(g.P))),
@@ -159,11 +167,10 @@ class ModelLoader(wiring.Component):
             d.w_block.eq((dd << 2) + mul(dim, hch) + mul(hidden, dch)),
             d.b_block.eq(mul(dch, 5) + hch), d.th_block.eq(mul(dch, 3) + hch),
         ]
-        # every field fits 8 bits (the products below are 8-bit wide; every capacity is far smaller).
-        # Registered, like the expected lengths below: the products are deep logic, and the checks are read
-        # at the packet's trailer, long after the config section (the first) has settled them.
+        # every field fits 8 bits (the products are 8-bit wide; every capacity is far smaller). Registered,
+        # like the expected lengths below: the checks are read at the packet's trailer.
         small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
-        m.d.sync += self.fits.eq(small & side_ok & (cfg["dim"] <= g.D) & (hidden <= g.H)
+        m.d.sync += self.fits.eq(small & side_ok_r & (cfg["dim"] <= g.D) & (hidden <= g.H)
                                  & (cfg["blocks"] <= g.Lmax) & (cfg["blocks"] > 0) & (cfg["t_max"] <= g.Tmax)
                                  & (cfg["t_max"] > 0) & (cfg["num_classes"] <= g.C) & (cfg["embed_kernel"] <= g.PD)
                                  & (cfg["in_channels"] <= g.PD) & (pd <= g.PD)
