@@ -299,6 +299,13 @@ class Core(wiring.Component):
         def count(name, amount):
             return perf[PERF[name]].eq(perf[PERF[name]] + amount)
 
+        # The attention counters add their amounts a cycle late, from registers: a walker's priority tree, a
+        # spike-memory read and a popcount in front of a 32-bit adder was the core's deepest path. (These
+        # statements come before the sequencer's, so its reset of the counters at START wins; the last
+        # amount lands during the attention pass's drain, long before DONE.)
+        kv_add, y_add = Signal(32), Signal(32)
+        m.d.sync += [kv_add.eq(0), y_add.eq(0), count("AC_KV", kv_add), count("AC_Y", y_add)]
+
         # ------------------------------------------------------------------ output packets
         out = self.m_axis
         ob = Signal(16)                  # beat of the packet being sent
@@ -557,9 +564,9 @@ class Core(wiring.Component):
             with state("ATTN"):
                 m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
                 with m.If(att.kv_i.valid & att.kv_i.ready):
-                    m.d.sync += [wk.next(), count("AC_KV", kv_acs)]
+                    m.d.sync += [wk.next(), kv_add.eq(kv_acs)]
                 with m.If(att.q_i.valid & att.q_i.ready):
-                    m.d.sync += [wq.next(), count("AC_Y", popcount(qm_r.data) << log2(dh))]
+                    m.d.sync += [wq.next(), y_add.eq(popcount(qm_r.data) << log2(dh))]
                 m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(mul(wo.cur, g.R) + blk_m + 4 * g.dc + yc),
                              li.tag.tok.eq(wo.cur), li.tag.c.eq(yc), lif_from_y.eq(1)]
                 with m.If(att.o.valid):
