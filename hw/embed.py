@@ -62,7 +62,7 @@ class Embedding(wiring.Component):
         if BEAT_BYTES % pixels:
             raise ValueError(f"Embedding pixels must divide the {BEAT_BYTES} bytes of a beat, got {pixels}")
         self.lanes, self.max_tokens, self.max_patch_dim, self.fmt = lanes, max_tokens, max_patch_dim, fmt
-        self.pixels = pixels
+        self.pixels, self.latency = pixels, EMB_LATENCY
         self.max_chunks = -(-max_dim // lanes)
         self.w_rows = self.max_chunks * max_patch_dim
         self.b_rows = max_tokens * self.max_chunks
