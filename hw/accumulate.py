@@ -12,7 +12,7 @@ Weights and biases live in on-chip memories (BRAM) owned by the engine and writt
 not transparent: writing a row while an event reads it gives the old row, so load before computing.
 """
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -55,8 +55,8 @@ def write_signature(depth: int, shape, granules: int = 1) -> wiring.Signature:
 
 
 def connect_write(m, mem, wr, addr=None):
-    """Give memory ``mem`` a write port driven by the ``write_signature`` port ``wr`` (at ``addr`` if given:
-    a signal the caller drives with ``wr.addr`` while writing, shared with a read port)."""
+    """Give memory ``mem`` a write port driven by the ``write_signature`` port ``wr`` (at ``addr`` if given,
+    see :func:`read_ports_sharing_write`)."""
     granules = len(wr.en)
     if granules == 1:
         port = mem.write_port()
@@ -68,6 +68,21 @@ def connect_write(m, mem, wr, addr=None):
         port = mem.write_port(granularity=size // granules)
     m.d.comb += [port.en.eq(wr.en), port.addr.eq(wr.addr if addr is None else addr), port.data.eq(wr.data)]
     return port
+
+
+def read_ports_sharing_write(m, mem, wr, addrs) -> list:
+    """Synchronous read ports of ``mem`` at ``addrs`` (one per address) and its write port from ``wr``.
+
+    The write and the first read share one address (the write's while ``wr`` writes), so two read ports
+    need only the two ports a block RAM has, not a second copy of the memory; reads during a write read
+    the written row, so write only while nothing reads. The caller drives the read enables.
+    """
+    rds = [mem.read_port() for _ in addrs]
+    port_a = Signal.like(rds[0].addr)
+    connect_write(m, mem, wr, port_a)
+    m.d.comb += port_a.eq(Mux(wr.en.any(), wr.addr, addrs[0]))
+    m.d.comb += [rd.addr.eq(port_a if k == 0 else a) for k, (rd, a) in enumerate(zip(rds, addrs))]
+    return rds
 
 
 class AccumulateEngine(wiring.Component):
@@ -124,13 +139,10 @@ class AccumulateEngine(wiring.Component):
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
         m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[], attrs=BLOCK_RAM)
         connect_write(m, bmem, self.b_wr)
-        w_rds = [wmem.read_port() for _ in range(K)]
+        ev = self.i.payload
+        # one weight read per slot (writes happen only while no events flow)
+        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)])
         b_rd = bmem.read_port()
-        # Port A: the write port and slot 0's read share one address, so the memory needs only the two
-        # ports a block RAM has (writes happen only while no events flow).
-        port_a = Signal.like(w_rds[0].addr)
-        connect_write(m, wmem, self.w_wr, port_a)
-        m.d.comb += w_rds[0].addr.eq(port_a)
 
         # Stage 1 holds the event whose weight rows are being read (the read takes one cycle).
         s1_valid = Signal()
@@ -138,19 +150,13 @@ class AccumulateEngine(wiring.Component):
         row_tag = Signal(self.tag_shape)  # the tag of the row being accumulated
         first = Signal(init=1)  # the next event starts a row (after reset and after every `last`)
         acc = self.o.payload
-        ev = self.i.payload
 
         # The accumulators double as the output register, so an event in stage 1 must wait while a
         # finished row is still being offered and not taken.
         stall = s1_valid & self.o.valid & ~self.o.ready
         advance = ~stall
         m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(advance), b_rd.addr.eq(ev.b_row)]
-        for k, rd in enumerate(w_rds):
-            m.d.comb += rd.en.eq(advance)
-            addr = port_a if k == 0 else rd.addr
-            m.d.comb += addr.eq(ev.w_base + ev.index[k])
-        with m.If(self.w_wr.en.any()):
-            m.d.comb += port_a.eq(self.w_wr.addr)
+        m.d.comb += [rd.en.eq(advance) for rd in w_rds]
         # Stage 0 -> 1: accept an event and start its reads.
         with m.If(advance):
             m.d.sync += s1_valid.eq(self.i.valid)

@@ -23,7 +23,7 @@ from dynaspike.cycles import EMB_LATENCY, EMB_PIXELS
 from dynaspike.formats import FORMATS
 from dynaspike.packing import BEAT_BYTES  # a window memory row is one beat of the image packet
 
-from .accumulate import BLOCK_RAM, connect_write, write_signature
+from .accumulate import BLOCK_RAM, connect_write, read_ports_sharing_write, write_signature
 from .arith import mul, saturate
 from .loader import log2
 
@@ -86,10 +86,6 @@ class Embedding(wiring.Component):
         fmt, E, K = self.fmt, self.lanes, self.pixels
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[], attrs=BLOCK_RAM)
         m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[], attrs=BLOCK_RAM)
-        w_rds = [wmem.read_port() for _ in range(K)]
-        # port A: the write port and pixel 0's read share one address (one true-dual-port memory)
-        port_a = Signal(range(self.w_rows))
-        connect_write(m, wmem, self.w_wr, port_a)
         connect_write(m, bmem, self.b_wr)
         b_rd = bmem.read_port()
         m.submodules.pmem = pmem = Memory(shape=8 * BEAT_BYTES, depth=self.pix_rows, init=[], attrs=BLOCK_RAM)
@@ -114,10 +110,9 @@ class Embedding(wiring.Component):
         m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c),
                      # the beat holding pixels i .. i + K - 1
                      p_rd.en.eq(advance), p_rd.addr.eq(p_base + (i >> log2(BEAT_BYTES)))]
-        # (past the window's end a port reads any row: its pixel is 0)
-        m.d.comb += port_a.eq(Mux(self.w_wr.en.any(), self.w_wr.addr, w_chunk + i))
-        for k, rd in enumerate(w_rds):
-            m.d.comb += [rd.en.eq(advance), rd.addr.eq(port_a if k == 0 else w_chunk + i + k)]
+        # weight rows i .. i + K - 1 of the chunk (past the window's end a port reads any row: its pixel is 0)
+        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + i + k for k in range(K)])
+        m.d.comb += [rd.en.eq(advance) for rd in w_rds]
 
         s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "i": range(self.max_patch_dim + K),
                                        "token": range(self.max_tokens), "chunk": range(max(self.max_chunks, 1))}))

@@ -8,6 +8,7 @@ import random
 
 from dynaspike import cycles
 from dynaspike.formats import FORMATS
+from dynaspike.packing import BEAT_BYTES
 
 
 def lif_cases(lanes: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
@@ -207,11 +208,11 @@ def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kin
     lane = lambda row, c: [row[c * lanes + l] if c * lanes + l < dim else 0 for l in range(lanes)]  # noqa: E731
     w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
     b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
-    # the window memory: each window's bytes in beats of 8 (row k * bpt + beat), the padding not zero (the
+    # the window memory: each window's bytes in beats (row k * bpt + beat), the padding not zero (the
     # embedding must not trust it)
-    bpt = -(-patch_dim // 8)
-    pix_rows = [int.from_bytes(bytes((p + [0xA5] * (8 * bpt - patch_dim))[8 * j:8 * j + 8]), "little")
-                for p in pix for j in range(bpt)]
+    bpt = -(-patch_dim // BEAT_BYTES)
+    padded = [bytes(p + [0xA5] * (BEAT_BYTES * bpt - patch_dim)) for p in pix]
+    pix_rows = [int.from_bytes(w[BEAT_BYTES * j:BEAT_BYTES * (j + 1)], "little") for w in padded for j in range(bpt)]
     return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows, "bpt": bpt,
             "pix_rows": pix_rows}
 
