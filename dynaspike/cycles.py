@@ -22,13 +22,20 @@ def _pipelined(n: int, latency: int, what: str) -> int:
 #: LIF update (hw/lif.py): one pipeline register between input and output transfer.
 LIF_LATENCY = 1
 
-#: Accumulate engine (hw/accumulate.py): one cycle of synchronous BRAM read, one cycle of addition.
-ACC_LATENCY = 2
+#: Accumulate engine (hw/accumulate.py): one cycle of synchronous BRAM read, one to add an event's weight
+#: rows lane by lane, one to add that sum into the accumulators.
+ACC_LATENCY = 3
 
 #: Present spikes the accumulate engine adds per cycle: its weight memory is read on both ports of the
 #: block RAMs, one weight row per port and cycle (the sequencer takes a token's spikes from both ends of its
 #: spike vector, the lowest and the highest left, so a row of ``s`` spikes takes ``ceil(s / 2)`` cycles).
 ACC_SPIKES = 2
+
+#: Rows of P lanes the accumulate engine computes at once: its accumulators (and its weight and bias rows) are
+#: ``ACC_ROWS * P`` lanes wide, two chunks of a layer's output side by side (``packing.weight_layout``). The
+#: LIF layer and the residual adds behind it take one row of P lanes per cycle, so the sequencer gives every
+#: engine row at least ``ACC_ROWS`` event beats (``row_beats``): results never arrive faster than they drain.
+ACC_ROWS = 2
 
 
 def lif_cycles(vectors: int) -> int:
@@ -45,6 +52,12 @@ def acc_beats(spikes: int) -> int:
     if spikes < 0:
         raise ValueError(f"spike count must be >= 0, got {spikes}")
     return max(1, -(-spikes // ACC_SPIKES))
+
+
+def row_beats(spikes: int) -> int:
+    """Event beats the core's sequencer spends on one engine row (``ACC_ROWS`` chunks of P output channels)
+    with ``spikes`` present input spikes: :func:`acc_beats`, padded with empty beats to ``ACC_ROWS``."""
+    return max(ACC_ROWS, acc_beats(spikes))
 
 
 def acc_cycles(spike_counts) -> int:
@@ -167,6 +180,6 @@ def emb_lanes(lanes: int) -> int:
 # pipeline: one cycle to enter it (its walker loads), its issue cycles, then DRAIN cycles for the
 # pipeline to empty and one to leave. The drains are the pipelines' depths past the last issue.
 DRAIN_X = 3        # X read -> LIF layer -> spike write (ain, min, readout)
-DRAIN_EVENTS = 4   # event -> accumulate engine -> threshold read -> LIF layer -> spike or X write
+DRAIN_EVENTS = 6   # event -> accumulate engine -> ACC_ROWS halves: threshold read -> LIF layer -> spike or X write
 DRAIN_ATTN = 2     # last Y row -> LIF layer -> spike write
 DRAIN_HALT = 3     # X read -> halting unit -> active mask

@@ -22,7 +22,7 @@ Not a measurement: the coefficients are public figures and design estimates unti
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
-from .cycles import HEAD_MULTS, emb_lanes, embed_steps
+from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, embed_steps
 from .formats import FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
@@ -119,11 +119,12 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     P, D, N = lanes, cfg.dim, cfg.num_tokens
     hid, L, T = cfg.hidden_dim, cfg.blocks, cfg.t_max
     dc, hch = _ceil(D, P), _ceil(hid, P)
+    dg, hg = _ceil(dc, ACC_ROWS), _ceil(hch, ACC_ROWS)    # engine rows: groups of ACC_ROWS chunks
     c = lambda k: _get(counters, k)  # noqa: E731
-    # Spike-fed layers: a present input spike adds one weight row (P lanes) per chunk of the output width,
-    # and AC_<layer> = width * spikes (docs/integer_model.md "Operation counts"), so rows = AC / width * chunks
-    # (q, k, v are three layers of width D: AC_QKV = 3 D nnz(S), 3 dc rows per spike).
-    weight_rows = (c("AC_QKV") + c("AC_PROJ") + c("AC_FC2")) * dc / D + c("AC_FC1") * hch / hid
+    # Spike-fed layers: a present input spike adds one weight row (ACC_ROWS * P lanes) per group of chunks of
+    # the output width, and AC_<layer> = width * spikes (docs/integer_model.md "Operation counts"), so rows =
+    # AC / width * groups (q, k, v are three layers of width D: AC_QKV = 3 D nnz(S), 3 dg rows per spike).
+    weight_rows = (c("AC_QKV") + c("AC_PROJ") + c("AC_FC2")) * dg / D + c("AC_FC1") * hg / hid
     # Token-module runs: PROCESSED_UNITS counts the active tokens at every (step, block); a block runs its
     # attention and MLP modules unless the time-step mask skips them (SKIPPED_MODULE_STEPS of 2 L T).
     # The counters do not say which blocks the skips fall on, so the runs are the units times the mean
@@ -131,13 +132,14 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     on = (2 * L * T - c("SKIPPED_MODULE_STEPS")) / (2 * L * T)
     attn_runs = mlp_runs = c("PROCESSED_UNITS") * on
     reps = N - c("MERGED_TOKENS")           # representatives: the readout walks them
-    # Per token and attention run: LIF on X (dc rows), q/k/v (3 dc accumulator rows, each a bias read, a
-    # threshold read and a LIF update), Y (dc LIF updates), proj (dc rows: bias, X read, X write).
-    # Per MLP run: LIF on X (dc), fc1 (hch rows: bias, threshold, LIF), fc2 (dc rows: bias, X read and write).
+    # Per token and attention run: LIF on X (dc rows), q/k/v (3 dg engine rows, each a bias read, then per
+    # chunk a threshold read and a LIF update), Y (dc LIF updates), proj (dg engine rows: a bias read, then
+    # per chunk an X read and write). Per MLP run: LIF on X (dc), fc1 (hg engine rows: a bias read; hch
+    # threshold reads and LIF updates), fc2 (dg engine rows: a bias read; dc X reads and writes).
     # Readout: per representative dc X reads and LIF updates. A LIF update reads and writes its membrane row
     # and reads its threshold row.
     lif_rows = attn_runs * 5 * dc + mlp_runs * (dc + hch) + reps * dc
-    bias_rows = attn_runs * 4 * dc + mlp_runs * (hch + dc)
+    bias_rows = attn_runs * 4 * dg + mlp_runs * (hg + dg)
     x_reads = attn_runs * 2 * dc + mlp_runs * 2 * dc + reps * dc
     x_writes = (attn_runs + mlp_runs) * dc
     E = emb_lanes(lanes)
@@ -166,10 +168,11 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
 
 
 def widths(lanes: int, fmt=FORMATS) -> dict:
-    """Bits per access of each memory in :func:`events` (a row of P lanes, or the embedding's E lanes)."""
+    """Bits per access of each memory in :func:`events`: a row of P lanes, the engine's ACC_ROWS * P, or the
+    embedding's E lanes."""
     return {
-        "weight_rows": lanes * fmt.weight_bits,
-        "bias_rows": lanes * fmt.acc_bits,
+        "weight_rows": ACC_ROWS * lanes * fmt.weight_bits,
+        "bias_rows": ACC_ROWS * lanes * fmt.acc_bits,
         "threshold_rows": lanes * fmt.acc_bits,
         "membrane_rows": lanes * (fmt.acc_bits + 1),   # h and the fired bit (hw/lif_layer.py)
         "x_rows": lanes * fmt.res_bits,

@@ -25,6 +25,7 @@ import numpy as np
 
 from .artifact import IntModel, IntParams, tensor_specs
 from .config import ModelConfig
+from .cycles import ACC_ROWS
 from .formats import FORMATS
 from .regmap import Capacity, formats_id
 
@@ -62,7 +63,7 @@ SECTIONS = (
 SECTION_IDS = {name: sid for sid, name, _ in SECTIONS}
 
 # The spike-fed layers of a block in execution order: (name, has a LIF threshold, out, in) as functions
-# of the config. Their P-lane memory images are laid out block by block in this order.
+# of the config. Their memory images are laid out block by block in this order.
 SPIKE_LAYERS = ("q", "k", "v", "proj", "fc1", "fc2")
 _THRESHOLD_LAYERS = ("q", "k", "v", "fc1")
 
@@ -87,11 +88,14 @@ def _chunks(out: int, lanes: int) -> int:
 def weight_layout(cfg: ModelConfig, lanes: int) -> dict:
     """Where every spike layer lives in the core's memories, for ``lanes`` P.
 
-    Returns ``{"b{l}.{name}": {"w_base", "b_row", "th_row" (None without threshold), "chunks", "fan_in",
-    "out"}}`` plus totals under ``"_rows"``: ``{"weights", "biases", "thresholds"}``. Output channel
-    ``o`` of a layer is lane ``o % P`` of chunk ``o // P``; its weight column for input ``i`` is row
-    ``w_base + chunk * fan_in + i``; its bias is in row ``b_row + chunk``, its threshold in
-    ``th_row + chunk``. Lanes past ``out`` are padding (weights and biases 0, thresholds acc_max).
+    Returns ``{"b{l}.{name}": {"w_base", "b_row", "th_row" (None without threshold), "chunks", "groups",
+    "fan_in", "out"}}`` plus totals under ``"_rows"``: ``{"weights", "biases", "thresholds"}``. Output
+    channel ``o`` of a layer is lane ``o % P`` of chunk ``o // P``. The accumulate engine computes
+    ``cycles.ACC_ROWS`` chunks at once, so weight and bias rows are ``ACC_ROWS * P`` lanes wide: chunk ``c``
+    is in group ``g = c // ACC_ROWS``, at lanes ``(c % ACC_ROWS) * P ..``; its weight column for input ``i`` is
+    in row ``w_base + g * fan_in + i``, its bias in row ``b_row + g``. Thresholds stay rows of P lanes (the
+    LIF layer takes a chunk at a time): chunk ``c``'s are in row ``th_row + c``. Lanes past ``out`` are
+    padding (weights and biases 0, thresholds acc_max).
     """
     if not isinstance(lanes, int) or lanes < 8 or lanes % 8:
         raise ValueError(f"lanes must be a positive multiple of 8 (whole beats per row), got {lanes!r}")
@@ -100,14 +104,20 @@ def weight_layout(cfg: ModelConfig, lanes: int) -> dict:
         for name in SPIKE_LAYERS:
             out, fan_in = _layer_shape(cfg, name)
             chunks = _chunks(out, lanes)
+            groups = _chunks(chunks, ACC_ROWS)
             has_th = name in _THRESHOLD_LAYERS
             layout[f"b{l}.{name}"] = {"w_base": w, "b_row": b, "th_row": th if has_th else None,
-                                      "chunks": chunks, "fan_in": fan_in, "out": out}
-            w += chunks * fan_in
-            b += chunks
+                                      "chunks": chunks, "groups": groups, "fan_in": fan_in, "out": out}
+            w += groups * fan_in
+            b += groups
             th += chunks if has_th else 0
     layout["_rows"] = {"weights": w, "biases": b, "thresholds": th}
     return layout
+
+
+def memory_lanes(lanes: int) -> dict:
+    """Lanes per row of each memory image (``weight_layout``): the engine's ``ACC_ROWS * P``, thresholds P."""
+    return {"weights": ACC_ROWS * lanes, "biases": ACC_ROWS * lanes, "thresholds": lanes}
 
 
 def check_capacity(cfg: ModelConfig, cap: Capacity):
@@ -195,14 +205,20 @@ def parse_packet(beats: np.ndarray, kind: int) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------- model
+def _chunk_place(lay: dict, c: int, lanes: int) -> tuple:
+    """Chunk ``c`` of a layer in the weight and bias images: (weight row of input 0, first lane)."""
+    return lay["w_base"] + (c // ACC_ROWS) * lay["fan_in"], (c % ACC_ROWS) * lanes
+
+
 def memory_images(model: IntModel, lanes: int) -> dict:
-    """The weight, bias and threshold memory contents for ``lanes`` P: int64 arrays (rows, P)."""
+    """The weight, bias and threshold memory contents for ``lanes`` P: int64 arrays (rows, lanes per row),
+    lanes per row as ``memory_lanes`` says."""
     cfg = model.config
     layout = weight_layout(cfg, lanes)
-    rows = layout["_rows"]
-    W = np.zeros((rows["weights"], lanes), np.int64)
-    B = np.zeros((rows["biases"], lanes), np.int64)
-    TH = np.full((rows["thresholds"], lanes), FORMATS.acc_max, np.int64)
+    rows, width = layout["_rows"], memory_lanes(lanes)
+    W = np.zeros((rows["weights"], width["weights"]), np.int64)
+    B = np.zeros((rows["biases"], width["biases"]), np.int64)
+    TH = np.full((rows["thresholds"], width["thresholds"]), FORMATS.acc_max, np.int64)
     for l in range(cfg.blocks):
         for name in SPIKE_LAYERS:
             key = f"b{l}.{name}"
@@ -212,9 +228,9 @@ def memory_images(model: IntModel, lanes: int) -> dict:
             th = model[key + "_th"].astype(np.int64) if lay["th_row"] is not None else None
             for c in range(lay["chunks"]):
                 o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
-                base = lay["w_base"] + c * lay["fan_in"]
-                W[base:base + lay["fan_in"], :o1 - o0] = w[o0:o1].T
-                B[lay["b_row"] + c, :o1 - o0] = b[o0:o1]
+                base, l0 = _chunk_place(lay, c, lanes)
+                W[base:base + lay["fan_in"], l0:l0 + o1 - o0] = w[o0:o1].T
+                B[lay["b_row"] + c // ACC_ROWS, l0:l0 + o1 - o0] = b[o0:o1]
                 if th is not None:
                     TH[lay["th_row"] + c, :o1 - o0] = th[o0:o1]
     return {"weights": W, "biases": B, "thresholds": TH}
@@ -223,15 +239,17 @@ def memory_images(model: IntModel, lanes: int) -> dict:
 def layer_tensors(cfg: ModelConfig, lanes: int, mem: dict) -> dict:
     """The inverse of :func:`memory_images`: the spike layers' tensors from the three memory images.
 
-    ``mem`` holds ``{"weights", "biases", "thresholds"}`` as int arrays (rows, P) laid out by
-    ``weight_layout(cfg, lanes)``. Returns ``{"b{l}.{name}_w" | "_b" | "_th": array}`` with the artifact's
+    ``mem`` holds ``{"weights", "biases", "thresholds"}`` as int arrays (rows, ``memory_lanes``) laid out
+    by ``weight_layout(cfg, lanes)``. Returns ``{"b{l}.{name}_w" | "_b" | "_th": array}`` with the artifact's
     dtypes (``tensor_specs``). Padding lanes are not read (the core ignores them too).
     """
     layout = weight_layout(cfg, lanes)
     specs = tensor_specs(cfg)
+    width = memory_lanes(lanes)
     for name, rows in layout["_rows"].items():
-        if np.shape(mem[name]) != (rows, lanes):
-            raise PackingError(f"memory image {name} has shape {np.shape(mem[name])}, expected {(rows, lanes)}")
+        if np.shape(mem[name]) != (rows, width[name]):
+            raise PackingError(f"memory image {name} has shape {np.shape(mem[name])}, "
+                               f"expected {(rows, width[name])}")
     out = {}
     for l in range(cfg.blocks):
         for name in SPIKE_LAYERS:
@@ -242,9 +260,9 @@ def layer_tensors(cfg: ModelConfig, lanes: int, mem: dict) -> dict:
             th = np.zeros(lay["out"], np.int64)
             for c in range(lay["chunks"]):
                 o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
-                base = lay["w_base"] + c * lay["fan_in"]
-                w[o0:o1] = np.asarray(mem["weights"])[base:base + lay["fan_in"], :o1 - o0].T
-                b[o0:o1] = np.asarray(mem["biases"])[lay["b_row"] + c, :o1 - o0]
+                base, l0 = _chunk_place(lay, c, lanes)
+                w[o0:o1] = np.asarray(mem["weights"])[base:base + lay["fan_in"], l0:l0 + o1 - o0].T
+                b[o0:o1] = np.asarray(mem["biases"])[lay["b_row"] + c // ACC_ROWS, l0:l0 + o1 - o0]
                 if lay["th_row"] is not None:
                     th[o0:o1] = np.asarray(mem["thresholds"])[lay["th_row"] + c, :o1 - o0]
             parts = {"_w": w, "_b": b, **({"_th": th} if lay["th_row"] is not None else {})}
@@ -320,10 +338,9 @@ def unpack_model(beats: np.ndarray) -> tuple:
 
 
 def _section_shape(cfg: ModelConfig, lanes: int, name: str) -> tuple:
-    rows = weight_layout(cfg, lanes)["_rows"]
+    rows, width = weight_layout(cfg, lanes)["_rows"], memory_lanes(lanes)
     return {"emb_w": (cfg.dim, cfg.patch_dim), "emb_b": (cfg.num_tokens, cfg.dim),
-            "weights": (rows["weights"], lanes), "biases": (rows["biases"], lanes),
-            "thresholds": (rows["thresholds"], lanes), "head_w": (cfg.num_classes, cfg.dim),
+            **{k: (rows[k], width[k]) for k in ("weights", "biases", "thresholds")}, "head_w": (cfg.num_classes, cfg.dim),
             "head_b": (cfg.num_classes,), "mask": (cfg.num_modules, cfg.t_max),
             "halt_lut": (FORMATS.halt_lut_size,)}[name]
 

@@ -89,7 +89,7 @@ class AccumulateEngine(wiring.Component):
     """Accumulate weight rows selected by spike events into ``lanes`` signed accumulators.
 
     Contract (``dynaspike.cycles``): one cycle per event (up to ``spikes`` present spikes, or an empty row);
-    the result of a row is valid ``ACC_LATENCY`` (2) cycles after its last event's transfer; rows follow
+    the result of a row is valid ``ACC_LATENCY`` (3) cycles after its last event's transfer; rows follow
     each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls only on
     backpressure: while a result waits on ``o.ready``, the next event that needs the accumulators waits.
 
@@ -137,56 +137,66 @@ class AccumulateEngine(wiring.Component):
         m = Module()
         K = self.spikes
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.weight_rows, init=[])
-        m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[], attrs=BLOCK_RAM)
+        # The bias memory is a few dozen rows deep and ACC_ROWS * P * 24 bits wide: in block RAM (72 bits a port)
+        # that is 24 RAMB36 holding under 5 % of their bits at 64 lanes; in distributed RAM it is about 1 k LUTs.
+        # BRAM is the tighter budget here (README, "Benchmarks"), so it stays in LUTs.
+        m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[])
         connect_write(m, bmem, self.b_wr)
         ev = self.i.payload
         # one weight read per slot (writes happen only while no events flow)
         w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)])
         b_rd = bmem.read_port()
 
-        # Stage 1 holds the event whose weight rows are being read (the read takes one cycle).
-        s1_valid = Signal()
-        s1 = Signal(data.StructLayout({"present": K, "last": 1, "first": 1, "tag": self.tag_shape}))
+        # Stage 1 holds the event whose weight rows are being read (the read takes one cycle); stage 2 its
+        # slots' rows added lane by lane (a narrow sum, registered), which stage 3 adds into the accumulators.
+        # Two adds in two cycles, not one three-input add in one: each maps onto one carry chain per lane (a
+        # three-input add made yosys build a compressor tree of twice the LUTs) and halves the logic depth.
+        flags = data.StructLayout({"present": K, "last": 1, "first": 1, "tag": self.tag_shape})
+        s1_valid, s2_valid = Signal(), Signal()
+        s1, s2 = Signal(flags), Signal(flags)
+        pair_bits = self.weight_bits + (K - 1).bit_length()
+        pair = Signal(data.ArrayLayout(signed(pair_bits), self.lanes))
         row_tag = Signal(self.tag_shape)  # the tag of the row being accumulated
         first = Signal(init=1)  # the next event starts a row (after reset and after every `last`)
         acc = self.o.payload
 
-        # The accumulators double as the output register, so an event in stage 1 must wait while a
-        # finished row is still being offered and not taken.
-        stall = s1_valid & self.o.valid & ~self.o.ready
+        # The accumulators double as the output register, so the pipeline waits while a finished row is
+        # still being offered and not taken (stage 3 would overwrite it).
+        stall = s2_valid & self.o.valid & ~self.o.ready
         advance = ~stall
         m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(advance), b_rd.addr.eq(ev.b_row)]
         m.d.comb += [rd.en.eq(advance) for rd in w_rds]
-        # Stage 0 -> 1: accept an event and start its reads.
+        # The bias row is read with the weights and held with the pair sums (the read port keeps it while
+        # stalled, like the weight rows).
+        bias = Signal(self.acc_shape)
         with m.If(advance):
+            # Stage 0 -> 1: accept an event and start its reads.
             m.d.sync += s1_valid.eq(self.i.valid)
             with m.If(self.i.valid):
-                m.d.sync += [
-                    s1.present.eq(ev.present), s1.last.eq(ev.last),
-                    s1.first.eq(first), first.eq(ev.last), s1.tag.eq(ev.tag),
-                ]
-        # Output handshake: the row is taken; a new one may replace it in the same cycle (below).
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        # Stage 1: add the slots' weight rows (the bias row starts a new row).
-        with m.If(s1_valid & advance):
+                m.d.sync += [s1.present.eq(ev.present), s1.last.eq(ev.last), s1.first.eq(first),
+                             first.eq(ev.last), s1.tag.eq(ev.tag)]
+            # Stage 1 -> 2: the sum of the present slots' weight rows, lane by lane.
+            m.d.sync += [s2_valid.eq(s1_valid), s2.eq(s1), bias.eq(b_rd.data)]
             for p in range(self.lanes):
-                base = Signal(signed(self.acc_bits), name=f"base{p}")
-                m.d.comb += base.eq(acc[p])
-                with m.If(s1.first):
-                    m.d.comb += base.eq(b_rd.data[p])
                 addends = []
                 for k, rd in enumerate(w_rds):
                     addend = Signal(signed(self.weight_bits), name=f"addend{p}_{k}")
                     with m.If(s1.present[k]):
                         m.d.comb += addend.eq(rd.data[p])
                     addends.append(addend)
-                m.d.sync += acc[p].eq(base + sum(addends))  # truncates to acc_bits: wraps, see docstring
+                m.d.sync += pair[p].eq(sum(addends))
+        # Output handshake: the row is taken; a new one may replace it in the same cycle (below).
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        # Stage 3: add the pair sums (the bias row starts a new row).
+        with m.If(s2_valid & advance):
+            for p in range(self.lanes):
+                base = Signal(signed(self.acc_bits), name=f"base{p}")
+                m.d.comb += base.eq(Mux(s2.first, bias[p], acc[p]))
+                m.d.sync += acc[p].eq(base + pair[p])  # truncates to acc_bits: wraps, see docstring
             tag = Signal(self.tag_shape)
-            m.d.comb += tag.eq(row_tag)
-            with m.If(s1.first):
-                m.d.comb += tag.eq(s1.tag)
+            m.d.comb += tag.eq(Mux(s2.first, s2.tag, row_tag))
             m.d.sync += row_tag.eq(tag)
-            with m.If(s1.last):
+            with m.If(s2.last):
                 m.d.sync += [self.o.valid.eq(1), self.o_tag.eq(tag)]
         return m

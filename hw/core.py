@@ -73,6 +73,9 @@ class Core(wiring.Component):
         if cycles.ACC_SPIKES != 2:
             raise ValueError(f"the event generator takes spikes from both ends of a vector: two per cycle, "
                              f"not cycles.ACC_SPIKES = {cycles.ACC_SPIKES}")
+        if cycles.ACC_ROWS != 2:
+            raise ValueError(f"the sequencer pads engine rows to two beats and drains them in two halves, "
+                             f"not cycles.ACC_ROWS = {cycles.ACC_ROWS}")
         self.g = Geometry.for_core(cfg, lanes, clock_hz)
         self.cap = self.g.cap
         self.rows = packing.weight_layout(cfg, lanes)["_rows"]
@@ -94,12 +97,14 @@ class Core(wiring.Component):
         ld = top.submodules.loader = ModelLoader(g, self.rows["weights"], self.rows["biases"],
                                                  self.rows["thresholds"], emb.w_rows, emb.b_rows,
                                                  g.C * g.head_groups)
-        # an accumulator row's token, its row j in the pass, and (for D-wide outputs) which matrix (q, k, v)
-        # and which chunk c of D it is
+        # a row of P lanes: its token, its row j in the pass, which matrix (q, k, v) and which chunk c of the
+        # matrix it is (j = mat * chunks + c); an engine row carries the tag of its first chunk and whether its
+        # second chunk exists (`two`)
         tag = data.StructLayout({"tok": range(N), "j": range(max(3 * g.dc, g.hch)), "mat": range(3),
-                                 "c": range(g.dc)})
-        acc = AccumulateEngine(P, self.rows["weights"], self.rows["biases"], tag_shape=tag,
-                               w_granules=P // 8, b_granules=P // 2)
+                                 "c": range(max(g.dc, g.hch))})
+        etag = data.StructLayout({"row": tag, "two": 1})
+        acc = AccumulateEngine(g.A, self.rows["weights"], self.rows["biases"], tag_shape=etag,
+                               w_granules=g.A // 8, b_granules=g.A // 2)
         lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False)  # no row twice in a row
         att = AttentionKV(N, g.D, g.heads)
         halt = HaltUnit(N)
@@ -181,8 +186,6 @@ class Core(wiring.Component):
         m.d.comb += dmask.eq(~(Const(-1, g.DP) << cfgd.dim))
         xrow = lambda tok, c: mul(tok, g.dc) + c  # noqa: E731 -- the X / E row of chunk c of a token
         last_c = lambda c: c == cfgd.dch - 1  # noqa: E731 -- c is the token's last chunk of D
-        # lanes of chunk c of D that are channels (< D)
-        chunk_lanes = lambda c: Mux(last_c(c), cfgd.dim_last, P)  # noqa: E731
         sizes = merge.sizes
 
         # ------------------------------------------------------------------ the pass machinery
@@ -207,44 +210,58 @@ class Core(wiring.Component):
         m.d.sync += xr_valid.eq(0)
 
         # event generator: the present spikes of a token's spike vector, two per cycle (hw/events.py), once
-        # per accumulator row of the token
+        # per engine row of the token (ACC_ROWS chunks of P output channels)
         eg = m.submodules.events = EventGenerator(g.W, P)
         eg_busy = Signal()
         eg_tok = Signal(range(N))
-        eg_j, eg_rows = Signal(range(max(3 * g.dc, g.hch) + 1)), Signal(range(max(3 * g.dc, g.hch) + 1))
-        eg_mat, eg_c = Signal(range(3)), Signal(range(g.dc))   # row j = mat * dch + c (D-wide outputs)
+        eg_r = Signal(range(max(3 * g.dc, g.hch) + 1))        # engine row of the token in the pass
+        eg_j = Signal(range(max(3 * g.dc, g.hch) + 2))        # its first chunk's row j = mat * chunks + c
+        eg_mat, eg_c = Signal(range(3)), Signal(range(max(g.dc, g.hch) + 2))
         eg_w = Signal.like(wb)
-        eg_row_end = eg.last
-        eg_tok_end = eg_row_end & (eg_j == eg_rows - 1)
+        # An engine row takes at least ACC_ROWS = 2 beats (cycles.row_beats): its two halves drain into the
+        # P-lane LIF layer or residual add one per cycle, so a row that fits one beat gets an empty beat first.
+        eg_pad = Signal()     # the row's first beat is still to come
+        pad = eg_pad & eg.last
+        eg_row_end = eg.last & ~pad
         ev = acc.i.payload
-        m.d.comb += [ev.index[0].eq(eg.idx[0]), ev.index[1].eq(eg.idx[1]), ev.present.eq(eg.present),
-                     eg.step.eq(eg_busy), ev.w_base.eq(eg_w), ev.last.eq(eg_row_end),
-                     ev.tag.tok.eq(eg_tok), ev.tag.j.eq(eg_j), ev.tag.mat.eq(eg_mat), ev.tag.c.eq(eg_c),
-                     acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
+        m.d.comb += [ev.index[0].eq(eg.idx[0]), ev.index[1].eq(eg.idx[1]), ev.present.eq(Mux(pad, 0, eg.present)),
+                     eg.step.eq(eg_busy & ~pad), ev.w_base.eq(eg_w), ev.last.eq(eg_row_end),
+                     ev.tag.row.tok.eq(eg_tok), ev.tag.row.j.eq(eg_j), ev.tag.row.mat.eq(eg_mat),
+                     ev.tag.row.c.eq(eg_c), acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
+        with m.If(eg_busy):
+            m.d.sync += eg_pad.eq(0)
         pass_w = Signal.like(wb)         # weight row of the pass's first row
         pass_b = Signal.like(bb)
         pass_th = Signal.like(tb)
-        m.d.comb += ev.b_row.eq(pass_b + eg_j)
+        m.d.comb += ev.b_row.eq(pass_b + eg_r)
         src_bits = Signal(g.W)
         m.d.comb += eg.bits.eq(src_bits)
         m.d.comb += [sin_r.addr.eq(wk.cur), zm_r.addr.eq(wk.cur)]
 
-        def eg_load(tok, rows):
-            """Start token ``tok``'s ``rows`` accumulator rows: loads the generator (comb, in the caller's
-            context) and returns the sequencer's own updates."""
+        def eg_load(tok):
+            """Start token ``tok``'s engine rows: loads the generator (comb, in the caller's context) and
+            returns the sequencer's own updates."""
             m.d.comb += eg.load.eq(1)
-            return [eg_busy.eq(1), eg_tok.eq(tok), eg_j.eq(0), eg_mat.eq(0), eg_c.eq(0), eg_rows.eq(rows),
-                    eg_w.eq(pass_w)]
+            return [eg_busy.eq(1), eg_tok.eq(tok), eg_r.eq(0), eg_j.eq(0), eg_mat.eq(0), eg_c.eq(0),
+                    eg_w.eq(pass_w), eg_pad.eq(1)]
 
-        # accumulator rows -> thresholds (sync read) -> LIF, or -> X read -> residual add
-        th_valid = Signal()
-        th_acc = Signal(acc.acc_shape)
-        th_tag = Signal(tag)
-        m.d.comb += th_r.addr.eq(pass_th + acc.o_tag.j)
-        m.d.sync += th_valid.eq(0)
-        xa_valid = Signal()
-        xa_acc = Signal(acc.acc_shape)
-        m.d.sync += xa_valid.eq(0)
+        # engine rows -> two halves of P lanes, one per cycle (`ao`): each to the LIF layer with its threshold
+        # row (sync read), or to the residual add with its X row (sync read). Rows come >= 2 cycles apart.
+        ao_valid, ao_half = Signal(), Signal()
+        ao_acc = Signal(acc.acc_shape)
+        ao_tag = Signal(etag)
+        with m.If(acc.o.valid):
+            m.d.sync += [ao_valid.eq(1), ao_half.eq(0), ao_acc.eq(acc.o.payload), ao_tag.eq(acc.o_tag)]
+        with m.Elif(ao_valid & ~ao_half):
+            m.d.sync += ao_half.eq(1)
+        with m.Else():
+            m.d.sync += ao_valid.eq(0)
+        half_valid = ao_valid & (~ao_half | ao_tag.two)
+        half = [Mux(ao_half, ao_acc[P + p], ao_acc[p]) for p in range(P)]   # the current half's P lanes
+        half_tag = Signal(tag)
+        m.d.comb += [half_tag.eq(ao_tag.row), half_tag.j.eq(ao_tag.row.j + ao_half),
+                     half_tag.c.eq(ao_tag.row.c + ao_half)]
+        m.d.comb += th_r.addr.eq(pass_th + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1))
 
         # LIF layer input: one source per pass kind (set below)
         li = lif.i.payload
@@ -259,7 +276,7 @@ class Core(wiring.Component):
         yc = Signal(range(g.dc))  # the chunk of the attention row Y going to the LIF layer
         for p in range(P):
             y = Array(att.o.payload.y[c * P + p] if c * P + p < g.D else Const(0) for c in range(g.dc))[yc]
-            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, th_acc[p], Mux(lif_from_y, y, xval[p]))),
+            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, half[p], Mux(lif_from_y, y, xval[p]))),
                          li.th[p].eq(Mux(lif_from_acc, th_r.data[p], scalar_th))]
 
         # spike writes: word = token, the row of P bits = the update's chunk of D (or hidden chunk j)
@@ -506,61 +523,66 @@ class Core(wiring.Component):
                     m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
                                  li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c)]
 
-            def event_pass(name, nxt, rows, w0, b0, th0, fan_in, src, mlayer, dest):
-                """Walk the tokens; per token, ``rows`` accumulator rows of the events of ``src`` (the weight
-                rows of row j start at ``w0 + j * fan_in``); each row to ``dest``: a LIF layer (membrane
-                rows ``mlayer + j``) or a residual add into X."""
+            def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest):
+                """Walk the tokens; per token, the engine rows of ``mats`` matrices of ``chunks`` chunks of P
+                outputs each (the last with ``last_lanes`` lanes), ACC_ROWS chunks per row, from the events of
+                ``src`` (the weight rows of engine row r start at ``w0 + r * fan_in``); each chunk to
+                ``dest``: a LIF layer (membrane rows ``mlayer + j``) or a residual add into X."""
                 with state(name):
                     m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), pass_th.eq(th0), src_bits.eq(src)]
-                    # events
+                    two = eg_c + 1 < chunks
+                    m.d.comb += ev.tag.two.eq(two)
+                    # events; the ACs of one spike: the lanes of the row's one or two chunks
+                    lanes_of = lambda c: Mux(c == chunks - 1, last_lanes, P)  # noqa: E731
+                    fan = Mux(two, P + lanes_of(eg_c + 1), lanes_of(eg_c))
+                    c_end = eg_c + cycles.ACC_ROWS >= chunks          # the matrix's last engine row
+                    tok_end = eg_row_end & c_end & (eg_mat == mats - 1)
                     with m.If(eg_busy):
-                        with m.If(eg.present[0]):
-                            m.d.sync += count(dest["counter"], Mux(eg.present[1], dest["fan"] << 1, dest["fan"]))
-                        with m.If(eg_row_end & ~eg_tok_end):
+                        with m.If(ev.present[0]):
+                            m.d.sync += count(dest["counter"], Mux(ev.present[1], fan << 1, fan))
+                        with m.If(eg_row_end & ~tok_end):
                             m.d.comb += eg.rewind.eq(1)   # the token's next row: its spikes again
+                            m.d.sync += eg_pad.eq(1)
                         with m.If(eg_row_end):
-                            m.d.sync += [eg_j.eq(eg_j + 1), eg_w.eq(eg_w + fan_in),
-                                         eg_c.eq(Mux(last_c(eg_c), 0, eg_c + 1)), eg_mat.eq(eg_mat + last_c(eg_c))]
-                    with m.If(~eg_busy | eg_tok_end):
+                            m.d.sync += [eg_r.eq(eg_r + 1), eg_w.eq(eg_w + fan_in),
+                                         eg_c.eq(Mux(c_end, 0, eg_c + cycles.ACC_ROWS)), eg_mat.eq(eg_mat + c_end),
+                                         eg_j.eq(Mux(c_end, eg_j + chunks - eg_c, eg_j + cycles.ACC_ROWS))]
+                    with m.If(~eg_busy | tok_end):
                         with m.If(wk.any):
-                            m.d.sync += eg_load(wk.cur, rows) + [wk.next()]
+                            m.d.sync += eg_load(wk.cur) + [wk.next()]
                         with m.Else():
                             m.d.sync += eg_busy.eq(0)
                     with m.If(~eg_busy & ~wk.any):
                         m.d.sync += drain.eq(drain - 1)
                         with m.If(drain == 0):
                             nxt()
-                    o_tok = acc.o_tag.tok
                     if dest["kind"] == "lif":
-                        with m.If(acc.o.valid):
-                            m.d.sync += [th_valid.eq(1), th_acc.eq(acc.o.payload), th_tag.eq(acc.o_tag)]
-                        m.d.comb += [lif.i.valid.eq(th_valid), li.row.eq(mul(th_tag.tok, g.R) + mlayer + th_tag.j),
-                                     li.tag.eq(th_tag), lif_from_acc.eq(1)]
-                    else:  # residual add into the X row of the accumulator row's token and chunk
-                        o_row = xrow(o_tok, acc.o_tag.c)
-                        m.d.comb += x_addr.eq(o_row)
-                        with m.If(acc.o.valid):
-                            m.d.sync += [xa_valid.eq(1), xa_acc.eq(acc.o.payload), xr_row.eq(o_row)]
-                        m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(xa_valid)]
+                        m.d.comb += [lif.i.valid.eq(half_valid), li.row.eq(mul(half_tag.tok, g.R) + mlayer + half_tag.j),
+                                     li.tag.eq(half_tag), lif_from_acc.eq(1)]
+                    else:  # residual add into the X row of the half's token and chunk (rows of a token are
+                        # consecutive: the second half's is the first's + 1)
+                        row0 = xrow(acc.o_tag.row.tok, acc.o_tag.row.c)
+                        m.d.comb += x_addr.eq(Mux(acc.o.valid, row0, xr_row + 1))
+                        with m.If(acc.o.valid | (ao_valid & ~ao_half)):
+                            m.d.sync += xr_row.eq(x_addr)
+                        m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(half_valid)]
                         for p in range(P):
                             s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
-                            m.d.comb += s_.eq(xval[p] + xa_acc[p])
+                            m.d.comb += s_.eq(xval[p] + half[p])
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
-                        with m.If(xa_valid):
+                        with m.If(half_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
 
             # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
             # (packing.weight_layout: q, k, v, proj, fc1, fc2)
             blk_m = mul(l, g.stride)
-            dch, hch = cfgd.dch, cfgd.hch
-            d_fan = chunk_lanes(eg_c)                                  # ACs of an event into a chunk of D
-            h_fan = Mux(eg_j == hch - 1, cfgd.hid_last, P)             # ... into a hidden chunk
+            dch, hch, dcg, hcg = cfgd.dch, cfgd.hch, cfgd.dcg, cfgd.hcg
             # ---- attention module
             x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0)
             event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                                    also=[wq.load(active), wo.load(active)]),
-                       mul(dch, 3), wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
-                       {"kind": "lif", "counter": "AC_QKV", "fan": d_fan})
+                       3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
+                       {"kind": "lif", "counter": "AC_QKV"})
             with state("ATTN"):
                 m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
                 with m.If(att.kv_i.valid & att.kv_i.ready):
@@ -577,8 +599,8 @@ class Core(wiring.Component):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
-            event_pass("PROJ", goto("MLP"), dch, wb + cfgd.w_proj, bb + mul(dch, 3), tb, cfgd.dim,
-                       sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "fan": d_fan})
+            event_pass("PROJ", goto("MLP"), 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
 
             # ---- MLP module
             with state("MLP"):
@@ -587,11 +609,11 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "HALTDEC"
             x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc)
-            event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), hch, wb + cfgd.w_fc1, bb + (dch << 2),
-                       tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
-                       {"kind": "lif", "counter": "AC_FC1", "fan": h_fan})
-            event_pass("FC2", goto("HALTDEC"), dch, wb + cfgd.w_fc2, bb + (dch << 2) + hch, tb, cfgd.hidden,
-                       zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "fan": d_fan})
+            event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
+                       bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
+                       {"kind": "lif", "counter": "AC_FC1"})
+            event_pass("FC2", goto("HALTDEC"), 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
+                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2"})
 
             # ---- halting
             with state("HALTDEC"):

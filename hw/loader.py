@@ -56,6 +56,7 @@ class Geometry:
                                                          cap.max_blocks, cap.max_t)
         self.C, self.PD, self.dh = cap.max_classes, cap.max_patch_dim, cap.head_dim
         self.E, self.M = emb_lanes, head_mults
+        self.A = cycles.ACC_ROWS * self.P              # accumulate-engine lanes: weight and bias rows
         self.dc = -(-self.D // self.P)                 # rows of P lanes per token of the residual stream
         self.DP = self.dc * self.P                     # a token's spike vector, padded to whole rows
         self.hch = -(-self.H // self.P)                # hidden chunks of P lanes
@@ -83,14 +84,16 @@ def derived_layout(g: Geometry) -> data.StructLayout:
         "steps": range(g.Tmax + 1), "classes": range(g.C + 1), "patch_dim": range(g.PD + 1),
         "hch": range(g.hch + 1), "bpt": range(g.bpt + 1), "emb_chunks": range(g.emb_chunks + 1),
         "dch": range(g.dc + 1),                # rows of P lanes per token (chunks of D)
+        "dcg": range(g.dc + 1),                # engine rows of a D-wide layer (groups of ACC_ROWS chunks)
+        "hcg": range(g.hch + 1),               # engine rows of the hidden layer
         "dim_last": range(g.P + 1),            # lanes of the last chunk of D
         "hid_last": range(g.P + 1),            # lanes of the last hidden chunk
-        # packing.weight_layout of one block: q, k, v, proj (dch chunks each), fc1 (hch), fc2 (dch)
-        "w_block": range(g.cap.weight_rows + 1),   # weight rows per block: 4*dch*D + hch*D + dch*Hd
-        "w_proj": range(g.cap.weight_rows + 1),    # weight row of proj in a block: 3*dch*D
-        "w_fc1": range(g.cap.weight_rows + 1),     # weight row of fc1 in a block: 4*dch*D
-        "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4*dch*D + hch*D
-        "b_block": range(g.cap.bias_rows + 1),     # bias rows per block: 5*dch + hch
+        # packing.weight_layout of one block: q, k, v, proj (dcg engine rows each), fc1 (hcg), fc2 (dcg)
+        "w_block": range(g.cap.weight_rows + 1),   # weight rows per block: 4*dcg*D + hcg*D + dcg*Hd
+        "w_proj": range(g.cap.weight_rows + 1),    # weight row of proj in a block: 3*dcg*D
+        "w_fc1": range(g.cap.weight_rows + 1),     # weight row of fc1 in a block: 4*dcg*D
+        "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4*dcg*D + hcg*D
+        "b_block": range(g.cap.bias_rows + 1),     # bias rows per block: 5*dcg + hcg
         "th_block": range(g.cap.threshold_rows + 1),  # threshold rows per block (q, k, v, fc1): 3*dch + hch
     })
 
@@ -106,6 +109,7 @@ class ModelLoader(wiring.Component):
                  head_w_rows: int):
         self.g = g
         acc = data.ArrayLayout(signed(FORMATS.acc_bits), g.P)
+        acc_wide = data.ArrayLayout(signed(FORMATS.acc_bits), g.A)
         super().__init__({
             "i": In(stream.Signature(beat_layout())),
             "cfg": Out(data.ArrayLayout(CFG_BITS, len(CFG_FIELDS))),
@@ -114,8 +118,8 @@ class ModelLoader(wiring.Component):
             "fits": Out(1),
             "lengths_ok": Out(1),
             "mask": Out(g.mask_bits),          # bit m * Tmax + t
-            "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.P), g.P // 8)),
-            "b_wr": Out(write_signature(b_rows, acc, g.P // 2)),
+            "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.A), g.A // 8)),
+            "b_wr": Out(write_signature(b_rows, acc_wide, g.A // 2)),
             "th_wr": Out(write_signature(th_rows, acc, g.P // 2)),
             "ew_wr": Out(write_signature(emb_w_rows, data.ArrayLayout(signed(FORMATS.emb_weight_bits), g.E), g.E)),
             "eb_wr": Out(write_signature(emb_b_rows, data.ArrayLayout(signed(32), g.E), g.E)),
@@ -147,25 +151,27 @@ class ModelLoader(wiring.Component):
         dim, kernel, chans = capped("dim", g.D), capped("embed_kernel", g.PD), capped("in_channels", g.PD)
         L, T, C = capped("blocks", g.Lmax), capped("t_max", g.Tmax), capped("num_classes", g.C)
         # stage A: products of fields
-        dch_c = ((dim + g.P - 1) >> log2(g.P))[:max(1, g.dc.bit_length())]
+        chunks = lambda n, lanes, limit: ((n + lanes - 1) >> log2(lanes))[:max(1, limit.bit_length())]  # noqa: E731
+        dch_c, dcg_c = chunks(dim, g.P, g.dc), chunks(dim, g.A, g.dc)
         products = {"hidden": mul(dim, cfg["mlp_ratio"][:8]), "pd": mul(mul(kernel, kernel), chans),
-                    "dch": dch_c, "dd": mul(dim, dch_c), "grid": grid, "side_ok": side_ok}
+                    "dch": dch_c, "dcg": dcg_c, "dd": mul(dim, dcg_c), "grid": grid, "side_ok": side_ok}
         stage_a = {k: Signal(len(Value.cast(v)), name=f"d_{k}") for k, v in products.items()}  # full widths
         m.d.sync += [stage_a[k].eq(v) for k, v in products.items()]
-        hidden, pd, dch, dd, grid_r, side_ok_r = (stage_a[k] for k in products)
+        hidden, pd, dch, dcg, dd, grid_r, side_ok_r = (stage_a[k] for k in products)
         # stage B: what the products imply
         hch = Signal(range(g.hch + 1), name="d_hch")
-        m.d.sync += hch.eq(((hidden + g.P - 1) >> log2(g.P))[:max(1, g.hch.bit_length())])
+        hcg = Signal(range(g.hch + 1), name="d_hcg")
+        m.d.sync += [hch.eq(chunks(hidden, g.P, g.hch)), hcg.eq(chunks(hidden, g.A, g.hch))]
         # stage C: the derived registers
         m.d.sync += [
             d.n.eq(mul(grid_r, grid_r)), d.dim.eq(dim), d.hidden.eq(hidden), d.blocks.eq(cfg["blocks"]),
             d.steps.eq(cfg["t_max"]), d.classes.eq(cfg["num_classes"]), d.patch_dim.eq(pd), d.hch.eq(hch),
             d.bpt.eq((pd + 7) >> 3), d.emb_chunks.eq((dim + g.E - 1) >> log2(g.E)),
-            d.dch.eq(dch), d.dim_last.eq(dim - ((dch - 1) << log2(g.P))),
+            d.dch.eq(dch), d.dcg.eq(dcg), d.hcg.eq(hcg), d.dim_last.eq(dim - ((dch - 1) << log2(g.P))),
             d.hid_last.eq(hidden - ((hch - 1) << log2(g.P))),
-            d.w_proj.eq(mul(dd, 3)), d.w_fc1.eq(dd << 2), d.w_fc2.eq((dd << 2) + mul(dim, hch)),
-            d.w_block.eq((dd << 2) + mul(dim, hch) + mul(hidden, dch)),
-            d.b_block.eq(mul(dch, 5) + hch), d.th_block.eq(mul(dch, 3) + hch),
+            d.w_proj.eq(mul(dd, 3)), d.w_fc1.eq(dd << 2), d.w_fc2.eq((dd << 2) + mul(dim, hcg)),
+            d.w_block.eq((dd << 2) + mul(dim, hcg) + mul(hidden, dcg)),
+            d.b_block.eq(mul(dcg, 5) + hcg), d.th_block.eq(mul(dch, 3) + hch),
         ]
         # every field fits 8 bits (the products are 8-bit wide; every capacity is far smaller). Registered,
         # like the expected lengths below: the checks are read at the packet's trailer.
@@ -186,7 +192,7 @@ class ModelLoader(wiring.Component):
         expect = {
             "config": q(len(CFG_FIELDS), 4), "params": q(len(PARAM_FIELDS), 2),
             "emb_w": (mul(dim, pd[:g.PD.bit_length()]) + 3) >> 2, "emb_b": (mul(dim, d.n) + 1) >> 1,
-            "weights": mul(d.w_block, L) << log2(g.P // 8), "biases": mul(d.b_block, L) << log2(g.P // 2),
+            "weights": mul(d.w_block, L) << log2(g.A // 8), "biases": mul(d.b_block, L) << log2(g.A // 2),
             "thresholds": mul(d.th_block, L) << log2(g.P // 2), "head_w": (mul(dim, C) + 3) >> 2,
             "head_b": (C + 1) >> 1,
             "mask": ((mul(L, T) << 1) + 7) >> 3, "halt_lut": q(FORMATS.halt_lut_size, 8),
@@ -195,14 +201,15 @@ class ModelLoader(wiring.Component):
         m.d.sync += [expect_r[k].eq(v) for k, v in expect.items()]
         m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == expect_r[k] for k in expect)).all())
 
-        # ---- memory images: one beat per cycle, P/8 (weights) or P/2 (32-bit lanes) beats per row
-        for name, wr, per_row in (("weights", self.w_wr, g.P // 8), ("biases", self.b_wr, g.P // 2),
-                                  ("thresholds", self.th_wr, g.P // 2)):
-            shift = log2(per_row)
+        # ---- memory images: one beat per cycle, a row of L lanes (packing.memory_lanes: A for weights and
+        # biases, P for thresholds) in L/8 (8-bit lanes) or L/2 (32-bit lanes) beats
+        for name, wr, row_lanes in (("weights", self.w_wr, g.A), ("biases", self.b_wr, g.A),
+                                    ("thresholds", self.th_wr, g.P)):
             lane_bits = 8 if name == "weights" else 32
             lanes = BEAT_BITS // lane_bits
+            shift = log2(row_lanes // lanes)
             m.d.comb += [wr.addr.eq(beat.index >> shift)]
-            for k in range(g.P):  # lane k takes element k % lanes of the beat; only one part is enabled
+            for k in range(row_lanes):  # lane k takes element k % lanes of the beat; only one part is enabled
                 e = beat.data.word_select(k % lanes, lane_bits)
                 m.d.comb += wr.data[k].eq(e.as_signed())
             with m.If(self.i.valid & sid[name]):

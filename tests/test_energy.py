@@ -24,12 +24,13 @@ def counters(**kw):
 
 def test_events_by_hand():
     ev = en.events(counters(), CFG, 32)
-    # dc = 2 rows per token, hch = 8; rows = AC / width * chunks: 1920/64*2 + 320/64*2 + 256/64*2 + 768/256*8
-    assert ev["weight_rows"] == 60 + 10 + 8 + 24
+    # dc = 2 rows per token, hch = 8: engine rows of two chunks dg = 1, hg = 4; weight rows = AC / width *
+    # groups: 1920/64*1 + 320/64*1 + 256/64*1 + 768/256*4
+    assert ev["weight_rows"] == 30 + 5 + 4 + 12
     assert ev["attn_runs"] == ev["mlp_runs"] == 20 * 8 / 16              # units x fraction of modules on
     assert ev["threshold_rows"] == 10 * 5 * 2 + 10 * (2 + 8) + 10 * 2     # attn 5 dc, mlp dc + hch, readout
     assert ev["membrane_rows"] == 2 * 220
-    assert ev["bias_rows"] == 10 * 4 * 2 + 10 * (8 + 2)
+    assert ev["bias_rows"] == 10 * 4 * 1 + 10 * (4 + 1)
     assert ev["x_rows"] == (40 + 40 + 20) + 40 + 32                       # reads, writes, E rows
     assert ev["emb_weight_rows"] == 16 * 2 * 16
     assert ev["pixel_beats"] == 32 + 16 * 2 * 8                          # window writes, a read per cycle
@@ -40,7 +41,7 @@ def test_events_by_hand():
 
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
-    bits = (102 * 288 + 180 * 792 + 220 * 792 + 440 * 828 + 172 * 540 + 512 * 540 + 288 * 72)
+    bits = (51 * 540 + 90 * 1548 + 220 * 792 + 440 * 828 + 172 * 540 + 512 * 540 + 288 * 72)
     toggles = 3264 + 2 * 150 + 7040 + 17024 + 3 * 1000     # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
             "logic": toggles * 100 * 1e-9, "dsp": 17024 * 10 * 1e-6}

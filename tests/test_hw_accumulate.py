@@ -91,6 +91,13 @@ def test_cycle_model_counts_one_cycle_per_spike_pair():
         cycles.acc_beats(-1)
 
 
+def test_core_rows_take_at_least_acc_rows_beats():
+    # The core's engine rows hold ACC_ROWS chunks that drain one per cycle: a row that fits fewer beats is
+    # padded with empty ones; beyond that a row costs its spike pairs.
+    assert cycles.ACC_ROWS == 2
+    assert [cycles.row_beats(s) for s in (0, 1, 2, 3, 4, 5, 9)] == [2, 2, 2, 2, 2, 3, 5]
+
+
 @pytest.mark.parametrize("kwargs,shown", [
     ({"lanes": 0, "weight_rows": 8, "bias_rows": 1}, "lanes .* got 0"),
     ({"lanes": 4, "weight_rows": 1, "bias_rows": 1}, "weight_rows .* got 1"),

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dynaspike import packing, regmap
+from dynaspike import cycles, packing, regmap
 from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
 from model_factory import random_model
@@ -42,24 +42,27 @@ def test_memory_images_follow_the_layout(lanes):
             out, fan_in = w.shape
             for o in range(0, out, 7):
                 c, p = divmod(o, lanes)
+                grp, half = divmod(c, cycles.ACC_ROWS)    # engine rows hold ACC_ROWS chunks side by side
                 for i in range(0, fan_in, 5):
-                    assert mem["weights"][lay["w_base"] + c * fan_in + i, p] == w[o, i], (name, o, i)
-                assert mem["biases"][lay["b_row"] + c, p] == model[f"b{l}.{name}_b"][o]
+                    assert mem["weights"][lay["w_base"] + grp * fan_in + i, half * lanes + p] == w[o, i], (name, o, i)
+                assert mem["biases"][lay["b_row"] + grp, half * lanes + p] == model[f"b{l}.{name}_b"][o]
                 if lay["th_row"] is not None:
                     assert mem["thresholds"][lay["th_row"] + c, p] == model[f"b{l}.{name}_th"][o]
 
 
 def test_default_layout_sizes():
     rows = packing.weight_layout(DIGITS, 64)["_rows"]
-    # per block: q, k, v, proj 64 rows each, fc1 4 chunks x 64 inputs, fc2 1 chunk x 256 inputs
-    assert rows == {"weights": 2 * (4 * 64 + 256 + 256), "biases": 2 * (4 + 4 + 1), "thresholds": 2 * (3 + 4)}
+    # per block: q, k, v, proj one engine row (1 chunk) x 64 inputs each, fc1 2 engine rows (4 chunks) x 64
+    # inputs, fc2 1 x 256 inputs; thresholds per chunk of P
+    assert rows == {"weights": 2 * (4 * 64 + 128 + 256), "biases": 2 * (4 + 2 + 1), "thresholds": 2 * (3 + 4)}
 
 
 def test_padding_lanes_are_inert():
     mem = packing.memory_images(random_model(ODD, 1), 16)   # D = 24: the second chunk uses 8 of 16 lanes
     lay = packing.weight_layout(ODD, 16)["b0.q"]
-    assert lay["chunks"] == 2
-    assert not mem["weights"][lay["w_base"] + lay["fan_in"]:lay["w_base"] + 2 * lay["fan_in"], 8:].any()
+    assert (lay["chunks"], lay["groups"]) == (2, 1)
+    assert not mem["weights"][lay["w_base"]:lay["w_base"] + lay["fan_in"], 16 + 8:].any()
+    assert not mem["biases"][lay["b_row"], 16 + 8:].any()
     assert (mem["thresholds"][lay["th_row"] + 1, 8:] == FORMATS.acc_max).all()
 
 
@@ -147,7 +150,7 @@ def test_beats_are_little_endian_bytes():
 def capacity(**kw):
     """A core sized exactly for the digits model at P = 64, with ``kw`` overriding single limits."""
     base = dataclasses.asdict(packing.capacity_for(DIGITS, 64))
-    assert (base["weight_rows"], base["max_patch_dim"]) == (1536, DIGITS.patch_dim)
+    assert (base["weight_rows"], base["max_patch_dim"]) == (1280, DIGITS.patch_dim)
     base.update(kw)
     return regmap.Capacity(**base)
 
@@ -157,7 +160,7 @@ def test_capacity_accepts_a_fitting_model():
 
 
 def test_capacity_refuses_naming_every_limit():
-    with pytest.raises(packing.CapacityError, match=r"dim 64 > 32.*weight rows 1536 > 1000"):
+    with pytest.raises(packing.CapacityError, match=r"dim 64 > 32.*weight rows 1280 > 1000"):
         packing.check_capacity(DIGITS, capacity(max_dim=32, weight_rows=1000))
     with pytest.raises(packing.CapacityError, match="formats_id"):
         packing.check_capacity(DIGITS, capacity(formats_id=1))

@@ -119,7 +119,7 @@ def test_oversized_model_is_refused_before_any_transfer(shipped):
     model = shipped[0]
     small = dataclasses.replace(packing.capacity_for(model.config, 64), max_dim=32, weight_rows=100)
     t = Spy(model.config, 64, capacity=small)
-    with pytest.raises(packing.CapacityError, match=r"dim 64 > 32.*weight rows 1536 > 100"):
+    with pytest.raises(packing.CapacityError, match=r"dim 64 > 32.*weight rows 1280 > 100"):
         Driver(t).load_model(model)
     assert t.sent == []
 

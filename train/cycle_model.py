@@ -6,7 +6,7 @@ replays that order over the golden model's trace (which tokens were active at ea
 map), so it predicts the RTL's cycle counter exactly, image by image, and splits the count by pass.
 
 ``ideal`` is the bound the issue asks for: the accumulate operations actually needed, divided by the adds
-the accumulate engine does per cycle (``ceil(ACs / (P * ACC_SPIKES))``); ``work_bound`` adds the multiplies on the core's multipliers (embedding on
+the accumulate engine does per cycle (``ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))``); ``work_bound`` adds the multiplies on the core's multipliers (embedding on
 ``cycles.EMB_LANES`` x ``EMB_PIXELS`` DSPs, classifier on ``cycles.HEAD_MULTS``), the least any core with these units could take.
 """
 
@@ -31,7 +31,7 @@ DECISION = 1      # STEP, BLOCK, MLP, HALTDEC, ENDBLOCK: one cycle each
 @dataclass
 class CyclePrediction:
     cycles: np.ndarray                       # (B,) the CYCLES register
-    ideal: np.ndarray                        # (B,) ceil(ACs / (P * ACC_SPIKES))
+    ideal: np.ndarray                        # (B,) ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))
     work_bound: np.ndarray                   # (B,) ideal + multiplies on the multipliers
     by_pass: dict = field(default_factory=dict)   # pass kind -> (B,) cycles
 
@@ -59,6 +59,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     B, N, D, L, T, H = r.logits.shape[0], cfg.num_tokens, cfg.dim, cfg.blocks, cfg.t_max, cfg.heads
     hch = -(-cfg.hidden_dim // lanes)    # hidden chunks of P lanes
     dc = -(-D // lanes)                  # rows of P lanes per token (chunks of D)
+    dg, hg = -(-dc // cy.ACC_ROWS), -(-hch // cy.ACC_ROWS)   # engine rows of a D-wide / the hidden layer
     mask = r.mask.numpy()
     rep = r.rep.numpy()
     reps = rep == np.arange(N)
@@ -87,29 +88,29 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             has = n > 0
             by["decisions"] += 4 * DECISION                                   # BLOCK, MLP, HALTDEC, ENDBLOCK
             a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
-            # event beats of one accumulator row per active token (cycles.acc_beats, vectorised)
-            beats = lambda key: np.where(active, np.maximum(1, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
+            # event beats of one engine row per active token (cycles.row_beats, vectorised)
+            beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
             if a_on:
                 by["ain"] += _x_pass(n * dc)
-                by["qkv"] += _event_pass(3 * dc * beats(p + "ain"), has)
+                by["qkv"] += _event_pass(3 * dg * beats(p + "ain"), has)
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 qq = head_max(tr[p + "q"], active).sum(1)
                 # a Y row goes to the LIF layer a chunk per cycle: the unit waits dc - 1 cycles per row
                 yy = n * (dc - 1)
                 by["attn"] += np.where(has, kv + qq + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
-                by["proj"] += _event_pass(dc * beats(p + "attn"), has)
+                by["proj"] += _event_pass(dg * beats(p + "attn"), has)
             if f_on:
                 by["min"] += _x_pass(n * dc)
-                by["fc1"] += _event_pass(hch * beats(p + "min"), has)
-                by["fc2"] += _event_pass(dc * beats(p + "hid"), has)
+                by["fc1"] += _event_pass(hg * beats(p + "min"), has)
+                by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
             if (a_on or f_on) and not dense:
                 by["halt"] += n + cy.DRAIN_HALT + 1
             active = tr[p + "active_after"].astype(bool)
         by["readout"] += _x_pass(reps.sum(1) * dc)
     total = sum(by.values())
     acs = r.acs_total.numpy()
-    ideal = -(-acs // (lanes * cy.ACC_SPIKES))
+    ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
     macs_emb = N * D * cfg.patch_dim
     work = ideal + -(-macs_emb // (E * cy.EMB_PIXELS)) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
     return CyclePrediction(total, ideal, work, by)
