@@ -104,7 +104,8 @@ PERF_COUNTERS = (
     ("PROCESSED_UNITS", "token-block-step units processed (active tokens at the start of a block)"),
     ("MERGED_TOKENS", "tokens merged into a representative at the embedding"),
     ("HALTED_TOKENS", "tokens halted before the final (step, block)"),
-    ("IN_WAIT_CYCLES", "cycles of the inference spent waiting for input stream data"),
+    ("IN_WAIT_CYCLES", "cycles the inference was held up waiting for input stream data (CYCLES - IN_WAIT_CYCLES "
+                       "is the cycle model's count)"),
     ("OUT_WAIT_CYCLES", "cycles of the inference spent waiting on output stream backpressure"),
 )
 

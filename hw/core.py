@@ -374,6 +374,8 @@ class Core(wiring.Component):
         with top.If(clr_loaded | (ctrl.unload & ~busy)):
             top.d.sync += loaded.eq(0)
 
+        bacc = Signal(g.DP)            # embedding: the merge bits of the token's chunks so far
+        merged, merge_end = Signal(), Signal()   # the merge ended before the image's trailer (an idle stream)
         with m.FSM(name="seq") as fsm:
             @contextmanager
             def state(name):
@@ -420,41 +422,17 @@ class Core(wiring.Component):
                         m.d.sync += [busy.eq(1), done.eq(0), taps_on.eq(regs.run_config.debug_taps),
                                      img_row.eq(0), img_g.eq(0), img_beat.eq(0), cycles_.eq(0)]
                         m.d.sync += [p.eq(0) for p in perf]
+                        m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0), bacc.eq(0),
+                                     merged.eq(0), fresh.eq(Const(-1, N * g.dc))]
+                        m.d.comb += [lif.clear.eq(1), halt.clear.eq(1), head.clear.eq(1)]
                         m.next = "IMG"
 
-            with state("IMG"):
-                # the image's data beats into the window memory; the cycle count starts with the first
-                m.d.comb += parser.o.ready.eq(is_image)
-                take = parser.o.valid & is_image
-                m.d.comb += [emb.pix_wr.addr.eq(img_beat), emb.pix_wr.data.eq(pbeat.data),
-                             emb.pix_wr.en.eq(take & (img_row < cfgd.n))]
-                # the stream owes the core a beat (data or trailer) and has none: one cycle of delay each.
-                # The parser is one cycle behind the stream, so from the cycle the first beat is taken.
-                with m.If((counting | take) & ~self.s_axis.tvalid & ~parser.ok):
-                    m.d.sync += count("IN_WAIT_CYCLES", 1)
-                with m.If(take):
-                    m.d.sync += counting.eq(1)
-                    with m.If(~counting):
-                        m.d.sync += cycles_.eq(1)
-                    m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
-                    m.d.sync += [img_row.eq(img_row + (img_g == cfgd.bpt - 1)), img_beat.eq(img_beat + 1)]
-                    with m.If(img_row >= cfgd.n):
-                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
-                with m.If(parser.o.valid & is_model):  # a model packet while an image is expected
-                    m.d.sync += fail(ErrorCode.BAD_KIND)
-                with m.If(parser.ok & (parser.kind == Kind.IMAGE)):
-                    m.d.sync += img_tag.eq(parser.tag)
-                    with m.If((img_row != cfgd.n) | (img_g != 0)):
-                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
-                    with m.Else():
-                        m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0),
-                                     fresh.eq(Const(-1, N * g.dc))]
-                        m.d.comb += [lif.clear.eq(1), halt.clear.eq(1), head.clear.eq(1)]
-                        m.next = "EMB"
-
-            with state("EMB"):
-                # windows -> embedding -> E rows and merge bits -> token merge -> representatives
-                m.d.comb += [emb.i.valid.eq(wk.any), emb.i.payload.token.eq(wk.cur)]
+            # The embedding starts on a token as soon as its window is in (IMG) and goes on after the image
+            # packet's trailer (EMB): a token's embedding takes chunks * ceil(patch_dim / 2) >= bpt cycles, so
+            # it never waits for the stream when the stream does not wait. The merge's last token ends it.
+            def embed_and_merge(on_done):
+                """windows -> embedding -> E rows and merge bits -> token merge -> representatives."""
+                m.d.comb += [emb.i.valid.eq(wk.any & (wk.cur < img_row)), emb.i.payload.token.eq(wk.cur)]
                 with m.If(emb.i.valid & emb.i.ready):
                     m.d.sync += wk.next()
                 eo = emb.o.payload
@@ -465,7 +443,6 @@ class Core(wiring.Component):
                 for p in range(P):
                     keep = (lane0 + (p % g.E)) < cfgd.dim
                     m.d.comb += e_w.data[p].eq(Mux(keep, eo.e[p % g.E], 0))
-                bacc = Signal(g.DP)
                 chunk_bits = Signal(g.DP)
                 cb = Cat(*((eo.e[i] >= (res_th << 1)) for i in range(g.E)))
                 m.d.comb += chunk_bits.eq((cb << lane0) & dmask)
@@ -482,7 +459,47 @@ class Core(wiring.Component):
                         m.d.sync += count("MERGED_TOKENS", 1)
                     with m.If(mo.last):
                         m.d.sync += [active.eq(reps | (is_rep << mo.token)), t.eq(0)]
+                        on_done()
+
+            with state("IMG"):
+                # the image's data beats into the window memory; the cycle count starts with the first
+                m.d.comb += parser.o.ready.eq(is_image)
+                take = parser.o.valid & is_image
+                m.d.comb += [emb.pix_wr.addr.eq(img_beat), emb.pix_wr.data.eq(pbeat.data),
+                             emb.pix_wr.en.eq(take & (img_row < cfgd.n))]
+                # Cycles the inference is held up by the stream (counted from the first beat): the embedding
+                # waits for a window (beyond the first window's own beats, which the cycle model counts), or
+                # the merge has ended and the image's trailer has not come. A beat that is late while the
+                # embedding is busy with earlier tokens costs nothing.
+                emb_starved = wk.any & (wk.cur >= img_row) & emb.i.ready
+                first_window = take & (img_beat < cfgd.bpt)
+                with m.If((counting | take) & ((emb_starved & ~first_window) | merged)):
+                    m.d.sync += count("IN_WAIT_CYCLES", 1)
+                with m.If(take):
+                    m.d.sync += counting.eq(1)
+                    with m.If(~counting):
+                        m.d.sync += cycles_.eq(1)
+                    m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
+                    m.d.sync += [img_row.eq(img_row + (img_g == cfgd.bpt - 1)), img_beat.eq(img_beat + 1)]
+                    with m.If(img_row >= cfgd.n):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                with m.If(parser.o.valid & is_model):  # a model packet while an image is expected
+                    m.d.sync += fail(ErrorCode.BAD_KIND)
+                def early():
+                    m.d.sync += merged.eq(1)
+                    m.d.comb += merge_end.eq(1)
+                embed_and_merge(early)
+                with m.If(parser.ok & (parser.kind == Kind.IMAGE)):
+                    m.d.sync += img_tag.eq(parser.tag)
+                    with m.If((img_row != cfgd.n) | (img_g != 0)):
+                        m.d.sync += fail(ErrorCode.BAD_LENGTH)
+                    with m.Elif(merged | merge_end):
                         m.next = "STEP"
+                    with m.Else():
+                        m.next = "EMB"
+
+            with state("EMB"):
+                embed_and_merge(goto_state("STEP"))
 
             with state("STEP"):
                 every_row = Cat(*(active[k].replicate(g.dc) for k in range(N)))

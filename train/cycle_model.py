@@ -22,7 +22,6 @@ from .golden import GoldenModel, GoldenResult
 
 
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
-IMG_EXTRA = 1     # from the first image beat: the beats, then the trailer and the parser's ok
 EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
 DECISION = 1      # STEP, BLOCK, MLP, HALTDEC, ENDBLOCK: one cycle each
@@ -66,7 +65,11 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "halt", "readout", "head")
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
-    by["img"][:] = N * bpt + IMG_EXTRA
+    # The embedding starts as soon as the first token's window is in and never waits for the others (a token's
+    # embedding, chunks * ceil(patch_dim / 2) cycles, is never shorter than its bpt beats): the image costs
+    # the first window's beats.
+    assert (-(-D // cy.emb_lanes(lanes))) * cy.embed_steps(cfg.patch_dim) >= bpt
+    by["img"][:] = bpt
     E = cy.emb_lanes(lanes)
     by["emb"][:] = N * (-(-D // E)) * cy.embed_steps(cfg.patch_dim) + EMB_EXTRA
     by["head"][:] = head_tail(cfg)
