@@ -5,7 +5,7 @@
 Runs each model's test images (default: both shipped models, digits and Fashion-MNIST, on the one core
 build that holds both) through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
 image's cycle count against the cycle model (train/cycle_model.py), and prints, all measured in this run:
-cycles over the ideal bound (ACs / (P x ACC_SPIKES), the engine's adds per cycle) with the per-pass breakdown, the dynamic / dense cycle ratio next
+cycles over the ideal bound (ACs / (ACC_ROWS x P x ACC_SPIKES), the engine's adds per cycle) with the per-pass breakdown, the dynamic / dense cycle ratio next
 to the operation-count ratio, latency and effective synaptic operations per second at 100 MHz, and the
 XC7Z020 utilization of the core from the yosys estimate (``hw.synth``; run here if missing).
 ``build/bench.json`` holds the first model's figures at its top level and the others' under their data set's
@@ -125,7 +125,7 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
 def print_figures(f: dict, what: str):
     print(f"core, P = {f['lanes']}, {what}, {f['images']} test images (RTL simulation, Verilator)")
     print(f"  cycles / image          {f['cycles_mean']:10.1f}   (cycle model exact on {f['cycles_equal_cycle_model']})")
-    print(f"  ideal ACs / (P x 2)     {f['ideal_cycles_mean']:10.1f}   cycles / ideal {f['cycles_over_ideal']:.3f}"
+    print(f"  ideal ACs / (2P x 2)    {f['ideal_cycles_mean']:10.1f}   cycles / ideal {f['cycles_over_ideal']:.3f}"
           f"   (/ work bound incl. multiplies {f['cycles_over_work_bound']:.3f})")
     print(f"  dense cycles / image    {f['dense_cycles_mean']:10.1f}   dynamic / dense: cycles "
           f"{f['dynamic_cycle_ratio']:.3f}, ACs {f['dynamic_op_ratio']:.3f}, work bound "
