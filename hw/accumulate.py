@@ -7,8 +7,9 @@ row at ``w_base + index``: ``acc[p] = bias[b_row][p] + sum_events W[w_base + ind
 those columns as rows of P lanes). Absent spikes are never sent, so they cost nothing; a row without any
 spike is a single event with ``present = 0`` and ``last = 1`` that emits the bias.
 
-Weights and biases live in on-chip memories (BRAM) owned by the engine and written at run time through
-``w_wr`` / ``b_wr`` (one row per cycle, no backpressure); nothing is baked into the bitstream. Reads are
+Weights (block RAM) and biases (distributed RAM: a shallow, wide memory) live in memories owned by the
+engine and written at run time through ``w_wr`` / ``b_wr`` (one row per cycle, no backpressure); nothing is
+baked into the bitstream. Reads are
 not transparent: writing a row while an event reads it gives the old row, so load before computing.
 """
 

@@ -485,10 +485,11 @@ class Core(wiring.Component):
                         m.d.sync += fail(ErrorCode.BAD_LENGTH)
                 with m.If(parser.o.valid & is_model):  # a model packet while an image is expected
                     m.d.sync += fail(ErrorCode.BAD_KIND)
-                def early():
+                def merge_before_trailer():   # only when the stream idles before the trailer
                     m.d.sync += merged.eq(1)
                     m.d.comb += merge_end.eq(1)
-                embed_and_merge(early)
+
+                embed_and_merge(merge_before_trailer)
                 with m.If(parser.ok & (parser.kind == Kind.IMAGE)):
                     m.d.sync += img_tag.eq(parser.tag)
                     with m.If((img_row != cfgd.n) | (img_g != 0)):
