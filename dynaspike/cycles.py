@@ -38,6 +38,11 @@ ACC_SPIKES = 2
 ACC_ROWS = 2
 
 
+def engine_rows(chunks: int) -> int:
+    """Engine rows of a layer whose output is ``chunks`` chunks of P lanes: ``ceil(chunks / ACC_ROWS)``."""
+    return -(-chunks // ACC_ROWS)
+
+
 def lif_cycles(vectors: int) -> int:
     """Cycles for ``vectors`` back-to-back P-lane LIF updates: one per cycle plus the pipeline latency."""
     return _pipelined(vectors, LIF_LATENCY, "lif_cycles")

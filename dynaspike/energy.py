@@ -22,7 +22,7 @@ Not a measurement: the coefficients are public figures and design estimates unti
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
-from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, embed_steps
+from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, embed_steps, engine_rows
 from .formats import FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
@@ -119,7 +119,7 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     P, D, N = lanes, cfg.dim, cfg.num_tokens
     hid, L, T = cfg.hidden_dim, cfg.blocks, cfg.t_max
     dc, hch = _ceil(D, P), _ceil(hid, P)
-    dg, hg = _ceil(dc, ACC_ROWS), _ceil(hch, ACC_ROWS)    # engine rows: groups of ACC_ROWS chunks
+    dg, hg = engine_rows(dc), engine_rows(hch)    # engine rows: groups of ACC_ROWS chunks
     c = lambda k: _get(counters, k)  # noqa: E731
     # Spike-fed layers: a present input spike adds one weight row (ACC_ROWS * P lanes) per group of chunks of
     # the output width, and AC_<layer> = width * spikes (docs/integer_model.md "Operation counts"), so rows =

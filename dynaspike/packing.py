@@ -25,7 +25,7 @@ import numpy as np
 
 from .artifact import IntModel, IntParams, tensor_specs
 from .config import ModelConfig
-from .cycles import ACC_ROWS
+from .cycles import ACC_ROWS, engine_rows
 from .formats import FORMATS
 from .regmap import Capacity, formats_id
 
@@ -104,7 +104,7 @@ def weight_layout(cfg: ModelConfig, lanes: int) -> dict:
         for name in SPIKE_LAYERS:
             out, fan_in = _layer_shape(cfg, name)
             chunks = _chunks(out, lanes)
-            groups = _chunks(chunks, ACC_ROWS)
+            groups = engine_rows(chunks)
             has_th = name in _THRESHOLD_LAYERS
             layout[f"b{l}.{name}"] = {"w_base": w, "b_row": b, "th_row": th if has_th else None,
                                       "chunks": chunks, "groups": groups, "fan_in": fan_in, "out": out}
@@ -206,8 +206,9 @@ def parse_packet(beats: np.ndarray, kind: int) -> tuple:
 
 # --------------------------------------------------------------------------------------------- model
 def _chunk_place(lay: dict, c: int, lanes: int) -> tuple:
-    """Chunk ``c`` of a layer in the weight and bias images: (weight row of input 0, first lane)."""
-    return lay["w_base"] + (c // ACC_ROWS) * lay["fan_in"], (c % ACC_ROWS) * lanes
+    """Chunk ``c`` of a layer in the weight and bias images: (weight row of input 0, bias row, first lane)."""
+    group = c // ACC_ROWS
+    return lay["w_base"] + group * lay["fan_in"], lay["b_row"] + group, (c % ACC_ROWS) * lanes
 
 
 def memory_images(model: IntModel, lanes: int) -> dict:
@@ -228,9 +229,9 @@ def memory_images(model: IntModel, lanes: int) -> dict:
             th = model[key + "_th"].astype(np.int64) if lay["th_row"] is not None else None
             for c in range(lay["chunks"]):
                 o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
-                base, l0 = _chunk_place(lay, c, lanes)
+                base, b_row, l0 = _chunk_place(lay, c, lanes)
                 W[base:base + lay["fan_in"], l0:l0 + o1 - o0] = w[o0:o1].T
-                B[lay["b_row"] + c // ACC_ROWS, l0:l0 + o1 - o0] = b[o0:o1]
+                B[b_row, l0:l0 + o1 - o0] = b[o0:o1]
                 if th is not None:
                     TH[lay["th_row"] + c, :o1 - o0] = th[o0:o1]
     return {"weights": W, "biases": B, "thresholds": TH}
@@ -260,9 +261,9 @@ def layer_tensors(cfg: ModelConfig, lanes: int, mem: dict) -> dict:
             th = np.zeros(lay["out"], np.int64)
             for c in range(lay["chunks"]):
                 o0, o1 = c * lanes, min((c + 1) * lanes, lay["out"])
-                base, l0 = _chunk_place(lay, c, lanes)
+                base, b_row, l0 = _chunk_place(lay, c, lanes)
                 w[o0:o1] = np.asarray(mem["weights"])[base:base + lay["fan_in"], l0:l0 + o1 - o0].T
-                b[o0:o1] = np.asarray(mem["biases"])[lay["b_row"] + c // ACC_ROWS, l0:l0 + o1 - o0]
+                b[o0:o1] = np.asarray(mem["biases"])[b_row, l0:l0 + o1 - o0]
                 if lay["th_row"] is not None:
                     th[o0:o1] = np.asarray(mem["thresholds"])[lay["th_row"] + c, :o1 - o0]
             parts = {"_w": w, "_b": b, **({"_th": th} if lay["th_row"] is not None else {})}

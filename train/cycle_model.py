@@ -58,20 +58,20 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     B, N, D, L, T, H = r.logits.shape[0], cfg.num_tokens, cfg.dim, cfg.blocks, cfg.t_max, cfg.heads
     hch = -(-cfg.hidden_dim // lanes)    # hidden chunks of P lanes
     dc = -(-D // lanes)                  # rows of P lanes per token (chunks of D)
-    dg, hg = -(-dc // cy.ACC_ROWS), -(-hch // cy.ACC_ROWS)   # engine rows of a D-wide / the hidden layer
+    dg, hg = cy.engine_rows(dc), cy.engine_rows(hch)   # engine rows of a D-wide / the hidden layer
     mask = r.mask.numpy()
     rep = r.rep.numpy()
     reps = rep == np.arange(N)
     kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "halt", "readout", "head")
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
-    # The embedding starts as soon as the first token's window is in and never waits for the others (a token's
-    # embedding, chunks * ceil(patch_dim / 2) cycles, is never shorter than its bpt beats): the image costs
-    # the first window's beats.
-    assert (-(-D // cy.emb_lanes(lanes))) * cy.embed_steps(cfg.patch_dim) >= bpt
-    by["img"][:] = bpt
     E = cy.emb_lanes(lanes)
-    by["emb"][:] = N * (-(-D // E)) * cy.embed_steps(cfg.patch_dim) + EMB_EXTRA
+    emb_token = (-(-D // E)) * cy.embed_steps(cfg.patch_dim)   # one token's embedding cycles
+    # The embedding starts as soon as the first token's window is in and never waits for the others (a token's
+    # embedding is never shorter than its bpt beats): the image costs the first window's beats.
+    assert emb_token >= bpt
+    by["img"][:] = bpt
+    by["emb"][:] = N * emb_token + EMB_EXTRA
     by["head"][:] = head_tail(cfg)
     def per_token(key, active):                        # (B, N) spike counts of the active tokens
         return np.where(active, tr[key].sum(-1), 0) if key in tr else np.zeros(active.shape, np.int64)
