@@ -131,20 +131,37 @@ def attn_cycles(ks: list, vs: list, qs: list, dim: int, heads: int) -> int:
 EMB_LATENCY = 4
 
 #: Pixels the embedding multiplies per cycle and channel: its weight memory is read on both ports of the
-#: block RAMs (rows i and i + 1 of a window), so each of its E lanes has two DSPs.
+#: block RAMs (the rows of two pixels of a window), so each of its E lanes has two DSPs.
 EMB_PIXELS = 2
 
 
-def embed_steps(patch_dim: int) -> int:
-    """Cycles the embedding spends on one (token, chunk): ``EMB_PIXELS`` pixels of the window per cycle."""
-    return -(-patch_dim // EMB_PIXELS)
+def embed_beats(nnz: int) -> int:
+    """Cycles the embedding spends on one (token, chunk) whose window has ``nnz`` non-zero pixels: zero
+    pixels are skipped, ``EMB_PIXELS`` non-zero ones per cycle (the lowest and the highest left, like the
+    accumulate engine's spikes), and an all-zero window takes one cycle (the bias alone)."""
+    if nnz < 0:
+        raise ValueError(f"non-zero pixel count must be >= 0, got {nnz}")
+    return max(1, -(-nnz // EMB_PIXELS))
 
 
-def embed_cycles(tokens: int, chunks: int, patch_dim: int) -> int:
-    """Cycles from the first window's transfer to the last (token, chunk) output's transfer."""
-    if min(tokens, chunks, patch_dim) < 1:
-        raise ValueError(f"embed_cycles needs positive counts, got {tokens}, {chunks}, {patch_dim}")
-    return tokens * chunks * embed_steps(patch_dim) + EMB_LATENCY
+def embed_cycles(nnzs, chunks: int) -> int:
+    """Cycles from the first window's transfer to the last (token, chunk) output's transfer, for windows with
+    ``nnzs`` non-zero pixels (one count per token, all windows in memory)."""
+    nnzs = list(nnzs)
+    if not nnzs or chunks < 1:
+        raise ValueError(f"embed_cycles needs >= 1 token and >= 1 chunk, got {len(nnzs)}, {chunks}")
+    return sum(chunks * embed_beats(n) for n in nnzs) + EMB_LATENCY
+
+
+def embed_stream_end(nnzs, chunks: int, bpt: int) -> int:
+    """The cycle (counted from the image's first beat, one beat per cycle, ``bpt`` beats per window) at which
+    the embedding issues the last token's last pixel pair. Token ``k`` starts when its window is in (the
+    cycle after its last beat, ``(k + 1) * bpt``) and the token before it is done, whichever is later: a
+    window of few non-zero pixels can be embedded faster than the stream brings the next one."""
+    end = 0
+    for k, n in enumerate(nnzs):
+        end = max(end, (k + 1) * bpt) + chunks * embed_beats(n)
+    return end
 
 #: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
 LIF_LAYER_LATENCY = 2
@@ -169,9 +186,10 @@ def head_cycles(classes: int, dim: int, mults: int) -> int:
 #: XC7Z020's LUT budget (README, "Benchmarks"); a token's D = 64 channels are two rows of P lanes.
 DEFAULT_LANES = 32
 
-# The core's multipliers (DSPs). Embedding MACs are N * D * patch_dim once per image (16K for the digits
-# model, 124K for Fashion-MNIST's 121-pixel windows): 32 lanes of EMB_PIXELS = 2 DSPs do them in
-# N * ceil(D / 32) * ceil(patch_dim / 2) cycles; the classifier's classes * D MACs take classes * D / 8
+# The core's multipliers (DSPs). Embedding MACs are D * nnz per token and image, nnz the window's non-zero
+# pixels (at most N * D * patch_dim: 16K for the digits model, 124K for Fashion-MNIST's 121-pixel windows,
+# about 45 % of that on real images): 32 lanes of EMB_PIXELS = 2 DSPs do them in
+# ceil(D / 32) * embed_beats(nnz) cycles per token; the classifier's classes * D MACs take classes * D / 8
 # cycles on 8. 72 DSPs in all, 33 % of the XC7Z020's 220.
 EMB_LANES = 32
 HEAD_MULTS = 8

@@ -22,7 +22,7 @@ Not a measurement: the coefficients are public figures and design estimates unti
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
-from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, embed_steps, engine_rows
+from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, engine_rows
 from .formats import FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
@@ -143,7 +143,9 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     x_reads = attn_runs * 2 * dc + mlp_runs * 2 * dc + reps * dc
     x_writes = (attn_runs + mlp_runs) * dc
     E = emb_lanes(lanes)
-    emb_steps = N * _ceil(D, E) * cfg.patch_dim     # embedding weight rows read, each on E DSPs (2 per cycle)
+    # the embedding skips zero pixels: per non-zero pixel and chunk of E channels, a weight row and a window
+    # beat read and E multiply-accumulates
+    emb_steps = _ceil(D, E) * c("EMB_PIXELS")
     head_steps = cfg.num_classes * _ceil(D, HEAD_MULTS)
     zero = 0 * c("CYCLES")       # the per-image constants take the counters' shape (a batch gives arrays)
     return {
@@ -153,9 +155,10 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         "threshold_rows": lif_rows,
         "membrane_rows": 2 * lif_rows,              # read and write
         "x_rows": x_reads + x_writes + N * dc,      # + the embedding's E rows, written once per token
-        "emb_weight_rows": emb_steps + zero,
-        # the image packet's window beats into the embedding's window memory, and one beat read per cycle
-        "pixel_beats": N * _ceil(cfg.patch_dim, 8) + N * _ceil(D, E) * embed_steps(cfg.patch_dim) + zero,
+        "emb_weight_rows": emb_steps,
+        # the image packet's window beats into the embedding's window memories (one per pixel slot), and a
+        # beat read per multiplied pixel
+        "pixel_beats": 2 * N * _ceil(cfg.patch_dim, 8) + emb_steps,
         "engine_acs": c("AC_QKV") + c("AC_PROJ") + c("AC_FC1") + c("AC_FC2"),
         "attn_acs": c("AC_KV") + c("AC_Y"),
         "readout_acs": c("AC_READOUT"),

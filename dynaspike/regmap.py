@@ -107,6 +107,8 @@ PERF_COUNTERS = (
     ("IN_WAIT_CYCLES", "cycles the inference was held up waiting for input stream data (CYCLES - IN_WAIT_CYCLES "
                        "is the cycle model's count)"),
     ("OUT_WAIT_CYCLES", "cycles of the inference spent waiting on output stream backpressure"),
+    ("EMB_PIXELS", "non-zero pixels of the image's embedding windows: the embedding multiplies only these "
+                   "(D multiply-accumulates each; zero pixels are skipped)"),
 )
 
 # Capacity and build configuration, read-only, in register order (docs/hardware.md).

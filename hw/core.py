@@ -348,9 +348,11 @@ class Core(wiring.Component):
         tap_beats = q4(cfgd.dim) + mul(q4(cfgd.n), 5) + q4(mul(cfgd.n, cfgd.dim))
 
         # ------------------------------------------------------------------ image intake counters
-        img_row = Signal(range(N + 1))
-        img_g = Signal(range(g.bpt + 1))
-        img_beat = Signal(range(N * g.bpt + 1))   # the window memory's row: img_row * bpt + img_g
+        img_row = Signal(range(N + 1))              # windows in; img_g: beats of the next one
+        img_g = Signal(range(emb.beat_stride))     # (the window memory's row: img_row, then img_g)
+        # The same two counters on the cycle model's timeline, where the image arrives one beat per cycle
+        # from its first beat and time stands still while the stream holds the inference up (IN_WAIT_CYCLES).
+        mod_row, mod_g = Signal.like(img_row), Signal.like(img_g)
         counting = Signal()
         with m.If(counting):
             m.d.sync += cycles_.eq(cycles_ + 1)
@@ -420,7 +422,7 @@ class Core(wiring.Component):
                         m.next = "ERROR"
                     with m.Elif(ctrl.start):
                         m.d.sync += [busy.eq(1), done.eq(0), taps_on.eq(regs.run_config.debug_taps),
-                                     img_row.eq(0), img_g.eq(0), img_beat.eq(0), cycles_.eq(0)]
+                                     img_row.eq(0), img_g.eq(0), mod_row.eq(0), mod_g.eq(0), cycles_.eq(0)]
                         m.d.sync += [p.eq(0) for p in perf]
                         m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0), bacc.eq(0),
                                      merged.eq(0), fresh.eq(Const(-1, N * g.dc))]
@@ -465,22 +467,28 @@ class Core(wiring.Component):
                 # the image's data beats into the window memory; the cycle count starts with the first
                 m.d.comb += parser.o.ready.eq(is_image)
                 take = parser.o.valid & is_image
-                m.d.comb += [emb.pix_wr.addr.eq(img_beat), emb.pix_wr.data.eq(pbeat.data),
+                m.d.comb += [emb.pix_wr.addr.eq(Cat(img_g, img_row)), emb.pix_wr.data.eq(pbeat.data),
                              emb.pix_wr.en.eq(take & (img_row < cfgd.n))]
                 # Cycles the inference is held up by the stream (counted from the first beat): the embedding
-                # waits for a window (beyond the first window's own beats, which the cycle model counts), or
+                # waits for a window that the cycle model's full-rate stream would have brought by now, or
                 # the merge has ended and the image's trailer has not come. A beat that is late while the
-                # embedding is busy with earlier tokens costs nothing.
+                # embedding is busy with earlier tokens costs nothing; a wait the full-rate stream has too
+                # (a window of few non-zero pixels embedded faster than the next window's beats) is the model's.
                 emb_starved = wk.any & (wk.cur >= img_row) & emb.i.ready
-                first_window = take & (img_beat < cfgd.bpt)
-                with m.If((counting | take) & ((emb_starved & ~first_window) | merged)):
+                held = (counting | take) & ((emb_starved & (mod_row > wk.cur)) | merged)
+                with m.If(held):
                     m.d.sync += count("IN_WAIT_CYCLES", 1)
+                with m.Elif((counting | take) & (mod_row < cfgd.n)):   # the model's stream brings a beat
+                    m.d.sync += [mod_g.eq(Mux(mod_g == cfgd.bpt - 1, 0, mod_g + 1)),
+                                 mod_row.eq(mod_row + (mod_g == cfgd.bpt - 1))]
+                with m.If(emb.pix_wr.en):
+                    m.d.sync += count("EMB_PIXELS", emb.pix_nonzero)
                 with m.If(take):
                     m.d.sync += counting.eq(1)
                     with m.If(~counting):
                         m.d.sync += cycles_.eq(1)
                     m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
-                    m.d.sync += [img_row.eq(img_row + (img_g == cfgd.bpt - 1)), img_beat.eq(img_beat + 1)]
+                    m.d.sync += img_row.eq(img_row + (img_g == cfgd.bpt - 1))
                     with m.If(img_row >= cfgd.n):
                         m.d.sync += fail(ErrorCode.BAD_LENGTH)
                 with m.If(parser.o.valid & is_model):  # a model packet while an image is expected

@@ -6,15 +6,25 @@
 ``dynaspike.cycles.EMB_PIXELS`` = 2 pixels of the window per cycle), accumulated in 32 bits with the bias,
 shifted (arithmetic, floor) and clamped to the residual range.
 
+Zero pixels are skipped: a product with a zero pixel adds nothing, and real images are mostly background
+(about 55 % of Fashion-MNIST's window pixels, 56 % of the digits'). As a window's beats are written, the
+embedding keeps one bit per pixel (non-zero) in a small LUT-RAM mask memory; the ``EventGenerator`` of the
+accumulate engine's spike vectors (``hw.events``) then hands it the lowest and the highest non-zero pixel
+left, two per cycle, so a (token, chunk) takes ``cycles.embed_beats(nnz)`` = ``max(1, ceil(nnz / 2))``
+cycles for a window of ``nnz`` non-zero pixels, whatever their positions (an all-zero window: one cycle, the
+bias alone).
+
 Memories (written at run time, one row per cycle): weights, row ``c * patch_dim + i`` holds
 ``emb_w[c*E : (c+1)*E, i]``; biases, row ``k * chunks + c`` holds ``emb_b[k, c*E : (c+1)*E]``
 (``chunks = ceil(D / E)``; lanes past D are don't-care, their outputs are for the caller to drop); the
-windows, row ``k * bpt + b`` holds bytes ``8b .. 8b + 7`` of token k's window (the image packet's beats as
-they arrive, ``bpt = ceil(patch_dim / 8)`` beats per token): the embedding reads the one beat that holds
-the pixels it multiplies, so no window is ever held in registers or multiplexed byte by byte.
+windows, row ``k * beat_stride + b`` holds bytes ``8b .. 8b + 7`` of token k's window (the image packet's
+beats as they arrive, ``bpt = ceil(patch_dim / 8)`` beats per token; ``beat_stride`` is ``max_bpt``
+rounded up to a power of two, so a row address is the token and the beat side by side), one copy per
+pixel slot (each slot reads the beat holding its pixel): no window is ever held in registers or
+multiplexed byte by byte.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,9 +35,15 @@ from dynaspike.packing import BEAT_BYTES  # a window memory row is one beat of t
 
 from .accumulate import BLOCK_RAM, connect_write, read_ports_sharing_write, write_signature
 from .arith import mul, saturate
+from .events import EventGenerator
 from .loader import log2
 
 EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
+
+
+def beat_stride(max_patch_dim: int) -> int:
+    """Window-memory rows per token: the beats of the largest window, rounded up to a power of two."""
+    return 1 << (-(-max_patch_dim // BEAT_BYTES) - 1).bit_length()
 
 
 def window_layout(max_tokens: int) -> data.StructLayout:
@@ -44,9 +60,11 @@ def embed_out_layout(max_tokens: int, chunks: int, lanes: int, fmt=FORMATS) -> d
 class Embedding(wiring.Component):
     """Multiply token windows with the embedding weights, ``lanes`` channels per cycle.
 
-    Contract (``dynaspike.cycles.embed_cycles``): a token costs ``chunks * ceil(patch_dim / pixels)`` cycles
-    (``pixels`` multiply-accumulates of ``lanes`` channels per cycle: weight rows i and i + 1, one per port
-    of the block RAMs), tokens follow each other without a bubble; the output of (token, chunk) is valid
+    Contract (``dynaspike.cycles.embed_cycles``): a token whose window has ``nnz`` non-zero pixels costs
+    ``chunks * embed_beats(nnz)`` cycles (two multiply-accumulates of ``lanes`` channels per cycle, on the
+    two lowest-and-highest non-zero pixels left: weight rows i and j, one per port of the block RAMs), tokens
+    follow each other without a bubble; the token's window (all of its ``bpt`` beats) must be written
+    before its index is offered on ``i``. The output of (token, chunk) is valid
     ``EMB_LATENCY`` (4) cycles after its last multiply is issued (weight read, registered multiply,
     accumulate in the DSPs, sum of the pixel slots with shift and clamp). It stalls while an output waits
     on ``o.ready``. ``chunks`` and ``patch_dim`` come from the loaded model and must be stable while tokens
@@ -59,8 +77,9 @@ class Embedding(wiring.Component):
                             ("max_tokens", max_tokens), ("pixels", pixels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Embedding {name} must be a positive integer, got {value!r}")
-        if BEAT_BYTES % pixels:
-            raise ValueError(f"Embedding pixels must divide the {BEAT_BYTES} bytes of a beat, got {pixels}")
+        if pixels != 2:
+            raise ValueError(f"Embedding pixels must be 2 (the event generator pairs the lowest and the highest "
+                             f"non-zero pixel), got {pixels}")
         self.lanes, self.max_tokens, self.max_patch_dim, self.fmt = lanes, max_tokens, max_patch_dim, fmt
         self.pixels, self.latency = pixels, EMB_LATENCY
         self.max_chunks = -(-max_dim // lanes)
@@ -69,7 +88,8 @@ class Embedding(wiring.Component):
         self.w_shape = data.ArrayLayout(signed(fmt.emb_weight_bits), lanes)
         self.b_shape = data.ArrayLayout(signed(EMB_ACC_BITS), lanes)
         self.max_bpt = -(-max_patch_dim // BEAT_BYTES)
-        self.pix_rows = max_tokens * self.max_bpt
+        self.beat_stride = beat_stride(max_patch_dim)
+        self.pix_rows = max_tokens * self.beat_stride
         super().__init__({
             "i": In(stream.Signature(window_layout(max_tokens))),
             "o": Out(stream.Signature(embed_out_layout(max_tokens, self.max_chunks, lanes, fmt))),
@@ -77,6 +97,7 @@ class Embedding(wiring.Component):
             "patch_dim": In(range(max_patch_dim + 1)),
             "bpt": In(range(self.max_bpt + 1)),       # beats per window of the loaded model
             "pix_wr": In(write_signature(self.pix_rows, 8 * BEAT_BYTES)),
+            "pix_nonzero": Out(range(BEAT_BYTES + 1)),  # non-zero window pixels in the beat pix_wr writes
             "w_wr": In(write_signature(self.w_rows, self.w_shape, granules)),
             "b_wr": In(write_signature(self.b_rows, self.b_shape, granules)),
         })
@@ -84,51 +105,73 @@ class Embedding(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         fmt, E, K = self.fmt, self.lanes, self.pixels
+        S, nbits = self.beat_stride, 8 * BEAT_BYTES
         m.submodules.wmem = wmem = Memory(shape=self.w_shape, depth=self.w_rows, init=[], attrs=BLOCK_RAM)
         m.submodules.bmem = bmem = Memory(shape=self.b_shape, depth=self.b_rows, init=[], attrs=BLOCK_RAM)
         connect_write(m, bmem, self.b_wr)
         b_rd = bmem.read_port()
-        m.submodules.pmem = pmem = Memory(shape=8 * BEAT_BYTES, depth=self.pix_rows, init=[], attrs=BLOCK_RAM)
-        connect_write(m, pmem, self.pix_wr)
-        p_rd = pmem.read_port()
+        p_rds = []
+        for k in range(K):   # one copy of the windows per pixel slot: the image writes both
+            m.submodules[f"pmem{k}"] = pmem = Memory(shape=nbits, depth=self.pix_rows, init=[], attrs=BLOCK_RAM)
+            connect_write(m, pmem, self.pix_wr)
+            p_rds.append(pmem.read_port())
+
+        # ---- the non-zero pixels of each window: a bit per pixel, written with the beat; pixels past
+        # patch_dim (the last beat's padding, which is never trusted) are zero
+        m.submodules.nzm = nzm = Memory(shape=S * BEAT_BYTES, depth=self.max_tokens, init=[])
+        nz_w = nzm.write_port(granularity=BEAT_BYTES)
+        wr_beat = self.pix_wr.addr[:log2(S)] if S > 1 else 0
+        pd_beat, pd_byte = self.patch_dim >> log2(BEAT_BYTES), self.patch_dim[:log2(BEAT_BYTES)]
+        nz_byte = Cat(*((self.pix_wr.data.word_select(j, fmt.pixel_bits) != 0)
+                        & ((wr_beat < pd_beat) | ((wr_beat == pd_beat) & (j < pd_byte))) for j in range(BEAT_BYTES)))
+        m.d.comb += self.pix_nonzero.eq(sum(nz_byte))
+        m.d.comb += [nz_w.addr.eq(self.pix_wr.addr >> log2(S)), nz_w.data.eq(nz_byte.replicate(S)),
+                     nz_w.en.eq(Mux(self.pix_wr.en, 1 << wr_beat, 0))]
+        nz_r = nzm.read_port(domain="comb")
+        # beats past the model's bpt hold an earlier model's windows: masked
+        in_window = Cat(*((b < self.bpt).replicate(BEAT_BYTES) for b in range(S)))
+        eg = m.submodules.events = EventGenerator(S * BEAT_BYTES, min(32, S * BEAT_BYTES))
+        m.d.comb += [nz_r.addr.eq(self.i.payload.token), eg.bits.eq(nz_r.data & in_window)]
 
         advance = ~self.o.valid | self.o.ready  # the whole pipeline holds while an output waits
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        # ---- stage 0: walk (chunk, K inputs) of the working token, K weight rows per cycle
+        # ---- stage 0: walk (chunk, the window's non-zero pixels two at a time) of the working token
         busy = Signal()
+        first = Signal()                           # the pair is the chunk's first
         token = Signal(range(self.max_tokens))
-        p_base = Signal(range(self.pix_rows + 1))  # the token's first window row: token * bpt
         c = Signal(range(self.max_chunks + 1))
-        i = Signal(range(self.max_patch_dim + K))
         w_chunk = Signal(range(self.w_rows + 1))   # row of input 0 of chunk c: c * patch_dim
         b_base = Signal(range(self.b_rows + 1))
-        last_i = i + K >= self.patch_dim
-        final = busy & last_i & (c == self.chunks - 1)  # the token's last multiply is issued now
+        last_c = c == self.chunks - 1
+        final = busy & eg.last & last_c            # the token's last multiply is issued now
         m.d.comb += self.i.ready.eq(advance & (~busy | final))
-        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c),
-                     # the beat holding pixels i .. i + K - 1
-                     p_rd.en.eq(advance), p_rd.addr.eq(p_base + (i >> log2(BEAT_BYTES)))]
-        # weight rows i .. i + K - 1 of the chunk (past the window's end a port reads any row: its pixel is 0)
-        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + i + k for k in range(K)])
+        accept = self.i.valid & self.i.ready
+        m.d.comb += [eg.load.eq(accept), eg.step.eq(advance & busy), eg.rewind.eq(advance & busy & eg.last & ~last_c)]
+        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c)]
+        for k, rd in enumerate(p_rds):              # the beat holding pixel idx[k]: the token, then the beat
+            m.d.comb += [rd.en.eq(advance), rd.addr.eq(Cat(eg.idx[k][log2(BEAT_BYTES):], token))]
+        # weight rows idx[0] and idx[1] of the chunk (a slot without a pixel reads any row: its pixel is 0)
+        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + eg.idx[k] for k in range(K)])
         m.d.comb += [rd.en.eq(advance) for rd in w_rds]
 
-        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "i": range(self.max_patch_dim + K),
+        s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "present": K,
+                                       "byte": data.ArrayLayout(range(BEAT_BYTES), K),
                                        "token": range(self.max_tokens), "chunk": range(max(self.max_chunks, 1))}))
         with m.If(advance):
-            m.d.sync += [s1.valid.eq(busy), s1.first.eq(i == 0), s1.last.eq(last_i), s1.i.eq(i),
+            m.d.sync += [s1.valid.eq(busy), s1.first.eq(first), s1.last.eq(eg.last), s1.present.eq(eg.present),
                          s1.token.eq(token), s1.chunk.eq(c)]
+            m.d.sync += [s1.byte[k].eq(eg.idx[k][:log2(BEAT_BYTES)]) for k in range(K)]
             with m.If(busy):
-                m.d.sync += i.eq(i + K)
-                with m.If(last_i):
-                    m.d.sync += [i.eq(0), c.eq(c + 1), w_chunk.eq(w_chunk + self.patch_dim)]
+                m.d.sync += first.eq(0)
+                with m.If(eg.last):
+                    m.d.sync += [first.eq(1), c.eq(c + 1), w_chunk.eq(w_chunk + self.patch_dim)]
                 with m.If(final):
                     m.d.sync += busy.eq(0)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [busy.eq(1), token.eq(self.i.payload.token), i.eq(0), c.eq(0), w_chunk.eq(0),
-                             b_base.eq(mul(self.i.payload.token, self.chunks)),
-                             p_base.eq(mul(self.i.payload.token, self.bpt))]
+            with m.If(accept):
+                m.d.sync += [busy.eq(1), first.eq(1), token.eq(self.i.payload.token), c.eq(0), w_chunk.eq(0),
+                             b_base.eq(mul(self.i.payload.token, self.chunks))]
 
         # ---- stage 1: the weight rows are read; multiply (registered: maps to the DSPs' M registers)
         s2 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "token": range(self.max_tokens),
@@ -141,11 +184,8 @@ class Embedding(wiring.Component):
         with m.If(advance):
             m.d.sync += [s2.valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
                          s2.token.eq(s1.token), s2.chunk.eq(s1.chunk), bias.eq(b_rd.data)]
-            for k, (prod, rd) in enumerate(zip(prods, w_rds)):
-                # pixel i + k: byte (i % 8) | k of the beat read (i is a multiple of K, which divides 8), or 0
-                # past the window (the beat's padding is not trusted)
-                byte = s1.i[:log2(BEAT_BYTES)] | k
-                pixel = Mux(s1.i + k < self.patch_dim, p_rd.data.word_select(byte, fmt.pixel_bits), 0)
+            for k, (prod, rd, p_rd) in enumerate(zip(prods, w_rds, p_rds)):
+                pixel = Mux(s1.present[k], p_rd.data.word_select(s1.byte[k], fmt.pixel_bits), 0)
                 m.d.sync += [prod[l].eq(rd.data[l] * pixel) for l in range(E)]
 
         # ---- stage 2: accumulate, one accumulator per pixel slot (the bias starts slot 0's, zero the others').

@@ -177,9 +177,11 @@ def attention_packets(max_tokens: int, dim: int, count: int, seed: int) -> list:
 
 
 def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kind: str = "random",
-               fmt=FORMATS) -> dict:
+               stride: int | None = None, fmt=FORMATS) -> dict:
     """Embedding weights (dim, patch_dim), biases (tokens, dim), windows (tokens, patch_dim) and the memory
-    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero; ``pix_rows``, ``bpt``).
+    images for ``hw.embed.Embedding`` (``w_rows``, ``b_rows``, lanes past ``dim`` zero; ``pix_rows`` at
+    ``stride`` rows per token, its window memory's ``beat_stride``, default ``bpt``; ``bpt``; ``nnz``, the
+    non-zero pixels of each window).
 
     ``kind``: ``random`` (mixed magnitudes), ``extreme`` (the largest weights and pixels: both clamps hit),
     ``boundary`` (all-zero windows, biases one step either side of each clamp and of the floor shift).
@@ -208,13 +210,14 @@ def embed_case(lanes: int, dim: int, patch_dim: int, tokens: int, seed: int, kin
     lane = lambda row, c: [row[c * lanes + l] if c * lanes + l < dim else 0 for l in range(lanes)]  # noqa: E731
     w_rows = [lane([w[d][i] for d in range(dim)], c) for c in range(chunks) for i in range(patch_dim)]
     b_rows = [lane(b[k], c) for k in range(tokens) for c in range(chunks)]
-    # the window memory: each window's bytes in beats (row k * bpt + beat), the padding not zero (the
-    # embedding must not trust it)
+    # the window memory: each window's bytes in beats (row k * stride + beat), the padding not zero and the
+    # rows past the window's beats full of an earlier window's pixels (the embedding must trust neither)
     bpt = -(-patch_dim // BEAT_BYTES)
-    padded = [bytes(p + [0xA5] * (BEAT_BYTES * bpt - patch_dim)) for p in pix]
-    pix_rows = [int.from_bytes(w[BEAT_BYTES * j:BEAT_BYTES * (j + 1)], "little") for w in padded for j in range(bpt)]
+    stride = stride or bpt
+    padded = [bytes(p + [0xA5] * (BEAT_BYTES * stride - patch_dim)) for p in pix]
+    pix_rows = [int.from_bytes(w[BEAT_BYTES * j:BEAT_BYTES * (j + 1)], "little") for w in padded for j in range(stride)]
     return {"w": w, "b": b, "pix": pix, "chunks": chunks, "w_rows": w_rows, "b_rows": b_rows, "bpt": bpt,
-            "pix_rows": pix_rows}
+            "pix_rows": pix_rows, "nnz": [sum(1 for v in p if v) for p in pix]}
 
 
 def lif_layer_jobs(lanes: int, rows: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits,

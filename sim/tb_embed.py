@@ -8,7 +8,7 @@ from cocotb.triggers import RisingEdge
 from dynaspike import cycles
 from dynaspike.formats import FORMATS
 from hw import reference as ref
-from hw.embed import EMB_ACC_BITS, embed_out_layout, window_layout
+from hw.embed import EMB_ACC_BITS, beat_stride, embed_out_layout, window_layout
 from sim import cocotb_tb as tb
 from sim.cases import embed_case
 from sim.runner import tb_params
@@ -20,7 +20,7 @@ async def run(dut, kind, dim, patch_dim, idle, stall, seed):
     rtl = tb_params()["rtl"]
     E, N, maxpd = rtl["lanes"], rtl["max_tokens"], rtl["max_patch_dim"]
     seed = tb_params()["seed"] + seed
-    case = embed_case(E, dim, patch_dim, N, seed, kind)
+    case = embed_case(E, dim, patch_dim, N, seed, kind, stride=beat_stride(maxpd))
     max_chunks = -(-rtl["max_dim"] // E)
     lin, lout = window_layout(N), embed_out_layout(N, max_chunks, E)
     w_shape = data.ArrayLayout(signed(FORMATS.emb_weight_bits), E)
@@ -58,7 +58,7 @@ async def embed_back_to_back_cycles(dut):
     rtl = tb_params()["rtl"]
     case, log = await run(dut, "random", rtl["max_dim"], rtl["max_patch_dim"], 0.0, 0.0, 0)
     i, o = log.cycles["i"], log.cycles["o"]
-    assert o[-1] - i[0] == cycles.embed_cycles(rtl["max_tokens"], case["chunks"], rtl["max_patch_dim"])
+    assert o[-1] - i[0] == cycles.embed_cycles(case["nnz"], case["chunks"])
 
 
 @cocotb.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")

@@ -17,7 +17,7 @@ FACTS = en.CoreFacts(lanes=32, clock_hz=100_000_000, flip_flops=1000)
 def counters(**kw):
     c = {"CYCLES": 1000, "AC_QKV": 3 * 64 * 10, "AC_KV": 100, "AC_Y": 50, "AC_PROJ": 64 * 5, "AC_FC1": 256 * 3,
          "AC_FC2": 64 * 4, "AC_READOUT": 40, "SKIPPED_MODULE_STEPS": 8, "PROCESSED_UNITS": 20,
-         "MERGED_TOKENS": 6, "HALTED_TOKENS": 3, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0}
+         "MERGED_TOKENS": 6, "HALTED_TOKENS": 3, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120}
     c.update(kw)
     return c
 
@@ -32,19 +32,19 @@ def test_events_by_hand():
     assert ev["membrane_rows"] == 2 * 220
     assert ev["bias_rows"] == 10 * 4 * 1 + 10 * (4 + 1)
     assert ev["x_rows"] == (40 + 40 + 20) + 40 + 32                       # reads, writes, E rows
-    assert ev["emb_weight_rows"] == 16 * 2 * 16
-    assert ev["pixel_beats"] == 32 + 16 * 2 * 8                          # window writes, a read per cycle
+    assert ev["emb_weight_rows"] == 2 * 120                              # chunks of E x non-zero pixels
+    assert ev["pixel_beats"] == 2 * 32 + 2 * 120                         # window writes (two copies), reads
     assert (ev["engine_acs"], ev["attn_acs"], ev["readout_acs"]) == (3264, 150, 40)
     assert ev["lif_lanes"] == 220 * 32 and ev["res_lanes"] == (40 + 32) * 32
-    assert ev["dsp_ops"] == 512 * 32 + 10 * 8 * 8
+    assert ev["dsp_ops"] == 240 * 32 + 10 * 8 * 8
 
 
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
-    bits = (51 * 540 + 90 * 1548 + 220 * 792 + 440 * 828 + 172 * 540 + 512 * 540 + 288 * 72)
-    toggles = 3264 + 2 * 150 + 7040 + 17024 + 3 * 1000     # engine ACs, attention ACs, LIF lanes, DSP, cycles
+    bits = (51 * 540 + 90 * 1548 + 220 * 792 + 440 * 828 + 172 * 540 + 240 * 540 + 304 * 72)
+    toggles = 3264 + 2 * 150 + 7040 + 8320 + 3 * 1000      # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
-            "logic": toggles * 100 * 1e-9, "dsp": 17024 * 10 * 1e-6}
+            "logic": toggles * 100 * 1e-9, "dsp": 8320 * 10 * 1e-6}
     assert e["bram_bits"] == bits and e["toggles"] == toggles
     for k, v in want.items():
         assert e["parts_uj"][k] == pytest.approx(v, rel=1e-12), k

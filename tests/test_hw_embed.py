@@ -5,11 +5,15 @@ import pytest
 
 from dynaspike import cycles
 from hw import reference as ref
-from hw.embed import Embedding
+from hw.embed import Embedding, beat_stride
 from sim import amaranth_tb as atb
 from sim.cases import embed_case
 
 SEED = 31
+
+
+def make_case(lanes, dim, patch_dim, tokens, seed, kind="random", max_patch_dim=None):
+    return embed_case(lanes, dim, patch_dim, tokens, seed, kind, stride=beat_stride(max_patch_dim or patch_dim))
 
 
 def run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, seed, max_patch_dim=None):
@@ -49,14 +53,14 @@ def check(lanes, dim, case, mon):
 @pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)])
 def test_embed_matches_reference(kind, idle, stall):
     lanes, dim, patch_dim, tokens = 4, 10, 5, 4  # 3 chunks, the last one half padding
-    case = embed_case(lanes, dim, patch_dim, tokens, SEED, kind)
+    case = make_case(lanes, dim, patch_dim, tokens, SEED, kind)
     _, mon = run_embed(lanes, dim, patch_dim, tokens, case, idle, stall, SEED)
     check(lanes, dim, case, mon)
 
 
 def test_embed_smaller_model_than_capacity():
     lanes, dim, patch_dim, tokens = 4, 8, 3, 3
-    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 1)
+    case = make_case(lanes, dim, patch_dim, tokens, SEED + 1, max_patch_dim=6)
     _, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.1, 0.1, SEED, max_patch_dim=6)
     check(lanes, dim, case, mon)
 
@@ -64,21 +68,35 @@ def test_embed_smaller_model_than_capacity():
 def test_embed_windows_of_several_beats():
     # 13 pixels are two beats (the second with 3 pixels and 5 bytes of padding) on a memory built for three
     lanes, dim, patch_dim, tokens = 4, 8, 13, 3
-    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 3)
+    case = make_case(lanes, dim, patch_dim, tokens, SEED + 3, max_patch_dim=20)
     assert case["bpt"] == 2
     _, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.2, 0.2, SEED, max_patch_dim=20)
     check(lanes, dim, case, mon)
 
 
-def test_embed_cycles_match_model():
-    lanes, dim, patch_dim, tokens = 4, 10, 5, 4
-    case = embed_case(lanes, dim, patch_dim, tokens, SEED + 2)
+@pytest.mark.parametrize("seed", [SEED + 2, SEED + 4])
+def test_embed_cycles_match_model(seed):
+    """Zero pixels cost nothing: a (token, chunk) takes embed_beats(non-zero pixels) cycles, an all-zero
+    window one."""
+    lanes, dim, patch_dim, tokens = 4, 10, 13, 6
+    case = make_case(lanes, dim, patch_dim, tokens, seed)
     drv, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.0, 0.0, SEED)
     check(lanes, dim, case, mon)
-    per_token = case["chunks"] * cycles.embed_steps(patch_dim)  # 2 pixels per cycle: 3 for 5
-    assert per_token == case["chunks"] * 3
-    assert [c - drv.cycles[0] for c in drv.cycles] == [k * per_token for k in range(tokens)]
-    assert mon.cycles[-1] - drv.cycles[0] == cycles.embed_cycles(tokens, case["chunks"], patch_dim)
+    per_token = [case["chunks"] * cycles.embed_beats(n) for n in case["nnz"]]
+    assert min(case["nnz"]) < patch_dim and max(case["nnz"]) > 0, case["nnz"]
+    assert [c - drv.cycles[0] for c in drv.cycles] == [sum(per_token[:k]) for k in range(tokens)]
+    assert mon.cycles[-1] - drv.cycles[0] == cycles.embed_cycles(case["nnz"], case["chunks"])
+
+
+def test_embed_all_zero_and_full_windows():
+    """An all-zero window costs one cycle per chunk (the bias alone); a window without a zero pixel the
+    dense ceil(patch_dim / 2)."""
+    lanes, dim, patch_dim, tokens = 4, 8, 7, 4
+    case = make_case(lanes, dim, patch_dim, tokens, SEED + 5, "extreme")   # windows all 255 or all 0
+    drv, mon = run_embed(lanes, dim, patch_dim, tokens, case, 0.0, 0.0, SEED)
+    check(lanes, dim, case, mon)
+    assert case["nnz"] == [0, patch_dim, 0, patch_dim]
+    assert mon.cycles[-1] - drv.cycles[0] == 2 * (1 + 4) * case["chunks"] + cycles.EMB_LATENCY
 
 
 def test_embed_rejects_bad_parameters():

@@ -16,7 +16,7 @@ import numpy as np
 
 from dynaspike import cycles as cy
 from dynaspike.artifact import IntModel
-from dynaspike.packing import beats_per_token
+from dynaspike.packing import beats_per_token, images_to_patches
 
 from .golden import GoldenModel, GoldenResult
 
@@ -43,6 +43,11 @@ def _event_pass(events, has_tokens):
     return np.where(has_tokens, 1 + events, 0) + cy.DRAIN_EVENTS + 1
 
 
+def window_nonzeros(model: IntModel, images) -> np.ndarray:
+    """``(B, N)`` the non-zero pixels of each token's embedding window (the embedding skips the zero ones)."""
+    return (images_to_patches(np.asarray(images), model.config) != 0).sum(-1)
+
+
 def head_tail(cfg) -> int:
     """Cycles from the last readout pass's end to the last logit (the classifier on cycles.HEAD_MULTS)."""
     return cy.head_cycles(cfg.num_classes, cfg.dim, cy.HEAD_MULTS)
@@ -66,12 +71,13 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
     E = cy.emb_lanes(lanes)
-    emb_token = (-(-D // E)) * cy.embed_steps(cfg.patch_dim)   # one token's embedding cycles
-    # The embedding starts as soon as the first token's window is in and never waits for the others (a token's
-    # embedding is never shorter than its bpt beats): the image costs the first window's beats.
-    assert emb_token >= bpt
+    ech = -(-D // E)                                    # the embedding's chunks of E channels
+    nnz = window_nonzeros(model, images)               # (B, N) non-zero pixels of each window
+    # The embedding starts on a token once its window is in and the token before it is done
+    # (cycles.embed_stream_end); the image's first window costs its beats ("img"), the rest is "emb".
+    ends = np.array([cy.embed_stream_end(row, ech, bpt) for row in nnz.tolist()], np.int64)
     by["img"][:] = bpt
-    by["emb"][:] = N * emb_token + EMB_EXTRA
+    by["emb"][:] = ends - bpt + EMB_EXTRA
     by["head"][:] = head_tail(cfg)
     def per_token(key, active):                        # (B, N) spike counts of the active tokens
         return np.where(active, tr[key].sum(-1), 0) if key in tr else np.zeros(active.shape, np.int64)
@@ -114,7 +120,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
-    macs_emb = N * D * cfg.patch_dim
+    macs_emb = D * nnz.sum(1)                          # zero pixels are skipped
     work = ideal + -(-macs_emb // (E * cy.EMB_PIXELS)) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
     return CyclePrediction(total, ideal, work, by)
 
