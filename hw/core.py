@@ -296,12 +296,16 @@ class Core(wiring.Component):
         m.d.comb += kv_acs.eq(sum(Mux(vm_r.data[h * dh:(h + 1) * dh].any(), popcount(km_r.data[h * dh:(h + 1) * dh]), 0)
                                   for h in range(g.heads)) << log2(dh))
 
-        # halting
+        # halting: the block's last residual add (fc2's, or proj's when the MLP is off) hands each token's
+        # halting channel to the halting unit as it writes it, through a register (`hin`), so no pass of its
+        # own reads X for it; its decisions land in `active` before ENDBLOCK reads it
+        hin_valid, hin_tok, hin_x = Signal(), Signal(range(N)), Signal(signed(fmt.res_bits))
+        m.d.sync += hin_valid.eq(0)
         m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
-                     halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1),
-                     halt.i.payload.token.eq(xr_tok), halt.i.payload.final.eq(0),
-                     halt.i.payload.x.eq(xval.as_value().word_select(prm["halt_channel"][:log2(P)], fmt.res_bits))]
+                     halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1), halt.i.valid.eq(hin_valid),
+                     halt.i.payload.token.eq(hin_tok), halt.i.payload.final.eq(0), halt.i.payload.x.eq(hin_x)]
         halt_c = (prm["halt_channel"] >> log2(P))[:max(1, (g.dc - 1).bit_length())]  # the halting channel's chunk of D
+        halt_lane = prm["halt_channel"][:log2(P)]
         # readout
         lo_dmask = dmask.word_select(lo.tag.c, P)  # the channels among the LIF row's lanes
         m.d.comb += [head.i.payload.chunk.eq(lo.tag.c), head.i.payload.spike.eq(lo.spike & lo_dmask),
@@ -315,6 +319,13 @@ class Core(wiring.Component):
 
         def count(name, amount):
             return perf[PERF[name]].eq(perf[PERF[name]] + amount)
+
+        # the halting unit's decisions (its inputs come from the residual adds, below)
+        ho = halt.o.payload
+        with m.If(halt.o.valid & ho.halted):
+            m.d.sync += [active.bit_select(ho.token, 1).eq(0), halt_t[ho.token].eq(t), halt_l[ho.token].eq(l)]
+            with m.If(~final):
+                m.d.sync += count("HALTED_TOKENS", 1)
 
         # The attention counters add their amounts a cycle late, from registers: a walker's priority tree, a
         # spike-memory read and a popcount in front of a 32-bit adder was the core's deepest path. (These
@@ -524,18 +535,14 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "MLP"
 
-            def x_walk(nxt, chunk=None):
-                """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later): every
-                chunk of D, or only ``chunk``; drain; ``nxt()``."""
+            def x_walk(nxt):
+                """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later), every
+                chunk of D; drain; ``nxt()``."""
                 with m.If(wk.any):
-                    c = xc if chunk is None else chunk
-                    m.d.comb += x_addr.eq(xrow(wk.cur, c))
-                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(c), xr_row.eq(xrow(wk.cur, c))]
-                    if chunk is None:
-                        m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
-                        with m.If(last_c(xc)):
-                            m.d.sync += wk.next()
-                    else:
+                    m.d.comb += x_addr.eq(xrow(wk.cur, xc))
+                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(xc), xr_row.eq(xrow(wk.cur, xc))]
+                    m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
+                    with m.If(last_c(xc)):
                         m.d.sync += wk.next()
                 with m.Else():
                     m.d.sync += drain.eq(drain - 1)
@@ -598,6 +605,9 @@ class Core(wiring.Component):
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(half_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
+                        with m.If(half_valid & (half_tag.c == halt_c) & dest["halt"]):
+                            m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
+                                         hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
 
             # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
             # (packing.weight_layout: q, k, v, proj, fc1, fc2)
@@ -626,7 +636,7 @@ class Core(wiring.Component):
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
             event_pass("PROJ", goto("MLP"), 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "halt": ~mlp_on & ~dense})
 
             # ---- MLP module
             with state("MLP"):
@@ -639,22 +649,11 @@ class Core(wiring.Component):
                        bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
                        {"kind": "lif", "counter": "AC_FC1"})
             event_pass("FC2", goto("HALTDEC"), 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2"})
+                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "halt": ~dense})
 
-            # ---- halting
+            # ---- halting: the last token's decision lands (cycles.HALT_LATENCY after its `hin`)
             with state("HALTDEC"):
-                with m.If((attn_on | mlp_on) & ~dense):
-                    goto("HALT", drain=cycles.DRAIN_HALT)()
-                with m.Else():
-                    m.next = "ENDBLOCK"
-            with state("HALT"):
-                x_walk(goto_state("ENDBLOCK"), chunk=halt_c)
-                m.d.comb += halt.i.valid.eq(xr_valid)
-                ho = halt.o.payload
-                with m.If(halt.o.valid & ho.halted):
-                    m.d.sync += [active.bit_select(ho.token, 1).eq(0), halt_t[ho.token].eq(t), halt_l[ho.token].eq(l)]
-                    with m.If(~final):
-                        m.d.sync += count("HALTED_TOKENS", 1)
+                m.next = "ENDBLOCK"
 
             with state("ENDBLOCK"):
                 with m.If(final):

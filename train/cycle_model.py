@@ -24,7 +24,8 @@ from .golden import GoldenModel, GoldenResult
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
 EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
-DECISION = 1      # STEP, BLOCK, MLP, HALTDEC, ENDBLOCK: one cycle each
+DECISION = 1      # STEP, BLOCK, MLP, HALTDEC, ENDBLOCK: one cycle each (the halting checks ride on the
+                  # block's last residual add; HALTDEC is the cycle their last decision needs to land)
 
 
 @dataclass
@@ -67,7 +68,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     mask = r.mask.numpy()
     rep = r.rep.numpy()
     reps = rep == np.arange(N)
-    kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "halt", "readout", "head")
+    kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "readout", "head")
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
     E = cy.emb_lanes(lanes)
@@ -113,8 +114,6 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                 by["min"] += _x_pass(n * dc)
                 by["fc1"] += _event_pass(hg * beats(p + "min"), has)
                 by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
-            if (a_on or f_on) and not dense:
-                by["halt"] += n + cy.DRAIN_HALT + 1
             active = tr[p + "active_after"].astype(bool)
         by["readout"] += _x_pass(reps.sum(1) * dc)
     total = sum(by.values())
