@@ -526,10 +526,14 @@ class Core(wiring.Component):
             with state("EMB"):
                 embed_and_merge(goto_state("STEP"))
 
-            with state("STEP"):
+            def start_step():
+                """A time step begins: X reads of the active tokens return E until their first residual add."""
                 every_row = Cat(*(active[k].replicate(g.dc) for k in range(N)))
                 m.d.sync += [fresh.eq(fresh | every_row), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
                 m.next = "BLOCK"
+
+            with state("STEP"):   # the first step only: the later ones start with the readout's last cycle
+                start_step()
 
             with state("BLOCK"):
                 a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
@@ -646,7 +650,11 @@ class Core(wiring.Component):
                     m.d.sync += yc.eq(Mux(last_c(yc), 0, yc + 1))
                     with m.If(last_c(yc)):
                         m.d.sync += wo.next()
-                with m.If(~wo.any):
+                # with >= 3 active tokens proj ends the pass at the last Y row's last chunk: it reads the
+                # last token's A spikes (written 3 cycles after its row) after two tokens of >= 2 cycles
+                with m.If(~wo.any & many):
+                    goto("PROJ", drain=cycles.DRAIN_EVENTS)()
+                with m.Elif(~wo.any):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
@@ -689,7 +697,7 @@ class Core(wiring.Component):
                     m.d.comb += head.go.eq(1)
                 with m.Else():
                     m.d.sync += t.eq(t + 1)
-                    m.next = "STEP"
+                    start_step()
             # the readout's spikes go to the classifier: only the last step's must be in before HEAD
             x_pass("READOUT", after_readout, OUT_ROW, SPIKES_OUT, t != cfgd.steps - 1)
 

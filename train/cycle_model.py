@@ -24,8 +24,8 @@ from .golden import GoldenModel, GoldenResult
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
 EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
-DECISION = 1      # STEP, BLOCK, ENDBLOCK: one cycle each (the halting checks ride on the block's last
-                  # residual add)
+DECISION = 1      # STEP (the first step's only), BLOCK, ENDBLOCK: one cycle each (the halting checks ride
+                  # on the block's last residual add)
 
 
 @dataclass
@@ -92,7 +92,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
 
     active = reps.copy()
     for t in range(T):
-        by["decisions"] += DECISION                                           # STEP
+        if t == 0:
+            by["decisions"] += DECISION                                       # STEP (later steps: no cycle)
         for l in range(L):
             p = f"t{t}.b{l}."
             n = active.sum(1)
@@ -111,7 +112,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                 # meanwhile, so a row costs max(its Q cycles, dc), the first its Q cycles, the last's drain dc - 1.
                 q0 = q[np.arange(B), active.argmax(1)]         # the first active token's
                 yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
-                by["attn"] += np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
+                by["attn"] += (np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
+                               + np.where(n >= 3, 1, cy.DRAIN_ATTN + 1))
                 by["proj"] += _event_pass(dg * beats(p + "attn"), has)
             if f_on:
                 by["min"] += _x_pass(n * dc, n >= 3)
