@@ -205,4 +205,3 @@ def emb_lanes(lanes: int) -> int:
 DRAIN_X = 3        # X read -> LIF layer -> spike write (ain, min, readout)
 DRAIN_EVENTS = 6   # event -> accumulate engine -> ACC_ROWS halves: threshold read -> LIF layer -> spike or X write
 DRAIN_ATTN = 2     # last Y row -> LIF layer -> spike write
-DRAIN_HALT = 3     # X read -> halting unit -> active mask

@@ -45,7 +45,9 @@ class AttentionKV(wiring.Component):
     ``k_h`` is its K spike count in head ``h`` (0 if its ``V_h`` is all zero); a Q token costs
     ``max(1, max_h q_h)``; switching from the KV phase to the Y phase and emitting the last row cost
     ``ATTN_PHASE_OVERHEAD`` (2) cycles in all. Each Y row is valid one cycle after its last
-    accumulation. Stalls only on ``o`` backpressure (the Y phase waits while a row is not taken).
+    accumulation. Stalls only on ``o`` backpressure: a row's last accumulation waits while the row before
+    it is not taken, its earlier ones do not (a consumer that takes a row over several cycles overlaps
+    them with the next row's work).
     """
 
     def __init__(self, max_tokens: int, dim: int, heads: int):
@@ -96,8 +98,9 @@ class AttentionKV(wiring.Component):
             m.d.comb += rem_next[h * dh:(h + 1) * dh].eq(part & (part - 1))
         # The Y phase may only finish a token when its row can go into the output register.
         out_free = ~self.o.valid | self.o.ready
-        step = busy & (~y_phase | out_free)
-        finishing = step & (rem_next == 0)
+        would_finish = rem_next == 0
+        step = busy & (~y_phase | out_free | ~would_finish)
+        finishing = step & would_finish
         take = ~busy | finishing  # the working registers are free (now or after this cycle)
 
         with m.If(self.o.valid & self.o.ready):

@@ -45,6 +45,9 @@ from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
 
 PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
+# where a LIF update's spikes go (its tag's `to`): the spike vector S (A, S2), the q/k/v memories (by
+# `mat`), the hidden spikes Z (by `j`), the readout counts
+SPIKES_S, SPIKES_QKV, SPIKES_Z, SPIKES_OUT = range(4)
 
 
 class Walker:
@@ -100,8 +103,9 @@ class Core(wiring.Component):
         # a row of P lanes: its token, its row j in the pass, which matrix (q, k, v) and which chunk c of the
         # matrix it is (j = mat * chunks + c); an engine row carries the tag of its first chunk and whether its
         # second chunk exists (`two`)
+        # and where the LIF layer's spikes go (`to`: SPIKES_*), so a pass may end before its last spikes do
         tag = data.StructLayout({"tok": range(N), "j": range(max(3 * g.dc, g.hch)), "mat": range(3),
-                                 "c": range(max(g.dc, g.hch))})
+                                 "c": range(max(g.dc, g.hch)), "to": range(4)})
         etag = data.StructLayout({"row": tag, "two": 1})
         acc = AccumulateEngine(g.A, self.rows["weights"], self.rows["biases"], tag_shape=etag,
                                w_granules=g.A // 8, b_granules=g.A // 2)
@@ -180,6 +184,7 @@ class Core(wiring.Component):
         bb = Signal(range(self.rows["biases"] + 1))
         tb = Signal(range(self.rows["thresholds"] + 1))
         attn_on, mlp_on = Signal(), Signal()
+        many = Signal()   # the block has >= 3 active tokens
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
         dmask = Signal(g.DP)  # channels < D
@@ -296,12 +301,16 @@ class Core(wiring.Component):
         m.d.comb += kv_acs.eq(sum(Mux(vm_r.data[h * dh:(h + 1) * dh].any(), popcount(km_r.data[h * dh:(h + 1) * dh]), 0)
                                   for h in range(g.heads)) << log2(dh))
 
-        # halting
+        # halting: the block's last residual add (fc2's, or proj's when the MLP is off) hands each token's
+        # halting channel to the halting unit as it writes it, through a register (`hin`), so no pass of its
+        # own reads X for it; its decisions land in `active` before ENDBLOCK reads it
+        hin_valid, hin_tok, hin_x = Signal(), Signal(range(N)), Signal(signed(fmt.res_bits))
+        m.d.sync += hin_valid.eq(0)
         m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
-                     halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1),
-                     halt.i.payload.token.eq(xr_tok), halt.i.payload.final.eq(0),
-                     halt.i.payload.x.eq(xval.as_value().word_select(prm["halt_channel"][:log2(P)], fmt.res_bits))]
+                     halt.threshold.eq(prm["halt_threshold"]), halt.o.ready.eq(1), halt.i.valid.eq(hin_valid),
+                     halt.i.payload.token.eq(hin_tok), halt.i.payload.final.eq(0), halt.i.payload.x.eq(hin_x)]
         halt_c = (prm["halt_channel"] >> log2(P))[:max(1, (g.dc - 1).bit_length())]  # the halting channel's chunk of D
+        halt_lane = prm["halt_channel"][:log2(P)]
         # readout
         lo_dmask = dmask.word_select(lo.tag.c, P)  # the channels among the LIF row's lanes
         m.d.comb += [head.i.payload.chunk.eq(lo.tag.c), head.i.payload.spike.eq(lo.spike & lo_dmask),
@@ -315,6 +324,13 @@ class Core(wiring.Component):
 
         def count(name, amount):
             return perf[PERF[name]].eq(perf[PERF[name]] + amount)
+
+        # the halting unit's decisions (its inputs come from the residual adds, below)
+        ho = halt.o.payload
+        with m.If(halt.o.valid & ho.halted):
+            m.d.sync += [active.bit_select(ho.token, 1).eq(0), halt_t[ho.token].eq(t), halt_l[ho.token].eq(l)]
+            with m.If(~final):
+                m.d.sync += count("HALTED_TOKENS", 1)
 
         # The attention counters add their amounts a cycle late, from registers: a walker's priority tree, a
         # spike-memory read and a popcount in front of a 32-bit adder was the core's deepest path. (These
@@ -510,44 +526,51 @@ class Core(wiring.Component):
             with state("EMB"):
                 embed_and_merge(goto_state("STEP"))
 
-            with state("STEP"):
+            def start_step():
+                """A time step begins: X reads of the active tokens return E until their first residual add."""
                 every_row = Cat(*(active[k].replicate(g.dc) for k in range(N)))
                 m.d.sync += [fresh.eq(fresh | every_row), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
                 m.next = "BLOCK"
 
+            with state("STEP"):   # the first step only: the later ones start with the readout's last cycle
+                start_step()
+
             with state("BLOCK"):
                 a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
-                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", popcount(active))]
+                n_act = popcount(active)
+                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= 3)]
                 m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
                 with m.If(a_on):
                     goto("AIN")()
+                with m.Elif(f_on):
+                    goto("MIN")()
                 with m.Else():
-                    m.next = "MLP"
+                    m.next = "ENDBLOCK"
 
-            def x_walk(nxt, chunk=None):
-                """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later): every
-                chunk of D, or only ``chunk``; drain; ``nxt()``."""
+            def x_walk(nxt, early=0):
+                """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later), every
+                chunk of D; drain; ``nxt()``. When ``early`` holds, ``nxt()`` comes as soon as the last row is
+                read: the rows in flight reach the LIF layer in this pass's last cycle, and their spikes find
+                their memory by their tag."""
                 with m.If(wk.any):
-                    c = xc if chunk is None else chunk
-                    m.d.comb += x_addr.eq(xrow(wk.cur, c))
-                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(c), xr_row.eq(xrow(wk.cur, c))]
-                    if chunk is None:
-                        m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
-                        with m.If(last_c(xc)):
-                            m.d.sync += wk.next()
-                    else:
+                    m.d.comb += x_addr.eq(xrow(wk.cur, xc))
+                    m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(xc), xr_row.eq(xrow(wk.cur, xc))]
+                    m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
+                    with m.If(last_c(xc)):
                         m.d.sync += wk.next()
+                with m.Elif(early):
+                    nxt()
                 with m.Else():
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         nxt()
 
-            def x_pass(name, nxt, mlayer):
-                """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``)."""
+            def x_pass(name, nxt, mlayer, to, early=0):
+                """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``), spikes to ``to``."""
                 with state(name):
-                    x_walk(nxt)
+                    x_walk(nxt, early)
                     m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
-                                 li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c)]
+                                 li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c), li.tag.to.eq(to)]
 
             def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest):
                 """Walk the tokens; per token, the engine rows of ``mats`` matrices of ``chunks`` chunks of P
@@ -584,7 +607,7 @@ class Core(wiring.Component):
                             nxt()
                     if dest["kind"] == "lif":
                         m.d.comb += [lif.i.valid.eq(half_valid), li.row.eq(mul(half_tag.tok, g.R) + mlayer + half_tag.j),
-                                     li.tag.eq(half_tag), lif_from_acc.eq(1)]
+                                     li.tag.eq(half_tag), li.tag.to.eq(dest["to"]), lif_from_acc.eq(1)]
                     else:  # residual add into the X row of the half's token and chunk (rows of a token are
                         # consecutive: the second half's is the first's + 1)
                         row0 = xrow(acc.o_tag.row.tok, acc.o_tag.row.c)
@@ -598,17 +621,23 @@ class Core(wiring.Component):
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(half_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
+                        with m.If(half_valid & (half_tag.c == halt_c) & dest["halt"]):
+                            m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
+                                         hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
 
             # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
             # (packing.weight_layout: q, k, v, proj, fc1, fc2)
             blk_m = mul(l, g.stride)
             dch, hch, dcg, hcg = cfgd.dch, cfgd.hch, cfgd.dcg, cfgd.hcg
             # ---- attention module
-            x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0)
+            # The x passes in front of an event pass end with their last read when the block has >= 3 active
+            # tokens (`many`): the event pass's first LIF result is >= 6 cycles away, and it reads the spikes
+            # of its last token (written 3 cycles after their row's read) after >= 2 tokens of >= 6 cycles.
+            x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0, SPIKES_S, many)
             event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                                    also=[wq.load(active), wo.load(active)]),
                        3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
-                       {"kind": "lif", "counter": "AC_QKV"})
+                       {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV})
             with state("ATTN"):
                 m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
                 with m.If(att.kv_i.valid & att.kv_i.ready):
@@ -616,46 +645,39 @@ class Core(wiring.Component):
                 with m.If(att.q_i.valid & att.q_i.ready):
                     m.d.sync += [wq.next(), y_add.eq(popcount(qm_r.data) << log2(dh))]
                 m.d.comb += [lif.i.valid.eq(att.o.valid), li.row.eq(mul(wo.cur, g.R) + blk_m + 4 * g.dc + yc),
-                             li.tag.tok.eq(wo.cur), li.tag.c.eq(yc), lif_from_y.eq(1)]
+                             li.tag.tok.eq(wo.cur), li.tag.c.eq(yc), li.tag.to.eq(SPIKES_S), lif_from_y.eq(1)]
                 with m.If(att.o.valid):
                     m.d.sync += yc.eq(Mux(last_c(yc), 0, yc + 1))
                     with m.If(last_c(yc)):
                         m.d.sync += wo.next()
-                with m.If(~wo.any):
+                # with >= 3 active tokens proj ends the pass at the last Y row's last chunk: it reads the
+                # last token's A spikes (written 3 cycles after its row) after two tokens of >= 2 cycles
+                with m.If(~wo.any & many):
+                    goto("PROJ", drain=cycles.DRAIN_EVENTS)()
+                with m.Elif(~wo.any):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
-            event_pass("PROJ", goto("MLP"), 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ"})
-
-            # ---- MLP module
-            with state("MLP"):
+            def after_attention():
                 with m.If(mlp_on):
                     goto("MIN")()
                 with m.Else():
-                    m.next = "HALTDEC"
-            x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc)
+                    m.next = "ENDBLOCK"
+            event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "halt": ~mlp_on & ~dense})
+
+            # ---- MLP module
+            x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)
             event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
                        bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
-                       {"kind": "lif", "counter": "AC_FC1"})
-            event_pass("FC2", goto("HALTDEC"), 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2"})
+                       {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z})
+            event_pass("FC2", goto_state("ENDBLOCK"), 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
+                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "halt": ~dense})
 
-            # ---- halting
-            with state("HALTDEC"):
-                with m.If((attn_on | mlp_on) & ~dense):
-                    goto("HALT", drain=cycles.DRAIN_HALT)()
-                with m.Else():
-                    m.next = "ENDBLOCK"
-            with state("HALT"):
-                x_walk(goto_state("ENDBLOCK"), chunk=halt_c)
-                m.d.comb += halt.i.valid.eq(xr_valid)
-                ho = halt.o.payload
-                with m.If(halt.o.valid & ho.halted):
-                    m.d.sync += [active.bit_select(ho.token, 1).eq(0), halt_t[ho.token].eq(t), halt_l[ho.token].eq(l)]
-                    with m.If(~final):
-                        m.d.sync += count("HALTED_TOKENS", 1)
-
+            # The block's last halting decision is valid in ENDBLOCK's cycle (cycles.HALT_LATENCY after the
+            # last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's last
+            # event) and lands in `active` at its end, before BLOCK or READOUT reads it. At the final (t, l)
+            # every token still active halts there anyway, so ENDBLOCK's forced halt need not wait for it.
             with state("ENDBLOCK"):
                 with m.If(final):
                     m.d.sync += active.eq(0)
@@ -675,8 +697,9 @@ class Core(wiring.Component):
                     m.d.comb += head.go.eq(1)
                 with m.Else():
                     m.d.sync += t.eq(t + 1)
-                    m.next = "STEP"
-            x_pass("READOUT", after_readout, OUT_ROW)
+                    start_step()
+            # the readout's spikes go to the classifier: only the last step's must be in before HEAD
+            x_pass("READOUT", after_readout, OUT_ROW, SPIKES_OUT, t != cfgd.steps - 1)
 
             with state("HEAD"):
                 with m.If(head.o.valid):
@@ -783,13 +806,13 @@ class Core(wiring.Component):
         # LIF outputs -> spike memories / readout, by pass
         with m.If(lif.o.valid):
             row_en = 1 << lo.tag.c
-            with m.If(fsm.ongoing("AIN") | fsm.ongoing("MIN") | fsm.ongoing("ATTN")):
+            with m.If(lo.tag.to == SPIKES_S):
                 m.d.comb += sin_w.en.eq(row_en)
-            with m.If(fsm.ongoing("QKV")):
+            with m.If(lo.tag.to == SPIKES_QKV):
                 m.d.comb += [w.en.eq(Mux(lo.tag.mat == k, row_en, 0)) for k, w in enumerate((qm_w, km_w, vm_w))]
-            with m.If(fsm.ongoing("FC1")):
+            with m.If(lo.tag.to == SPIKES_Z):
                 m.d.comb += zm_w.en.eq(1 << lo.tag.j)
-            with m.If(fsm.ongoing("READOUT")):
+            with m.If(lo.tag.to == SPIKES_OUT):
                 m.d.comb += head.i.valid.eq(1)
                 m.d.sync += count("AC_READOUT", popcount(lo.spike & lo_dmask))
         self.state_encoding = fsm.encoding  # name -> value of seq_state (testbenches log the passes)

@@ -24,7 +24,8 @@ from .golden import GoldenModel, GoldenResult
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
 EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
-DECISION = 1      # STEP, BLOCK, MLP, HALTDEC, ENDBLOCK: one cycle each
+DECISION = 1      # STEP (the first step's only), BLOCK, ENDBLOCK: one cycle each (the halting checks ride
+                  # on the block's last residual add)
 
 
 @dataclass
@@ -35,8 +36,9 @@ class CyclePrediction:
     by_pass: dict = field(default_factory=dict)   # pass kind -> (B,) cycles
 
 
-def _x_pass(n):
-    return n + cy.DRAIN_X + 1
+def _x_pass(rows, early=False):
+    """An x pass over ``rows`` X rows; one that may end early (``early``, per image) ends with its last read."""
+    return rows + np.where(early, 1, cy.DRAIN_X + 1)
 
 
 def _event_pass(events, has_tokens):
@@ -67,7 +69,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     mask = r.mask.numpy()
     rep = r.rep.numpy()
     reps = rep == np.arange(N)
-    kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "halt", "readout", "head")
+    kinds = ("img", "emb", "decisions", "ain", "qkv", "attn", "proj", "min", "fc1", "fc2", "readout", "head")
     by = {k: np.zeros(B, np.int64) for k in kinds}
     bpt = beats_per_token(cfg)
     E = cy.emb_lanes(lanes)
@@ -90,33 +92,35 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
 
     active = reps.copy()
     for t in range(T):
-        by["decisions"] += DECISION                                           # STEP
+        if t == 0:
+            by["decisions"] += DECISION                                       # STEP (later steps: no cycle)
         for l in range(L):
             p = f"t{t}.b{l}."
             n = active.sum(1)
             has = n > 0
-            by["decisions"] += 4 * DECISION                                   # BLOCK, MLP, HALTDEC, ENDBLOCK
+            by["decisions"] += 2 * DECISION                                   # BLOCK, ENDBLOCK
             a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
             # event beats of one engine row per active token (cycles.row_beats, vectorised)
             beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
             if a_on:
-                by["ain"] += _x_pass(n * dc)
+                by["ain"] += _x_pass(n * dc, n >= 3)
                 by["qkv"] += _event_pass(3 * dg * beats(p + "ain"), has)
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
-                qq = head_max(tr[p + "q"], active).sum(1)
-                # a Y row goes to the LIF layer a chunk per cycle: the unit waits dc - 1 cycles per row
-                yy = n * (dc - 1)
-                by["attn"] += np.where(has, kv + qq + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0) + cy.DRAIN_ATTN + 1
+                q = head_max(tr[p + "q"], active)               # (B, N), 0 for the inactive tokens
+                # A Y row goes to the LIF layer a chunk per cycle (dc cycles); the unit computes the next row
+                # meanwhile, so a row costs max(its Q cycles, dc), the first its Q cycles, the last's drain dc - 1.
+                q0 = q[np.arange(B), active.argmax(1)]         # the first active token's
+                yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
+                by["attn"] += (np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
+                               + np.where(n >= 3, 1, cy.DRAIN_ATTN + 1))
                 by["proj"] += _event_pass(dg * beats(p + "attn"), has)
             if f_on:
-                by["min"] += _x_pass(n * dc)
+                by["min"] += _x_pass(n * dc, n >= 3)
                 by["fc1"] += _event_pass(hg * beats(p + "min"), has)
                 by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
-            if (a_on or f_on) and not dense:
-                by["halt"] += n + cy.DRAIN_HALT + 1
             active = tr[p + "active_after"].astype(bool)
-        by["readout"] += _x_pass(reps.sum(1) * dc)
+        by["readout"] += _x_pass(reps.sum(1) * dc, t != T - 1)
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
