@@ -658,11 +658,29 @@ class Core(wiring.Component):
                     m.d.sync += drain.eq(drain - 1)
                     with m.If(drain == 0):
                         goto("PROJ", drain=cycles.DRAIN_EVENTS)()
+            def last_block_done():
+                """The step's last block is done: the forced halt at the final (t, l), then the readout (which
+                walks the representatives and needs no halting decision: a late one changes nothing there)."""
+                with m.If(final):
+                    m.d.sync += active.eq(0)
+                    for k in range(N):
+                        with m.If(active[k]):
+                            m.d.sync += [halt_t[k].eq(t), halt_l[k].eq(l)]
+                goto("READOUT", mask=reps)()
+
+            def block_done():
+                """After a block's last pass: the step's last block goes straight on, the others through
+                ENDBLOCK, the cycle their last halting decision needs to land before BLOCK reads `active`."""
+                with m.If(l == cfgd.blocks - 1):
+                    last_block_done()
+                with m.Else():
+                    m.next = "ENDBLOCK"
+
             def after_attention():
                 with m.If(mlp_on):
                     goto("MIN")()
                 with m.Else():
-                    m.next = "ENDBLOCK"
+                    block_done()
             event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
                        cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "halt": ~mlp_on & ~dense})
 
@@ -671,21 +689,16 @@ class Core(wiring.Component):
             event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
                        bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
                        {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z})
-            event_pass("FC2", goto_state("ENDBLOCK"), 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
+            event_pass("FC2", block_done, 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
                        cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "halt": ~dense})
 
-            # The block's last halting decision is valid in ENDBLOCK's cycle (cycles.HALT_LATENCY after the
-            # last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's last
-            # event) and lands in `active` at its end, before BLOCK or READOUT reads it. At the final (t, l)
-            # every token still active halts there anyway, so ENDBLOCK's forced halt need not wait for it.
+            # The block's last halting decision is valid in the cycle after the pass (cycles.HALT_LATENCY after
+            # the last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's
+            # last event) and lands in `active` at its end. At the final (t, l) every token still active halts
+            # there anyway, so the forced halt need not wait for it.
             with state("ENDBLOCK"):
-                with m.If(final):
-                    m.d.sync += active.eq(0)
-                    for k in range(N):
-                        with m.If(active[k]):
-                            m.d.sync += [halt_t[k].eq(t), halt_l[k].eq(l)]
                 with m.If(l == cfgd.blocks - 1):
-                    goto("READOUT", mask=reps)()
+                    last_block_done()
                 with m.Else():
                     m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + cfgd.b_block),
                                  tb.eq(tb + cfgd.th_block)]

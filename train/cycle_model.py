@@ -98,8 +98,9 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             p = f"t{t}.b{l}."
             n = active.sum(1)
             has = n > 0
-            by["decisions"] += 2 * DECISION                                   # BLOCK, ENDBLOCK
             a_on, f_on = bool(mask[2 * l, t]), bool(mask[2 * l + 1, t])
+            # BLOCK; ENDBLOCK, except after the step's last block when one of its modules ran
+            by["decisions"] += DECISION * (1 if l == L - 1 and (a_on or f_on) else 2)
             # event beats of one engine row per active token (cycles.row_beats, vectorised)
             beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
