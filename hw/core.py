@@ -185,6 +185,7 @@ class Core(wiring.Component):
         tb = Signal(range(self.rows["thresholds"] + 1))
         attn_on, mlp_on = Signal(), Signal()
         many = Signal()   # the block has >= 3 active tokens
+        ro_fed = Signal(N)  # the step's readout of these tokens rides on its last block's last residual add
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
         dmask = Signal(g.DP)  # channels < D
@@ -276,12 +277,12 @@ class Core(wiring.Component):
         res_th = prm["res_threshold"]
         # one input mux per lane, chosen by the pass: X (residual LIFs), an accumulator row with its
         # thresholds (q, k, v, hid), or an attention row Y; scalar thresholds are broadcast
-        lif_from_acc, lif_from_y = Signal(), Signal()
+        lif_from_acc, lif_from_y, lif_from_res = Signal(), Signal(), Signal()
         scalar_th = Mux(lif_from_y, attn_th, res_th)
         yc = Signal(range(g.dc))  # the chunk of the attention row Y going to the LIF layer
         for p in range(P):
             y = Array(att.o.payload.y[c * P + p] if c * P + p < g.D else Const(0) for c in range(g.dc))[yc]
-            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, half[p], Mux(lif_from_y, y, xval[p]))),
+            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, half[p], Mux(lif_from_y, y, Mux(lif_from_res, x_w.data[p], xval[p])))),
                          li.th[p].eq(Mux(lif_from_acc, th_r.data[p], scalar_th))]
 
         # spike writes: word = token, the row of P bits = the update's chunk of D (or hidden chunk j)
@@ -538,6 +539,8 @@ class Core(wiring.Component):
             with state("BLOCK"):
                 a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
                 n_act = popcount(active)
+                with m.If(l == cfgd.blocks - 1):   # the tokens the block's last residual add reads out
+                    m.d.sync += ro_fed.eq(Mux(a_on | f_on, active, 0))
                 m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= 3)]
                 m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
                 with m.If(a_on):
@@ -621,7 +624,13 @@ class Core(wiring.Component):
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(half_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
-                        with m.If(half_valid & (half_tag.c == halt_c) & dest["halt"]):
+                        # the block's last residual add: the halting checks, and in the step's last block the
+                        # readout of its tokens (the readout pass walks only the representatives it did not see)
+                        with m.If(dest["last"] & (l == cfgd.blocks - 1)):
+                            m.d.comb += [lif.i.valid.eq(half_valid), li.row.eq(mul(half_tag.tok, g.R) + OUT_ROW + half_tag.c),
+                                         li.tag.tok.eq(half_tag.tok), li.tag.c.eq(half_tag.c),
+                                         li.tag.to.eq(SPIKES_OUT), lif_from_res.eq(1)]
+                        with m.If(half_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                             m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
                                          hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
 
@@ -666,7 +675,7 @@ class Core(wiring.Component):
                     for k in range(N):
                         with m.If(active[k]):
                             m.d.sync += [halt_t[k].eq(t), halt_l[k].eq(l)]
-                goto("READOUT", mask=reps)()
+                goto("READOUT", mask=reps & ~ro_fed)()
 
             def block_done():
                 """After a block's last pass: the step's last block goes straight on, the others through
@@ -682,7 +691,7 @@ class Core(wiring.Component):
                 with m.Else():
                     block_done()
             event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "halt": ~mlp_on & ~dense})
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on})
 
             # ---- MLP module
             x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)
@@ -690,7 +699,7 @@ class Core(wiring.Component):
                        bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
                        {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z})
             event_pass("FC2", block_done, 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "halt": ~dense})
+                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1})
 
             # The block's last halting decision is valid in the cycle after the pass (cycles.HALT_LATENCY after
             # the last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's

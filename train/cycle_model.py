@@ -120,8 +120,10 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                 by["min"] += _x_pass(n * dc, n >= 3)
                 by["fc1"] += _event_pass(hg * beats(p + "min"), has)
                 by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
+            if l == L - 1:   # the tokens whose readout rides on this block's last residual add
+                fed = active if (a_on or f_on) else np.zeros_like(active)
             active = tr[p + "active_after"].astype(bool)
-        by["readout"] += _x_pass(reps.sum(1) * dc, t != T - 1)
+        by["readout"] += _x_pass((reps & ~fed).sum(1) * dc, t != T - 1)
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
