@@ -624,12 +624,17 @@ class Core(wiring.Component):
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                         with m.If(half_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
-                        # the block's last residual add: the halting checks, and in the step's last block the
-                        # readout of its tokens (the readout pass walks only the representatives it did not see)
-                        with m.If(dest["last"] & (l == cfgd.blocks - 1)):
-                            m.d.comb += [lif.i.valid.eq(half_valid), li.row.eq(mul(half_tag.tok, g.R) + OUT_ROW + half_tag.c),
+                        # The new X rows go on to a LIF layer as they are written (the LIF layer is otherwise
+                        # idle in a residual-add pass): proj's to the MLP's input LIF when the MLP runs (no MIN
+                        # pass), the step's last block's last add's to the readout (the readout pass walks only
+                        # the representatives it did not see). The block's last add feeds the halting checks.
+                        feed_min = dest.get("min", 0)
+                        with m.If(feed_min | (dest["last"] & (l == cfgd.blocks - 1))):
+                            m.d.comb += [lif.i.valid.eq(half_valid),
+                                         li.row.eq(mul(half_tag.tok, g.R) + Mux(feed_min, blk_m + 5 * g.dc, OUT_ROW)
+                                                   + half_tag.c),
                                          li.tag.tok.eq(half_tag.tok), li.tag.c.eq(half_tag.c),
-                                         li.tag.to.eq(SPIKES_OUT), lif_from_res.eq(1)]
+                                         li.tag.to.eq(Mux(feed_min, SPIKES_S, SPIKES_OUT)), lif_from_res.eq(1)]
                         with m.If(half_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                             m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
                                          hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
@@ -685,13 +690,13 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "ENDBLOCK"
 
-            def after_attention():
+            def after_attention():   # proj's residual add has fed the MLP's input LIF: straight to fc1
                 with m.If(mlp_on):
-                    goto("MIN")()
+                    goto("FC1", drain=cycles.DRAIN_EVENTS)()
                 with m.Else():
                     block_done()
             event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on})
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": mlp_on})
 
             # ---- MLP module
             x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)

@@ -117,7 +117,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                                + np.where(n >= 3, 1, cy.DRAIN_ATTN + 1))
                 by["proj"] += _event_pass(dg * beats(p + "attn"), has)
             if f_on:
-                by["min"] += _x_pass(n * dc, n >= 3)
+                if not a_on:   # after an attention module, proj's residual add feeds the MLP's input LIF
+                    by["min"] += _x_pass(n * dc, n >= 3)
                 by["fc1"] += _event_pass(hg * beats(p + "min"), has)
                 by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
             if l == L - 1:   # the tokens whose readout rides on this block's last residual add
