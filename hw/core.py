@@ -106,7 +106,7 @@ class Core(wiring.Component):
         # and where the LIF layer's spikes go (`to`: SPIKES_*), so a pass may end before its last spikes do
         tag = data.StructLayout({"tok": range(N), "j": range(max(3 * g.dc, g.hch)), "mat": range(3),
                                  "c": range(max(g.dc, g.hch)), "to": range(4)})
-        etag = data.StructLayout({"row": tag, "two": 1})
+        etag = data.StructLayout({"row": tag, "two": 1, "lif": 1})   # lif: a LIF layer's row, not a residual add
         acc = AccumulateEngine(g.A, self.rows["weights"], self.rows["biases"], tag_shape=etag,
                                w_granules=g.A // 8, b_granules=g.A // 2)
         lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False)  # no row twice in a row
@@ -184,7 +184,9 @@ class Core(wiring.Component):
         bb = Signal(range(self.rows["biases"] + 1))
         tb = Signal(range(self.rows["thresholds"] + 1))
         attn_on, mlp_on = Signal(), Signal()
-        many = Signal()   # the block has >= 3 active tokens
+        many = Signal()   # the block has >= 4 active tokens
+        crowd = Signal()  # the block has >= 7 active tokens
+        ro_fed = Signal(N)  # the step's readout of these tokens rides on its last block's last residual add
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
         dmask = Signal(g.DP)  # channels < D
@@ -237,7 +239,11 @@ class Core(wiring.Component):
             m.d.sync += eg_pad.eq(0)
         pass_w = Signal.like(wb)         # weight row of the pass's first row
         pass_b = Signal.like(bb)
-        pass_th = Signal.like(tb)
+        # the last LIF-layer event pass's threshold rows, membrane rows and spike memory: registers, so that its
+        # last rows still find them while the next pass (a residual add) has begun
+        lif_th0 = Signal.like(tb)
+        lif_ml = Signal(range(g.Lmax * g.stride + 1))
+        lif_to = Signal(range(4))
         m.d.comb += ev.b_row.eq(pass_b + eg_r)
         src_bits = Signal(g.W)
         m.d.comb += eg.bits.eq(src_bits)
@@ -266,7 +272,7 @@ class Core(wiring.Component):
         half_tag = Signal(tag)
         m.d.comb += [half_tag.eq(ao_tag.row), half_tag.j.eq(ao_tag.row.j + ao_half),
                      half_tag.c.eq(ao_tag.row.c + ao_half)]
-        m.d.comb += th_r.addr.eq(pass_th + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1))
+        m.d.comb += th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1))
 
         # LIF layer input: one source per pass kind (set below)
         li = lif.i.payload
@@ -276,12 +282,12 @@ class Core(wiring.Component):
         res_th = prm["res_threshold"]
         # one input mux per lane, chosen by the pass: X (residual LIFs), an accumulator row with its
         # thresholds (q, k, v, hid), or an attention row Y; scalar thresholds are broadcast
-        lif_from_acc, lif_from_y = Signal(), Signal()
+        lif_from_acc, lif_from_y, lif_from_res = Signal(), Signal(), Signal()
         scalar_th = Mux(lif_from_y, attn_th, res_th)
         yc = Signal(range(g.dc))  # the chunk of the attention row Y going to the LIF layer
         for p in range(P):
             y = Array(att.o.payload.y[c * P + p] if c * P + p < g.D else Const(0) for c in range(g.dc))[yc]
-            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, half[p], Mux(lif_from_y, y, xval[p]))),
+            m.d.comb += [li.x[p].eq(Mux(lif_from_acc, half[p], Mux(lif_from_y, y, Mux(lif_from_res, x_w.data[p], xval[p])))),
                          li.th[p].eq(Mux(lif_from_acc, th_r.data[p], scalar_th))]
 
         # spike writes: word = token, the row of P bits = the update's chunk of D (or hidden chunk j)
@@ -538,7 +544,9 @@ class Core(wiring.Component):
             with state("BLOCK"):
                 a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
                 n_act = popcount(active)
-                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= 3)]
+                with m.If(l == cfgd.blocks - 1):   # the tokens the block's last residual add reads out
+                    m.d.sync += ro_fed.eq(Mux(a_on | f_on, active, 0))
+                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= 4), crowd.eq(n_act >= 7)]
                 m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
                 with m.If(a_on):
                     goto("AIN")()
@@ -572,13 +580,15 @@ class Core(wiring.Component):
                     m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
                                  li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c), li.tag.to.eq(to)]
 
-            def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest):
+            def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest, early=0):
                 """Walk the tokens; per token, the engine rows of ``mats`` matrices of ``chunks`` chunks of P
                 outputs each (the last with ``last_lanes`` lanes), ACC_ROWS chunks per row, from the events of
                 ``src`` (the weight rows of engine row r start at ``w0 + r * fan_in``); each chunk to
-                ``dest``: a LIF layer (membrane rows ``mlayer + j``) or a residual add into X."""
+                ``dest``: a LIF layer (membrane rows ``mlayer + j``) or a residual add into X. When ``early``
+                holds, ``nxt()`` comes as soon as the last event is issued (the rows in flight find their way by
+                their tag)."""
                 with state(name):
-                    m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), pass_th.eq(th0), src_bits.eq(src)]
+                    m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), src_bits.eq(src), ev.tag.lif.eq(dest["kind"] == "lif")]
                     two = eg_c + 1 < chunks
                     m.d.comb += ev.tag.two.eq(two)
                     # events; the ACs of one spike: the lanes of the row's one or two chunks
@@ -601,27 +611,41 @@ class Core(wiring.Component):
                             m.d.sync += eg_load(wk.cur) + [wk.next()]
                         with m.Else():
                             m.d.sync += eg_busy.eq(0)
-                    with m.If(~eg_busy & ~wk.any):
+                    with m.If(~eg_busy & ~wk.any & early):
+                        nxt()
+                    with m.Elif(~eg_busy & ~wk.any):
                         m.d.sync += drain.eq(drain - 1)
                         with m.If(drain == 0):
                             nxt()
-                    if dest["kind"] == "lif":
-                        m.d.comb += [lif.i.valid.eq(half_valid), li.row.eq(mul(half_tag.tok, g.R) + mlayer + half_tag.j),
-                                     li.tag.eq(half_tag), li.tag.to.eq(dest["to"]), lif_from_acc.eq(1)]
+                    if dest["kind"] == "lif":   # its rows go to the LIF layer (below, by their tag)
+                        m.d.sync += [lif_th0.eq(th0), lif_ml.eq(mlayer), lif_to.eq(dest["to"])]
                     else:  # residual add into the X row of the half's token and chunk (rows of a token are
-                        # consecutive: the second half's is the first's + 1)
+                        # consecutive: the second half's is the first's + 1); a LIF layer's row still in flight
+                        # from the pass before is not this pass's
+                        res_valid = half_valid & ~ao_tag.lif
                         row0 = xrow(acc.o_tag.row.tok, acc.o_tag.row.c)
                         m.d.comb += x_addr.eq(Mux(acc.o.valid, row0, xr_row + 1))
                         with m.If(acc.o.valid | (ao_valid & ~ao_half)):
                             m.d.sync += xr_row.eq(x_addr)
-                        m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(half_valid)]
+                        m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(res_valid)]
                         for p in range(P):
                             s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
                             m.d.comb += s_.eq(xval[p] + half[p])
                             m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
-                        with m.If(half_valid):
+                        with m.If(res_valid):
                             m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
-                        with m.If(half_valid & (half_tag.c == halt_c) & dest["halt"]):
+                        # The new X rows go on to a LIF layer as they are written (the LIF layer is otherwise
+                        # idle in a residual-add pass): proj's to the MLP's input LIF when the MLP runs (no MIN
+                        # pass), the step's last block's last add's to the readout (the readout pass walks only
+                        # the representatives it did not see). The block's last add feeds the halting checks.
+                        feed_min = dest.get("min", 0)
+                        with m.If(feed_min | (dest["last"] & (l == cfgd.blocks - 1))):
+                            m.d.comb += [lif.i.valid.eq(res_valid),
+                                         li.row.eq(mul(half_tag.tok, g.R) + Mux(feed_min, blk_m + 5 * g.dc, OUT_ROW)
+                                                   + half_tag.c),
+                                         li.tag.tok.eq(half_tag.tok), li.tag.c.eq(half_tag.c),
+                                         li.tag.to.eq(Mux(feed_min, SPIKES_S, SPIKES_OUT)), lif_from_res.eq(1)]
+                        with m.If(res_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                             m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
                                          hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
 
@@ -630,14 +654,17 @@ class Core(wiring.Component):
             blk_m = mul(l, g.stride)
             dch, hch, dcg, hcg = cfgd.dch, cfgd.hch, cfgd.dcg, cfgd.hcg
             # ---- attention module
-            # The x passes in front of an event pass end with their last read when the block has >= 3 active
+            # The x passes in front of an event pass end with their last read when the block has >= 4 active
             # tokens (`many`): the event pass's first LIF result is >= 6 cycles away, and it reads the spikes
             # of its last token (written 3 cycles after their row's read) after >= 2 tokens of >= 6 cycles.
+            # q, k, v end with their last event when the block has >= 7 (`crowd`): the attention unit takes a
+            # token's K and V a cycle after the one before, so it reaches the last token's (written 7 cycles
+            # after its last event) after six, and its first Y row for the LIF layer comes after all of them.
             x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0, SPIKES_S, many)
             event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                                    also=[wq.load(active), wo.load(active)]),
                        3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
-                       {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV})
+                       {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, crowd)
             with state("ATTN"):
                 m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
                 with m.If(att.kv_i.valid & att.kv_i.ready):
@@ -650,7 +677,7 @@ class Core(wiring.Component):
                     m.d.sync += yc.eq(Mux(last_c(yc), 0, yc + 1))
                     with m.If(last_c(yc)):
                         m.d.sync += wo.next()
-                # with >= 3 active tokens proj ends the pass at the last Y row's last chunk: it reads the
+                # with >= 4 active tokens proj ends the pass at the last Y row's last chunk: it reads the
                 # last token's A spikes (written 3 cycles after its row) after two tokens of >= 2 cycles
                 with m.If(~wo.any & many):
                     goto("PROJ", drain=cycles.DRAIN_EVENTS)()
@@ -666,7 +693,7 @@ class Core(wiring.Component):
                     for k in range(N):
                         with m.If(active[k]):
                             m.d.sync += [halt_t[k].eq(t), halt_l[k].eq(l)]
-                goto("READOUT", mask=reps)()
+                goto("READOUT", mask=reps & ~ro_fed)()
 
             def block_done():
                 """After a block's last pass: the step's last block goes straight on, the others through
@@ -676,21 +703,24 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "ENDBLOCK"
 
-            def after_attention():
+            def after_attention():   # proj's residual add has fed the MLP's input LIF: straight to fc1
                 with m.If(mlp_on):
-                    goto("MIN")()
+                    goto("FC1", drain=cycles.DRAIN_EVENTS)()
                 with m.Else():
                     block_done()
             event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "halt": ~mlp_on & ~dense})
+                       cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": mlp_on})
 
             # ---- MLP module
             x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)
+            # fc1 ends with its last event when the block has >= 4 active tokens: fc2's first result comes
+            # >= 6 cycles later (fc1's last two halves are in the LIF layer by then), and fc2 reaches the last
+            # token's hidden spikes (written 7 cycles after its last event) after three tokens of >= 2 cycles
             event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
                        bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
-                       {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z})
+                       {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z}, many)
             event_pass("FC2", block_done, 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "halt": ~dense})
+                       cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1})
 
             # The block's last halting decision is valid in the cycle after the pass (cycles.HALT_LATENCY after
             # the last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's
@@ -816,7 +846,13 @@ class Core(wiring.Component):
                 m.d.comb += parser.o.ready.eq(1)  # drop everything until SOFT_RESET
                 m.d.sync += [busy.eq(0), counting.eq(0)]
 
-        # LIF outputs -> spike memories / readout, by pass
+        # an engine row of a LIF layer -> the LIF layer, whatever pass has begun since (it wins over the pass's own
+        # LIF input: the passes never give the LIF layer two rows in one cycle)
+        with m.If(half_valid & ao_tag.lif):
+            m.d.comb += [lif.i.valid.eq(1), li.row.eq(mul(half_tag.tok, g.R) + lif_ml + half_tag.j),
+                         li.tag.eq(half_tag), li.tag.to.eq(lif_to), lif_from_acc.eq(1)]
+
+        # LIF outputs -> spike memories / readout, by their tag
         with m.If(lif.o.valid):
             row_en = 1 << lo.tag.c
             with m.If(lo.tag.to == SPIKES_S):
