@@ -156,8 +156,9 @@ class Core(wiring.Component):
             m.d.sync += fail(parser.error_code, parser.error_beat)
 
         # ------------------------------------------------------------------ per-image memories
-        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
-        xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[])
+        # E and X in block RAM (P x 16 bits wide, N dc deep: about 700 LUTs of distributed RAM otherwise)
+        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[], attrs=BLOCK_RAM)
+        xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[], attrs=BLOCK_RAM)
         sin, qm, km, vm = (Memory(shape=g.DP, depth=N, init=[]) for _ in range(4))
         zm = Memory(shape=g.hch * P, depth=N, init=[])
         thm = Memory(shape=data.ArrayLayout(signed(fmt.acc_bits), P), depth=self.rows["thresholds"], init=[],
