@@ -241,7 +241,7 @@ class Core(wiring.Component):
         pass_w = Signal.like(wb)         # weight row of the pass's first row
         pass_b = Signal.like(bb)
         # the last LIF-layer event pass's threshold rows, membrane rows and spike memory: registers, so that its
-        # last rows still find them while the next pass (a residual add) has begun
+        # last rows still find them while the next pass (fc2, or the attention pass) has begun
         lif_th0 = Signal.like(tb)
         lif_ml = Signal(range(g.Lmax * g.stride + 1))
         lif_to = Signal(range(4))
@@ -310,7 +310,7 @@ class Core(wiring.Component):
 
         # halting: the block's last residual add (fc2's, or proj's when the MLP is off) hands each token's
         # halting channel to the halting unit as it writes it, through a register (`hin`), so no pass of its
-        # own reads X for it; its decisions land in `active` before ENDBLOCK reads it
+        # own reads X for it; its decisions land in `active` before the next BLOCK reads it
         hin_valid, hin_tok, hin_x = Signal(), Signal(range(N)), Signal(signed(fmt.res_bits))
         m.d.sync += hin_valid.eq(0)
         m.d.comb += [halt.shift.eq(prm["halt_shift"]), halt.lut_min.eq(prm["halt_lut_min"]),
