@@ -219,12 +219,15 @@ def test_core_errors_surface_as_the_golden_transport_reports_them():
     from sw.transports.sim import run_in_simulation
     from train.evaluate import SHIPPED_MODEL, test_split
 
+    from hw.build import core_config
+
     torch.set_num_threads(1)
     model = IntModel.load(SHIPPED_MODEL)
     img = test_split(model)[0][0].numpy()
-    got = run_in_simulation("test_sw_sim:error_session", DEFAULT_LANES, model.config,
+    core = core_config()   # the shipped core, whose Verilator build the other tests share
+    got = run_in_simulation("test_sw_sim:error_session", DEFAULT_LANES, core,
                             {"model": SHIPPED_MODEL, "image": img.tolist()}, sim_ms=30)["value"]
-    g = GoldenTransport(model.config, DEFAULT_LANES)
+    g = GoldenTransport(model.config, DEFAULT_LANES, capacity=packing.capacity_for(core, DEFAULT_LANES))
     codes = []
     for case, sim in zip(CORRUPTIONS, got):
         want = corrupted_run(Driver, g, model, img[None], *case)
