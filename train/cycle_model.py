@@ -6,8 +6,10 @@ replays that order over the golden model's trace (which tokens were active at ea
 map), so it predicts the RTL's cycle counter exactly, image by image, and splits the count by pass.
 
 ``ideal`` is the bound the issue asks for: the accumulate operations actually needed, divided by the adds
-the accumulate engine does per cycle (``ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))``); ``work_bound`` adds the multiplies on the core's multipliers (embedding on
-``cycles.EMB_LANES`` x ``EMB_PIXELS`` DSPs, classifier on ``cycles.HEAD_MULTS``), the least any core with these units could take.
+the accumulate engine does per cycle (``ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))``); ``work_bound`` adds the
+multiplies the core does on its multipliers (the embedding's, of the non-zero window pixels only, on
+``cycles.EMB_LANES`` x ``EMB_PIXELS`` DSPs; the classifier's on ``cycles.HEAD_MULTS``), the least any core
+with these units could take.
 """
 
 from dataclasses import dataclass, field
