@@ -205,3 +205,9 @@ def emb_lanes(lanes: int) -> int:
 DRAIN_X = 3        # X read -> LIF layer -> spike write (ain, min, readout)
 DRAIN_EVENTS = 6   # event -> accumulate engine -> ACC_ROWS halves: threshold read -> LIF layer -> spike or X write
 DRAIN_ATTN = 2     # last Y row -> LIF layer -> spike write
+
+# Active tokens from which a pass ends with its last issue instead of draining (hw/core.py derives the bounds):
+# the x passes in front of an event pass, the attention pass in front of proj, fc1 in front of fc2 ...
+EARLY_END_TOKENS = 4
+# ... and q, k, v in front of the attention pass, which takes a token's K and V a cycle after the last's
+EARLY_END_TOKENS_QKV = 7

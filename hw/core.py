@@ -185,8 +185,8 @@ class Core(wiring.Component):
         bb = Signal(range(self.rows["biases"] + 1))
         tb = Signal(range(self.rows["thresholds"] + 1))
         attn_on, mlp_on = Signal(), Signal()
-        many = Signal()   # the block has >= 4 active tokens
-        crowd = Signal()  # the block has >= 7 active tokens
+        many = Signal()   # the block has >= cycles.EARLY_END_TOKENS active tokens
+        crowd = Signal()  # the block has >= cycles.EARLY_END_TOKENS_QKV active tokens
         ro_fed = Signal(N)  # the step's readout of these tokens rides on its last block's last residual add
         final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
@@ -547,7 +547,7 @@ class Core(wiring.Component):
                 n_act = popcount(active)
                 with m.If(l == cfgd.blocks - 1):   # the tokens the block's last residual add reads out
                     m.d.sync += ro_fed.eq(Mux(a_on | f_on, active, 0))
-                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= 4), crowd.eq(n_act >= 7)]
+                m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= cycles.EARLY_END_TOKENS), crowd.eq(n_act >= cycles.EARLY_END_TOKENS_QKV)]
                 m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
                 with m.If(a_on):
                     goto("AIN")()
@@ -555,6 +555,16 @@ class Core(wiring.Component):
                     goto("MIN")()
                 with m.Else():
                     m.next = "ENDBLOCK"
+
+            def end_pass(nxt, early):
+                """The pass has issued its last item: ``nxt()`` now when ``early`` holds (what is still in flight
+                finds its way by its tag), else once ``drain`` has counted down."""
+                with m.If(early):
+                    nxt()
+                with m.Else():
+                    m.d.sync += drain.eq(drain - 1)
+                    with m.If(drain == 0):
+                        nxt()
 
             def x_walk(nxt, early=0):
                 """Walk the tokens reading their X rows, one a cycle (``xval`` holds it a cycle later), every
@@ -567,12 +577,8 @@ class Core(wiring.Component):
                     m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
                     with m.If(last_c(xc)):
                         m.d.sync += wk.next()
-                with m.Elif(early):
-                    nxt()
                 with m.Else():
-                    m.d.sync += drain.eq(drain - 1)
-                    with m.If(drain == 0):
-                        nxt()
+                    end_pass(nxt, early)
 
             def x_pass(name, nxt, mlayer, to, early=0):
                 """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``), spikes to ``to``."""
@@ -612,12 +618,8 @@ class Core(wiring.Component):
                             m.d.sync += eg_load(wk.cur) + [wk.next()]
                         with m.Else():
                             m.d.sync += eg_busy.eq(0)
-                    with m.If(~eg_busy & ~wk.any & early):
-                        nxt()
-                    with m.Elif(~eg_busy & ~wk.any):
-                        m.d.sync += drain.eq(drain - 1)
-                        with m.If(drain == 0):
-                            nxt()
+                    with m.If(~eg_busy & ~wk.any):
+                        end_pass(nxt, early)
                     if dest["kind"] == "lif":   # its rows go to the LIF layer (below, by their tag)
                         m.d.sync += [lif_th0.eq(th0), lif_ml.eq(mlayer), lif_to.eq(dest["to"])]
                     else:  # residual add into the X row of the half's token and chunk (rows of a token are
@@ -680,12 +682,8 @@ class Core(wiring.Component):
                         m.d.sync += wo.next()
                 # with >= 4 active tokens proj ends the pass at the last Y row's last chunk: it reads the
                 # last token's A spikes (written 3 cycles after its row) after two tokens of >= 2 cycles
-                with m.If(~wo.any & many):
-                    goto("PROJ", drain=cycles.DRAIN_EVENTS)()
-                with m.Elif(~wo.any):
-                    m.d.sync += drain.eq(drain - 1)
-                    with m.If(drain == 0):
-                        goto("PROJ", drain=cycles.DRAIN_EVENTS)()
+                with m.If(~wo.any):
+                    end_pass(goto("PROJ", drain=cycles.DRAIN_EVENTS), many)
             def last_block_done():
                 """The step's last block is done: the forced halt at the final (t, l), then the readout (which
                 walks the representatives and needs no halting decision: a late one changes nothing there)."""

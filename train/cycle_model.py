@@ -18,7 +18,7 @@ import numpy as np
 
 from dynaspike import cycles as cy
 from dynaspike.artifact import IntModel
-from dynaspike.packing import beats_per_token, images_to_patches
+from dynaspike.packing import beats_per_token
 
 from .golden import GoldenModel, GoldenResult
 
@@ -26,8 +26,6 @@ from .golden import GoldenModel, GoldenResult
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
 EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
-MANY = 4          # active tokens from which a pass may end before its pipeline drains (hw/core.py `many`)
-CROWD = 7         # ... and from which q, k, v may (`crowd`: attention reads a token's K and V a cycle apart)
 DECISION = 1      # STEP (the first step's only), BLOCK, ENDBLOCK: one cycle each (the halting checks ride
                   # on the block's last residual add)
 
@@ -48,11 +46,6 @@ def _x_pass(rows, early=False):
 def _event_pass(events, has_tokens, early=False):
     """An event pass; one that may end early (``early``, per image) ends with its last event."""
     return np.where(has_tokens, 1 + events, 0) + np.where(early, 1, cy.DRAIN_EVENTS + 1)
-
-
-def window_nonzeros(model: IntModel, images) -> np.ndarray:
-    """``(B, N)`` the non-zero pixels of each token's embedding window (the embedding skips the zero ones)."""
-    return (images_to_patches(np.asarray(images), model.config) != 0).sum(-1)
 
 
 def head_tail(cfg) -> int:
@@ -79,7 +72,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     bpt = beats_per_token(cfg)
     E = cy.emb_lanes(lanes)
     ech = -(-D // E)                                    # the embedding's chunks of E channels
-    nnz = window_nonzeros(model, images)               # (B, N) non-zero pixels of each window
+    nnz = r.emb_nonzero.numpy()                        # (B, N) non-zero pixels of each window
     # The embedding starts on a token once its window is in and the token before it is done
     # (cycles.embed_stream_end); the image's first window costs its beats ("img"), the rest is "emb".
     ends = np.array([cy.embed_stream_end(row, ech, bpt) for row in nnz.tolist()], np.int64)
@@ -110,8 +103,8 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
             if a_on:
-                by["ain"] += _x_pass(n * dc, n >= MANY)
-                by["qkv"] += _event_pass(3 * dg * beats(p + "ain"), has, n >= CROWD)
+                by["ain"] += _x_pass(n * dc, n >= cy.EARLY_END_TOKENS)
+                by["qkv"] += _event_pass(3 * dg * beats(p + "ain"), has, n >= cy.EARLY_END_TOKENS_QKV)
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 q = head_max(tr[p + "q"], active)               # (B, N), 0 for the inactive tokens
                 # A Y row goes to the LIF layer a chunk per cycle (dc cycles); the unit computes the next row
@@ -119,12 +112,12 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                 q0 = q[np.arange(B), active.argmax(1)]         # the first active token's
                 yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
                 by["attn"] += (np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
-                               + np.where(n >= MANY, 1, cy.DRAIN_ATTN + 1))
+                               + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
                 by["proj"] += _event_pass(dg * beats(p + "attn"), has)
             if f_on:
                 if not a_on:   # after an attention module, proj's residual add feeds the MLP's input LIF
-                    by["min"] += _x_pass(n * dc, n >= MANY)
-                by["fc1"] += _event_pass(hg * beats(p + "min"), has, n >= MANY)
+                    by["min"] += _x_pass(n * dc, n >= cy.EARLY_END_TOKENS)
+                by["fc1"] += _event_pass(hg * beats(p + "min"), has, n >= cy.EARLY_END_TOKENS)
                 by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
             if l == L - 1:   # the tokens whose readout rides on this block's last residual add
                 fed = active if (a_on or f_on) else np.zeros_like(active)

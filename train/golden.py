@@ -79,7 +79,7 @@ class GoldenResult:
     rep: torch.Tensor         # (B, N) int64 the representative of each token (itself unless merged)
     size: torch.Tensor        # (B, N) int64 tokens each representative stands for (0 if merged away)
     mask: torch.Tensor        # (M, T) uint8 the time-step mask applied
-    emb_pixels: torch.Tensor  # (B,) int64 non-zero pixels of the image's windows (the core skips the zero ones)
+    emb_nonzero: torch.Tensor  # (B, N) int64 non-zero pixels of each token's window (the core skips the zero ones)
     trace: dict = field(default_factory=dict)  # name -> int tensor, on request
 
     @property
@@ -249,7 +249,7 @@ class GoldenModel:
         macs = torch.full((B,), N * D * cfg.patch_dim + cfg.num_classes * D, dtype=torch.int64)
         size_out = torch.where(rep == torch.arange(N), size, torch.zeros_like(size))
         return GoldenResult(logits, counts, macs, acs, units, halt_t, halt_l, rep, size_out,
-                            mask.clone(), (x != 0).sum((1, 2)), {k: v.to(torch.int32) if v.dtype == torch.bool else v
+                            mask.clone(), (x != 0).sum(2), {k: v.to(torch.int32) if v.dtype == torch.bool else v
                                            for k, v in tr.items()})
 
 

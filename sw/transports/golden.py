@@ -100,7 +100,7 @@ def counters(res, cfg: ModelConfig) -> dict:
            "MERGED_TOKENS": N - (res.rep == np.arange(N)).sum(1).numpy(),
            "HALTED_TOKENS": ((res.halt_t >= 0) & (unit < T * L - 1)).sum(1).numpy(),
            "IN_WAIT_CYCLES": np.zeros(B, np.int64), "OUT_WAIT_CYCLES": np.zeros(B, np.int64),
-           "EMB_PIXELS": res.emb_pixels.numpy()}
+           "EMB_PIXELS": res.emb_nonzero.sum(1).numpy()}
     assert set(out) == {name for name, _ in regmap.PERF_COUNTERS}
     return {k: np.asarray(v, np.int64) & 0xFFFFFFFF for k, v in out.items()}
 
