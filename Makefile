@@ -94,7 +94,7 @@ sim: $(STAMP)
 	$(PY) -m pytest -m sim -n $(JOBS) -q
 
 # The core's lane count P: dynaspike.cycles.DEFAULT_LANES unless LANES=N is given (verilog, synth-estimate,
-# bench, bitstream, manifest).
+# bench, bitstream, manifest). `make bench LANES="16 32 64"` (more than one) runs the lane sweep instead.
 LANES_ARG = $(if $(LANES),--lanes $(LANES))
 
 # Verilog of every hw/ component and the config JSON that travels with it.
@@ -117,7 +117,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.golden_speed
 	$(PY) -m bench.driver_speed
-	$(PY) -m bench.core --images 100 $(LANES_ARG)
+	$(if $(word 2,$(LANES)),$(PY) -m bench.sweep $(LANES_ARG),$(PY) -m bench.core --images 100 $(LANES_ARG))
 
 # Switching activity of the core in RTL simulation (bench/power.py): Verilator --trace-saif on POWER_IMAGES
 # test images of the PRESET model (digits by default) on the shipped core; build/power/PRESET.saif, the copy

@@ -21,16 +21,17 @@ def make_core(lanes, cfg):
 
 
 def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None,
-             core_cfg=None, **opts):
+             core_cfg=None, optimize=True, **opts):
     """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py).
 
     ``models``: one IntModel or a list (``plan`` steps say which one each image needs); the core is
-    built for ``core_cfg`` (a ModelConfig; default: the first model's configuration).
+    built for ``core_cfg`` (a ModelConfig; default: the first model's configuration), at ``-O0`` when
+    ``optimize`` is False (``sim.runner.OPT_LEVEL``: a quick build for a few short images).
     """
     models = models if isinstance(models, list) else [models]
     cfg = models[0].config
     rtl = {"lanes": lanes, "cfg": (core_cfg or cfg).to_dict()}
-    bdir = build_dir_for("core", rtl)
+    bdir = build_dir_for("core", rtl, optimize)
     bdir.mkdir(parents=True, exist_ok=True)
     packets = [packing.pack_image(img, cfg, tag=k) for k, img in enumerate(images)]
     width = max(len(pk) for pk in packets)
@@ -41,5 +42,5 @@ def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_ru
     out = bdir / f"out-{name}.json"
     plan = plan if plan is not None else [{} for _ in images]
     run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
-               testcase=testcase)
+               testcase=testcase, optimize=optimize)
     return json.loads(out.read_text())

@@ -23,6 +23,12 @@ TINY = ModelConfig(img_size=4, patch_size=2, embed_kernel=2, dim=8, heads=2, blo
 WIDE = ModelConfig(**{**TINY.to_dict(), "dim": 12, "heads": 3})
 
 
+def run_small(models, images, name, **kw):
+    """``run_core`` on the one small core of these tests: P = 8, sized for WIDE, so the TINY models run on a
+    core larger than they need (every size comes from the loaded model); a quick (-O0) build."""
+    return run_core(models, images, 8, name, core_cfg=WIDE, optimize=False, **kw)
+
+
 def check_against_golden(model, images, lanes, rec, dense=False, only=None):
     """Logits, AC and token counters and the cycle count of every recorded image (or those in ``only``)."""
     cfg = model.config
@@ -55,7 +61,7 @@ def tiny_images(n, seed=0, cfg=TINY):
 def test_core_tiny_model_matches_golden():
     model = random_model(TINY, 1)
     images = tiny_images(3)
-    rec = run_core(model, images, 8, "tiny", plan=[{"taps": True}] * 3, log_states=True)
+    rec = run_small(model, images, "tiny", plan=[{"taps": True}] * 3, log_states=True)
     check_against_golden(model, images, 8, rec)
     check_taps(model, images, rec)
 
@@ -116,8 +122,8 @@ def test_core_streams_with_idle_gaps_and_backpressure():
     CYCLES - IN_WAIT_CYCLES is still the cycle model's count."""
     model = random_model(WIDE, 2)
     images = tiny_images(4, seed=3, cfg=WIDE)
-    rec = run_core(model, images, 8, "wide-idle", plan=[{"taps": k % 2 == 0} for k in range(4)],
-                   idle=0.9, stall=0.4, seed=7)
+    rec = run_small(model, images, "wide-idle", plan=[{"taps": k % 2 == 0} for k in range(4)],
+                    idle=0.9, stall=0.4, seed=7)
     check_against_golden(model, images, 8, rec)
     c = [r["counters"] for r in rec["images"]]
     assert sum(x["IN_WAIT_CYCLES"] for x in c) > 0 and sum(x["OUT_WAIT_CYCLES"] for x in c) > 0
@@ -130,7 +136,7 @@ def test_core_saturating_model():
     images = tiny_images(3, seed=5, cfg=WIDE)
     seen = saturation_seen(GoldenModel(model).run(images, trace=True).trace)
     assert seen == {"embedding": True, "residual": True}, seen
-    rec = run_core(model, images, 8, "wide-saturating", plan=[{"taps": True}] * 3)
+    rec = run_small(model, images, "wide-saturating", plan=[{"taps": True}] * 3)
     check_against_golden(model, images, 8, rec)
     check_taps(model, images, rec)
 
@@ -141,7 +147,7 @@ def test_core_soft_reset_mid_inference_and_model_reload():
     images = tiny_images(4, seed=4)
     halfway = int(cycle_model.predict_cycles(a, images[1:2], 8)[0]) // 2   # mid-inference, whatever its length
     plan = [{"model": 0}, {"model": 0, "soft_reset_after": halfway}, {"model": 1, "taps": True}, {"model": 0}]
-    rec = run_core([a, b], images, 8, "tiny-reset", plan=plan)
+    rec = run_small([a, b], images, "tiny-reset", plan=plan)
     assert rec["images"][1]["busy_before_reset"] == 1, "the soft reset did not hit a running inference"
     st = rec["images"][1]["status_after_reset"]
     assert (st["BUSY"], st["ERROR"], st["MODEL_LOADED"]) == (0, 0, 1), st
@@ -161,7 +167,7 @@ def test_core_refuses_bad_input_and_recovers():
     field = 9  # num_classes: config beat 9 // 4, bits 16 * (9 % 4)
     payload[1 + field // 4] = (int(payload[1 + field // 4]) & ~(0xFFFF << 16 * (field % 4))) | (2 << 16 * (field % 4))
     inconsistent = packing._packet(packing.Kind.MODEL, 8, payload)
-    rec = run_core(model, images, 8, "tiny-errors", testcase="core_refuses_bad_input",
+    rec = run_small(model, images, "tiny-errors", testcase="core_refuses_bad_input",
                    extra={"model_big": packing.pack_model(big, 8), "image_short": short,
                           "model_inconsistent": inconsistent})
     want = {"start_without_model": "NO_MODEL", "bad_magic": "BAD_MAGIC", "bad_checksum": "BAD_CHECKSUM",
@@ -198,7 +204,7 @@ def test_core_second_configuration_and_model_shape():
     chunks, the last one half full)."""
     model = random_model(SECOND, 11)
     images = digits_test_images(3, start=20)[0]
-    rec = run_core(model, images, 64, "second", plan=[{"taps": True}, {}, {"dense": True}])
+    rec = run_core(model, images, 64, "second", plan=[{"taps": True}, {}, {"dense": True}], optimize=False)
     check_against_golden(model, images, 64, rec, only=(0, 1))
     check_against_golden(model, images, 64, rec, dense=True, only=(2,))
     check_taps(model, images[:1], {"images": rec["images"][:1]})

@@ -107,24 +107,26 @@ class SimTransport(Transport):
 # ------------------------------------------------------------------------------------------ host side
 def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, make_component=None,
                       name: str = "core", rtl_params: dict | None = None, sim_ms: float = 100.0,
-                      max_wait_cycles: int = MAX_WAIT_CYCLES) -> dict:
+                      max_wait_cycles: int = MAX_WAIT_CYCLES, optimize: bool = True) -> dict:
     """Build the core (``make_component(**rtl_params)``, default ``hw.core.Core(lanes, cfg)``), run
     ``fn(transport, **args)`` inside the simulation and return ``{"value": fn's return value, "timing":
-    run_cocotb's timings}``. ``sim_ms`` bounds the simulated time of the whole session. A failure inside
-    (an exception from ``fn``) raises ``sim.runner.SimFailure`` with its message."""
+    run_cocotb's timings}``. ``sim_ms`` bounds the simulated time of the whole session; ``optimize=False``
+    makes a quick (-O0) build (``sim.runner.OPT_LEVEL``). A failure inside (an exception from ``fn``) raises
+    ``sim.runner.SimFailure`` with its message."""
     from bitstreams import manifest as mf
     from dynaspike import packing
     from sim.core_run import make_core
     from sim.runner import build_dir_for, run_cocotb
 
     rtl = rtl_params if rtl_params is not None else {"lanes": lanes, "cfg": cfg.to_dict()}
-    build_dir_for(name, rtl).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=build_dir_for(name, rtl)) as tmp:
+    bdir = build_dir_for(name, rtl, optimize)
+    bdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=bdir) as tmp:
         out = Path(tmp) / "value.json"
         manifest = mf.make(packing.capacity_for(cfg, lanes), cfg, tool=None, utilization=None, timing=None)
         params = {"fn": fn, "args": args or {}, "out": str(out), "manifest": manifest, "sim_ms": sim_ms,
                   "max_wait_cycles": max_wait_cycles}
-        timing = run_cocotb(name, make_component or make_core, rtl, TESTBENCH, params)
+        timing = run_cocotb(name, make_component or make_core, rtl, TESTBENCH, params, optimize=optimize)
         if not out.exists():
             raise DriverError(f"the simulation ended without a value from {fn}")
         return {"value": json.loads(out.read_text()), "timing": timing}
