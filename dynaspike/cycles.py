@@ -199,14 +199,14 @@ def emb_lanes(lanes: int) -> int:
     """Embedding multipliers of a core with ``lanes`` P (never more than P: a chunk of E lanes fills part of a row)."""
     return min(EMB_LANES, lanes)
 
-# The sequencer (hw/core.py) runs an inference as passes. A pass walks the tokens of a mask through one
+# The sequencer (hw/core_passes.py) runs an inference as passes. A pass walks the tokens of a mask through one
 # pipeline: one cycle to enter it (its walker loads), its issue cycles, then DRAIN cycles for the
 # pipeline to empty and one to leave. The drains are the pipelines' depths past the last issue.
 DRAIN_X = 3        # X read -> LIF layer -> spike write (ain, min, readout)
 DRAIN_EVENTS = 6   # event -> accumulate engine -> ACC_ROWS halves: threshold read -> LIF layer -> spike or X write
 DRAIN_ATTN = 2     # last Y row -> LIF layer -> spike write
 
-# Active tokens from which a pass ends with its last issue instead of draining (hw/core.py derives the bounds):
+# Active tokens from which a pass ends with its last issue instead of draining (hw/core_passes.py derives the bounds):
 # the x passes in front of an event pass, the attention pass in front of proj, fc1 in front of fc2 ...
 EARLY_END_TOKENS = 4
 # ... and q, k, v in front of the attention pass, which takes a token's K and V a cycle after the last's

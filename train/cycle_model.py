@@ -1,6 +1,6 @@
 """The core's cycle model: the exact CYCLES count of an inference, from the golden model's spike maps.
 
-The sequencer (hw/core.py, docs/hardware.md "Sequencer") runs an inference as a fixed order of passes; each
+The sequencer (hw/core_passes.py, docs/hardware.md "Sequencer") runs an inference as a fixed order of passes; each
 pass costs what ``dynaspike.cycles`` says for the tokens it walks and the spikes it finds. This module
 replays that order over the golden model's trace (which tokens were active at each block, every spike
 map), so it predicts the RTL's cycle counter exactly, image by image, and splits the count by pass.
