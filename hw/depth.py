@@ -313,7 +313,12 @@ class _Graph:
                 "through": steps}
 
 
-def analyze(netlist: dict, top: str | None = None, worst: int = 10) -> dict:
+#: the logic depth the throughput issue asks for: endpoints deeper than this are listed by signal
+DEPTH_LIMIT = 10
+
+
+def analyze(netlist: dict, top: str | None = None, worst: int = 10, limit: int = DEPTH_LIMIT,
+            groups: int = 25) -> dict:
     """The depth report of module ``top`` (default: the one with the ``top`` attribute, else the only one)
     of a yosys JSON netlist (``json.load`` of ``write_json``'s output).
 
@@ -322,6 +327,9 @@ def analyze(netlist: dict, top: str | None = None, worst: int = 10) -> dict:
     per pair of start and end signal (the bits of one bus count once), each ``{"lut", "carry", "muxf",
     "start", "start_kind", "end", "end_kind", "through"}``; ``"longest_carry"``: the path with the most
     carry levels (ties by LUT levels), same fields; ``"histogram"``: ``{LUT levels: endpoint bits}``;
+    ``"over_limit"``: the endpoints deeper than ``limit`` LUT levels, ``{"limit", "endpoint_bits", "signals":
+    [{"end", "bits", "lut"}]}`` by endpoint signal (the bits of a bus together), deepest first, at most
+    ``groups`` of them: what a pipelining effort has to cover;
     ``"endpoints"``, ``"loops"`` (combinational loops, expected empty; endpoints behind one are left out),
     ``"gated_clocks"`` (clock pins reached through any LUT, MUXF or carry level), ``"dsp"``, ``"dsp_unregistered"``,
     ``"opaque"`` (``{cell type: count}`` treated as registered), ``"seconds"``}.
@@ -362,10 +370,20 @@ def analyze(netlist: dict, top: str | None = None, worst: int = 10) -> dict:
         p = g.path(b, c_pred, carry_order, c_arrival[b])
         longest_carry = {**p, "start": _label(p["start"]), "end": _label((name, idx)), "end_kind": kind}
 
+    over, deepest = Counter(), {}
+    for name, _, _, b in data:
+        levels = arrival[b] // (_F * _F)
+        if levels > limit:
+            over[name] += 1
+            deepest[name] = max(deepest.get(name, 0), levels)
+    signals = sorted(over, key=lambda n: (-deepest[n], -over[n], n))[:groups]
+    over_limit = {"limit": limit, "endpoint_bits": sum(over.values()),
+                  "signals": [{"end": n, "bits": over[n], "lut": deepest[n]} for n in signals]}
+
     head = paths[0] if paths else {"lut": 0, "carry": 0, "muxf": 0, "start": None, "end": None}
     return {"lut_levels": head["lut"], "carry_levels": head["carry"], "muxf": head["muxf"],
             "start": head["start"], "end": head["end"], "worst": paths, "longest_carry": longest_carry,
-            "histogram": {str(k): hist[k] for k in sorted(hist)}, "endpoints": len(data),
+            "histogram": {str(k): hist[k] for k in sorted(hist)}, "endpoints": len(data), "over_limit": over_limit,
             "loops": g.loops(left) if left else [], "gated_clocks": gated,
             "dsp": g.counts["dsp"], "dsp_unregistered": g.counts["dsp_unregistered"],
             "opaque": dict(g.counts["opaque"]), "seconds": round(time.monotonic() - t0, 2)}
@@ -390,6 +408,9 @@ def main(argv=None):
     if r["longest_carry"]:
         print("most carry levels:", describe(r["longest_carry"]))
     print(f"LUT levels at {r['endpoints']} endpoint bits: {r['histogram']}")
+    o = r["over_limit"]
+    print(f"{o['endpoint_bits']} endpoint bits deeper than {o['limit']} LUT levels"
+          + (": " + ", ".join(f"{x['end']} ({x['bits']} bits, {x['lut']})" for x in o["signals"]) if o["signals"] else ""))
     for loop in r["loops"]:
         print("combinational loop:", " -> ".join(f"{c} {n}" for c, n in zip(loop["cells"], loop["nets"])))
     if args.json:

@@ -221,10 +221,11 @@ class ModelLoader(wiring.Component):
                                 Mux(sid["mask"] | sid["halt_lut"], 8, 32)))
         el = Signal(range(8))                  # element of the current beat
         n_el = Mux(bits == 16, 4, Mux(bits == 8, 8, 2))
-        raw = Signal(32)
-        m.d.comb += raw.eq((beat.data >> mul(el, bits))[:32])
+        # element `el` of the beat, one multiplexer per width (a shift by el * bits was a multiplier and a
+        # 64-bit barrel shifter in front of every element register: the loader's deepest path)
         val = Signal(signed(32))
-        m.d.comb += val.eq(Mux(bits == 16, raw[:16].as_signed(), Mux(bits == 8, raw[:8], raw.as_signed())))
+        m.d.comb += val.eq(Mux(bits == 16, beat.data.word_select(el[:2], 16).as_signed(),
+                               Mux(bits == 8, beat.data.word_select(el, 8), beat.data.word_select(el[:1], 32).as_signed())))
         image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()
         last_el = el == n_el - 1
         m.d.comb += self.i.ready.eq(image | last_el)

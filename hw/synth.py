@@ -133,6 +133,10 @@ def main(argv=None):
             print(f"{name:<15}{depth.describe(d['worst'][0])}")
         if d["longest_carry"] and d["longest_carry"]["carry"] > d["carry_levels"]:
             print(f"{'':<15}most carry: {depth.describe(d['longest_carry'])}")
+        o = d.get("over_limit")
+        if o and o["endpoint_bits"]:
+            print(f"{'':<15}{o['endpoint_bits']} of {d['endpoints']} endpoint bits deeper than {o['limit']} LUT "
+                  f"levels; deepest signals: " + ", ".join(f"{x['end']} {x['lut']}" for x in o["signals"][:8]))
         caveats = [f"{d['dsp_unregistered']} of {d['dsp']} DSP48E1 without MREG or PREG (counted as registered)"
                    ] if d["dsp_unregistered"] else []
         caveats += [f"{n} {t} treated as registered" for t, n in d["opaque"].items()]

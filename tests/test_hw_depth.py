@@ -221,3 +221,13 @@ def test_synth_reports_the_depth_of_a_small_design(tmp_path):
     assert sum(d["histogram"].values()) == d["endpoints"] > 0
     assert d["longest_carry"]["carry"] >= d["carry_levels"]
     assert (tmp_path / "acc.netlist.json").exists()  # small: kept
+
+
+def test_endpoints_over_the_limit_are_grouped_by_signal():
+    # a chain of four LUTs into a 2-bit register `deep` (both bits 4 levels), one LUT into `shallow`
+    cells = {"r0": fdre("0", 10), "l0": lut(10, 11), "l1": lut(11, 12), "l2": lut(12, 13), "l3": lut(13, 14),
+             "d0": fdre(14, 20), "d1": fdre(14, 21), "s0": fdre(11, 22)}
+    names = {"src": [10], "deep": [20, 21], "shallow": [22]}
+    r = depth.analyze(netlist(cells, names), limit=3)
+    assert r["over_limit"] == {"limit": 3, "endpoint_bits": 2, "signals": [{"end": "deep", "bits": 2, "lut": 4}]}
+    assert depth.analyze(netlist(cells, names))["over_limit"]["endpoint_bits"] == 0   # the default limit, 10
