@@ -174,6 +174,9 @@ def main(argv=None):
     })
     print(f"  XC7Z020 (yosys estimate, the core that holds {', '.join(paths)}): LUT {figures['lut_util']:.1%}, "
           f"FF {figures['ff_util']:.1%}, BRAM {figures['bram_util']:.1%}, DSP {figures['dsp_util']:.1%}")
+    old = Path(args.json)
+    if old.exists() and "sweep" in (prev := json.loads(old.read_text())):
+        figures["sweep"] = prev["sweep"]   # the lane sweep's table (bench.sweep) stays until it is rerun
     write_json(args.json, figures)
     print(f"wrote {args.json}")
 
