@@ -67,6 +67,7 @@ def draw(lanes: int, out: Path):
 
     b = boxes(lanes)
     plt.rcParams["svg.fonttype"] = "none"   # text stays text: small and searchable
+    plt.rcParams["svg.hashsalt"] = "dynaspike"   # fixed element ids: the same design gives the same file
     fig, ax = plt.subplots(figsize=(16, 9.2))
     ax.set_xlim(0, 15.2)
     ax.set_ylim(0, 8.9)
