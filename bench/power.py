@@ -9,7 +9,8 @@ writes into ``--out``:
 - ``<data set>.saif``: Verilator's SAIF of the whole run (model load, the images, the host's idle cycles);
 - ``<data set>.vivado.saif``: the same activity re-rooted where the core sits in the bitstream's block design
   (``sim/system_i/dynaspike_core_0/inst/core``), what ``make bitstream`` reads (``read_saif -strip_path sim``);
-- ``<data set>.json`` (printed too): toggles, bits and toggle rate per component, the cycles the SAIF covers
+- ``<data set>.json`` (printed too): toggles, bits and toggle rate per component (and the total with a net
+  seen at several hierarchy levels counted once, ``toggles_distinct``: ``sim.saif``), the cycles the SAIF covers
   against the images' CYCLES (active) and the rest (load and idle), the events of the images (block RAM rows
   by memory, accumulates, LIF lane updates, DSP operations: ``dynaspike.energy.events`` of the measured
   counters) and the activity model's energy per image, with the model, images and SAIF it belongs to.
@@ -99,7 +100,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
         "cycles_saif": s["cycles"], "cycles_active": active, "cycles_other": s["cycles"] - active,
         "duration_s": s["cycles"] / cap.clock_hz,
         "cycles_per_image_mean": float(cycles.mean()),
-        "toggles": s["toggles"], "bits": s["bits"], "toggle_rate": s["toggle_rate"],
+        "toggles": s["toggles"], "toggles_distinct": s["toggles_distinct"], "bits": s["bits"],
+        "toggle_rate": s["toggle_rate"],
         "components": dict(sorted(s["components"].items(), key=lambda kv: -kv[1]["toggles"])),
         "events": {k: float(v) for k, v in ev.items()},
         "energy_uj_fpga_mean": float(np.mean(e["total_uj"])),
@@ -128,6 +130,8 @@ def calibrate(a: dict, b: dict) -> dict:
     per_event = {g: groups[g] / ev[e] if ev[e] else None for g, e in CALIBRATION.items()}
     per_event["rest per active cycle"] = rest / ev["cycles"] if ev["cycles"] else None
     return {"images": n, "toggles_per_image": comps, "toggles_per_image_total": sum(comps.values()),
+            # a net seen at several hierarchy levels once (sim.saif): what the netlist would count
+            "toggles_per_image_distinct": (b["toggles_distinct"] - a["toggles_distinct"]) / n,
             "cycles_per_image": ev["cycles"], "toggles_per_event": per_event,
             "events": {g: CALIBRATION[g] for g in CALIBRATION}}
 
@@ -139,7 +143,8 @@ def print_summary(r: dict):
     print(f"  cycles: {r['cycles_saif']} in the SAIF, {r['cycles_active']} active (the images' CYCLES, "
           f"{r['cycles_per_image_mean']:.1f} per image), {r['cycles_other']} load and idle")
     print(f"  toggles {r['toggles']} over {r['bits']} bits: {r['toggle_rate']:.4f} per bit per cycle, "
-          f"{r['toggles_per_active_cycle']:.0f} per active cycle")
+          f"{r['toggles_per_active_cycle']:.0f} per active cycle; {r['toggles_distinct']} with a net seen at "
+          "several hierarchy levels counted once")
     print(f"  {'component':24s} {'bits':>8s} {'toggles':>12s} {'rate':>8s}")
     for k, v in r["components"].items():
         print(f"  {k:24s} {v['bits']:>8d} {v['toggles']:>12d} {v['toggle_rate']:>8.4f}")
@@ -152,7 +157,9 @@ def print_summary(r: dict):
     c = r.get("calibration")
     if c:
         print(f"  calibration (runs of {r['images']} and {r['images'] + c['images']} images): "
-              f"{c['toggles_per_image_total']:.0f} toggles per image ({c['cycles_per_image']:.0f} cycles)")
+              f"{c['toggles_per_image_total']:.0f} toggles per image ({c['cycles_per_image']:.0f} cycles), "
+              f"{c['toggles_per_image_distinct']:.0f} counting each net once "
+              f"({c['toggles_per_image_distinct'] / c['toggles_per_image_total']:.2f})")
         print("    toggles per image: " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                    sorted(c["toggles_per_image"].items(), key=lambda kv: -kv[1])))
         print("    toggles per event: " + ", ".join(

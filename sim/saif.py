@@ -102,11 +102,29 @@ def _activity(inst) -> tuple:
     return bits, tc
 
 
+def _distinct_toggles(inst) -> int:
+    """Toggles under ``inst`` with every group of bits of equal activity (``T0``, ``T1``, ``TC``) counted once.
+
+    A wire that crosses hierarchy levels appears in the SAIF once per level (a component's output port, the
+    parent's wire, the next component's input port: the accumulate engine's 1,536-bit result four times), and
+    the netlist has it once. Bits of the same index (``[k]``) with equal high and low times and toggle count
+    over a whole run are taken for one net. A heuristic: two different nets may agree by chance, and a
+    port connected to a slice at another offset is still counted twice."""
+    seen = set()
+    for _, node in _walk(inst, ""):
+        for name, v in _nets(node):
+            if v.get("TC", 0):
+                index = name[name.rindex("["):] if name.endswith("]") else ""
+                seen.add((index, v.get("T0"), v.get("T1"), v["TC"]))
+    return sum(key[-1] for key in seen)
+
+
 def summary(tree: list, top: str = "top", clock: str = "clk") -> dict:
     """Activity of the design under the instance ``top``, per direct child (component) and the top's own
-    nets: ``{"cycles", "duration", "timescale", "bits", "toggles", "toggle_rate", "components": {name:
-    {"bits", "toggles", "toggle_rate"}}}``; the toggle rate is toggles per bit per clock cycle, the cycles
-    are the ``clock`` net's transitions / 2."""
+    nets: ``{"cycles", "duration", "timescale", "bits", "toggles", "toggles_distinct", "toggle_rate",
+    "components": {name: {"bits", "toggles", "toggle_rate"}}}``; the toggle rate is toggles per bit per clock
+    cycle, the cycles are the ``clock`` net's transitions / 2; ``toggles_distinct`` counts a net seen at
+    several hierarchy levels once (``_distinct_toggles``)."""
     path, inst = find(tree, top)
     clk = dict(_nets(inst)).get(clock)
     if clk is None:  # the clock may be a port of the simulation's top scope above the design
@@ -128,8 +146,8 @@ def summary(tree: list, top: str = "top", clock: str = "clk") -> dict:
     bits, tc = sum(v["bits"] for v in comps.values()), sum(v["toggles"] for v in comps.values())
     h = header(tree)
     return {"instance": path, "cycles": cycles, "duration": int(h["DURATION"]) if "DURATION" in h else None,
-            "timescale": h.get("TIMESCALE"), "bits": bits, "toggles": tc, "toggle_rate": rate(bits, tc),
-            "components": comps}
+            "timescale": h.get("TIMESCALE"), "bits": bits, "toggles": tc, "toggles_distinct": _distinct_toggles(inst),
+            "toggle_rate": rate(bits, tc), "components": comps}
 
 
 def _atom(x) -> str:

@@ -58,6 +58,15 @@ def test_summary_per_component_by_hand():
     assert s["components"]["acc"] == {"bits": 3, "toggles": 10, "toggle_rate": 10 / 30}   # inner included
     assert s["components"]["lif"] == {"bits": 1, "toggles": 0, "toggle_rate": 0.0}
     assert (s["bits"], s["toggles"]) == (7, 45) and s["toggle_rate"] == 45 / 70
+    # top's clk and q bits and acc's s[0] have activities of their own; inner's z (no T0 / T1) too
+    assert s["toggles_distinct"] == 45
+
+
+def test_distinct_toggles_count_a_wire_seen_at_two_levels_once():
+    text = TEXT.replace("(s\\[0\\] (T0 1) (T1 2) (TC 4))", "(s\\[0\\] (T0 60000) (T1 40000) (TZ 0) (TX 0) (TB 0) (TC 10))")
+    s = saif.summary(saif.parse(text), top="top", clock="clk")
+    # acc's s[0] is now top's q[0] seen inside acc: its 10 toggles count once
+    assert s["toggles"] == 51 and s["toggles_distinct"] == 41
 
 
 def test_reroot_nests_the_core_where_vivado_has_it_and_keeps_its_activity():
