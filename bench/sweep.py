@@ -38,15 +38,14 @@ BUDGET = {"lut": 0.60, "ff": 0.60, "bram36": 0.85, "dsp": 0.90}
 
 def model_figures(model, images, lanes: int, core_cfg, rtl_images: int, name: str) -> dict:
     """Cycle-model figures of ``model`` on ``images`` at ``lanes``; the first ``rtl_images`` checked in RTL."""
-    gm = GoldenModel(model)
-    pred = cycle_model.predict(model, images, lanes, gm=gm)
-    acs = gm.run(images).acs_total.numpy()
+    g = GoldenModel(model).run(images, trace=True)   # one run: the cycle model's trace, ACs and logits
+    pred = cycle_model.predict(model, images, lanes, golden=g)
+    acs = g.acs_total.numpy()
+    golden = g.logits.numpy()
     checked = 0
     if rtl_images:
-        sub = images[:rtl_images]
-        golden = gm.run(sub).logits.numpy()
-        for k, (logits, cycles, _) in enumerate(rtl_cycles(model, sub, lanes, False, f"sweep-{name}-p{lanes}",
-                                                          core_cfg)):
+        for k, (logits, cycles, _) in enumerate(rtl_cycles(model, images[:rtl_images], lanes, False,
+                                                          f"sweep-{name}-p{lanes}", core_cfg)):
             if cycles != pred.cycles[k] or not np.array_equal(logits, golden[k]):
                 raise SystemExit(f"P = {lanes}, {name} image {k}: RTL {cycles} cycles, cycle model "
                                  f"{pred.cycles[k]}; logits equal: {np.array_equal(logits, golden[k])}")
