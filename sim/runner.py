@@ -20,8 +20,8 @@ files use. It handles every pitfall listed in ``../shared/TOOLCHAIN.md``:
   switching activity of the whole run to that file (``make power``, bench/power.py).
 
 One build directory per (component, RTL parameter set, optimisation): ``build/sim/<name>-<hash of params>/``
-(``-O0`` appended for the quick builds). Verilator
-rebuilds only what changed, so a second run with the same parameters costs about 0.1 s of build time.
+(``-O0`` appended for the quick builds). Verilator rebuilds only what changed, so a second run with the same
+parameters costs about 0.1 s of build time.
 
 Test parameters (seeds, case counts, the RTL parameters themselves) reach the testbench as JSON in the
 environment variable ``DYNASPIKE_TB_PARAMS``; a testbench reads them with :func:`tb_params`.

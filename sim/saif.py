@@ -103,7 +103,8 @@ def _activity(inst) -> tuple:
 
 
 def _distinct_toggles(inst) -> int:
-    """Toggles under ``inst`` with every group of bits of equal activity (``T0``, ``T1``, ``TC``) counted once.
+    """Toggles under ``inst`` with each group of bits of equal index and activity (``T0``, ``T1``, ``TC``)
+    counted once.
 
     A wire that crosses hierarchy levels appears in the SAIF once per level (a component's output port, the
     parent's wire, the next component's input port: the accumulate engine's 1,536-bit result four times), and
