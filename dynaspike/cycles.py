@@ -89,8 +89,9 @@ def halt_cycles(tokens: int) -> int:
     """Cycles for ``tokens`` back-to-back halting checks."""
     return _pipelined(tokens, HALT_LATENCY, "halt_cycles")
 
-#: Token merge (hw/merge.py): one cycle of parallel comparison, one of picking the representative.
-MERGE_LATENCY = 2
+#: Token merge (hw/merge.py): one cycle to register the token, one for its distances to the earlier tokens, one
+#: to compare them with the threshold, one to pick the representative.
+MERGE_LATENCY = 4
 
 
 def merge_cycles(tokens: int) -> int:

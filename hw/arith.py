@@ -1,6 +1,6 @@
 """Small arithmetic helpers for control logic."""
 
-from amaranth.hdl import Const, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed
 
 
 def mul(a, b):
@@ -40,6 +40,38 @@ def saturate(value, bits: int):
     sign = value[width - 1]
     limit = Mux(sign, Const(-(1 << (bits - 1)), signed(bits)), Const((1 << (bits - 1)) - 1, signed(bits)))
     return Mux(fits, value[:bits].as_signed(), limit)
+
+
+def prefix_or(bits):
+    """Bit ``k``: any of ``bits[0 .. k-1]`` (exclusive prefix OR; ``bits & ~prefix_or(bits)`` is the lowest
+    set bit one-hot). Each bit is its own OR tree (two LUT levels up to 36 bits)."""
+    n = len(bits)
+    return Cat(Const(0, 1), *(bits[:k].any() for k in range(1, n)))[:n]
+
+
+def at_most_one(bits):
+    """Whether ``bits`` has at most one bit set: a balanced tree of (any, several) pairs, log2 deep."""
+    terms = [(bits[k], Const(0, 1)) for k in range(len(bits))]
+    while len(terms) > 1:
+        terms = [(terms[k][0] | terms[k + 1][0], terms[k][1] | terms[k + 1][1] | (terms[k][0] & terms[k + 1][0]))
+                 if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
+    return ~terms[0][1] if terms else Const(1, 1)
+
+
+def at_most_two(bits):
+    """Whether ``bits`` has at most two bits set: a balanced tree of (any, two or more, three or more) flags,
+    log2 deep and free of adders (which synthesis would map to carry chains, one per level)."""
+    terms = [(Value.cast(bits[k]), Const(0, 1), Const(0, 1)) for k in range(len(bits))]
+    while len(terms) > 1:
+        nxt = []
+        for k in range(0, len(terms), 2):
+            if k + 1 == len(terms):
+                nxt.append(terms[k])
+                continue
+            (a1, a2, a3), (b1, b2, b3) = terms[k], terms[k + 1]
+            nxt.append((a1 | b1, a2 | b2 | (a1 & b1), a3 | b3 | (a2 & b1) | (a1 & b2)))
+        terms = nxt
+    return ~terms[0][2] if terms else Const(1, 1)
 
 
 def lowest_set(m, bits, name: str):

@@ -9,14 +9,14 @@ largest per-head spike count. A head whose ``V_jh`` is all zero adds nothing, so
 Only active (not halted, not merged) tokens are ever sent, so skipped tokens cost nothing.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import ATTN_PHASE_OVERHEAD
 
-from .arith import lowest_set
+from .arith import at_most_one, lowest_set
 
 
 def kv_layout(max_tokens: int, dim: int) -> data.StructLayout:
@@ -90,15 +90,28 @@ class AttentionKV(wiring.Component):
         # next packet's tokens (already waiting on the other port or this one) cannot slip in.
         closed = Signal()
 
-        # One spike per head per cycle: the lowest remaining bit of each head's slice.
-        sel, rem_next = [], Signal(self.dim)
+        # One spike per head per cycle: the lowest remaining bit of each head's slice. `sel` and `has` are
+        # registers, set with `rem` (from the token taken, or from what is left after this cycle), so the
+        # KV row read starts from a flip-flop rather than behind a priority tree.
+        sel = [Signal(range(max(dh, 2)), name=f"sel{h}") for h in range(H)]
+        has = Signal(H)
+        single = Signal(H)    # the head has at most one spike left: this cycle's is its last
+        rem_next = Signal(self.dim)
         for h in range(H):
             part = rem[h * dh:(h + 1) * dh]
-            sel.append(lowest_set(m, part, f"sel{h}")[0])
-            m.d.comb += rem_next[h * dh:(h + 1) * dh].eq(part & (part - 1))
+            m.d.comb += rem_next[h * dh:(h + 1) * dh].eq(part & ~(Const(1, dh) << sel[h]))
+        rem_load = Signal(self.dim)   # rem's next value when it changes (see `rem_we`)
+        rem_we = Signal()
+        for h in range(H):
+            part = rem_load[h * dh:(h + 1) * dh]
+            idx, any_ = lowest_set(m, part, f"sel{h}_next")
+            with m.If(rem_we):
+                m.d.sync += [sel[h].eq(idx), has[h].eq(any_), single[h].eq(at_most_one(part))]
+        with m.If(rem_we):
+            m.d.sync += rem.eq(rem_load)
         # The Y phase may only finish a token when its row can go into the output register.
         out_free = ~self.o.valid | self.o.ready
-        would_finish = rem_next == 0
+        would_finish = single.all()   # rem_next == 0, from registers
         step = busy & (~y_phase | out_free | ~would_finish)
         finishing = step & would_finish
         take = ~busy | finishing  # the working registers are free (now or after this cycle)
@@ -108,25 +121,24 @@ class AttentionKV(wiring.Component):
 
         # ---- process one spike per head
         for h in range(H):
-            has = rem[h * dh:(h + 1) * dh].any()
             row_valid = kv_valid[h].bit_select(sel[h], 1)
             m.d.comb += kv_rd[h].addr.eq(sel[h])
             row = [Mux(row_valid, kv_rd[h].data[c], 0) for c in range(dh)]
             # KV phase: KV_h[a, :] += size * V_h for the K spike a.
-            m.d.comb += [kv_wr[h].addr.eq(sel[h]), kv_wr[h].en.eq(step & ~y_phase & has)]
+            m.d.comb += [kv_wr[h].addr.eq(sel[h]), kv_wr[h].en.eq(step & ~y_phase & has[h])]
             m.d.comb += [kv_wr[h].data[c].eq(row[c] + Mux(v[h * dh + c], size, 0)) for c in range(dh)]
-            with m.If(step & ~y_phase & has):
+            with m.If(step & ~y_phase & has[h]):
                 m.d.sync += kv_valid[h].bit_select(sel[h], 1).eq(1)
             # Y phase: Y_h += KV_h[a, :] for the Q spike a.
             with m.If(step & y_phase):
                 for c in range(dh):
                     add = Signal.like(y[h][c], name=f"yadd{h}_{c}")
-                    m.d.comb += add.eq(y[h][c] + Mux(has, row[c], 0))
+                    m.d.comb += add.eq(y[h][c] + Mux(has[h], row[c], 0))
                     m.d.sync += y[h][c].eq(add)
                     with m.If(finishing):
                         m.d.sync += self.o.payload.y[h * dh + c].eq(add)
         with m.If(step):
-            m.d.sync += rem.eq(rem_next)
+            m.d.comb += [rem_we.eq(1), rem_load.eq(rem_next)]
             with m.If(finishing):
                 m.d.sync += busy.eq(0)
                 with m.If(y_phase):
@@ -146,14 +158,15 @@ class AttentionKV(wiring.Component):
             for h in range(H):
                 m.d.comb += eff[h * dh:(h + 1) * dh].eq(
                     p.k[h * dh:(h + 1) * dh] & p.v[h * dh:(h + 1) * dh].any().replicate(dh))
-            m.d.sync += [busy.eq(1), rem.eq(eff), v.eq(p.v), size.eq(p.size), last.eq(p.last),
-                         closed.eq(p.last), kv_first.eq(0)]
+            m.d.comb += [rem_we.eq(1), rem_load.eq(eff)]
+            m.d.sync += [busy.eq(1), v.eq(p.v), size.eq(p.size), last.eq(p.last), closed.eq(p.last),
+                         kv_first.eq(0)]
             with m.If(kv_first):
                 # No row of this head is being written now: the previous packet's last write was at
                 # least a Y phase ago.
                 m.d.sync += [kv_valid[h].eq(0) for h in range(H)]
         with m.If(self.q_i.valid & self.q_i.ready):
-            m.d.sync += [busy.eq(1), rem.eq(self.q_i.payload.q), last.eq(self.q_i.payload.last),
-                         closed.eq(self.q_i.payload.last)]
+            m.d.comb += [rem_we.eq(1), rem_load.eq(self.q_i.payload.q)]
+            m.d.sync += [busy.eq(1), last.eq(self.q_i.payload.last), closed.eq(self.q_i.payload.last)]
             m.d.sync += [y[h][c].eq(0) for h in range(H) for c in range(dh)]
         return m

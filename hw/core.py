@@ -184,12 +184,12 @@ class Core(wiring.Component):
         many = Signal()   # the block has >= cycles.EARLY_END_TOKENS active tokens
         crowd = Signal()  # the block has >= cycles.EARLY_END_TOKENS_QKV active tokens
         ro_fed = Signal(N)  # the step's readout of these tokens rides on its last block's last residual add
-        final = (t == cfgd.steps - 1) & (l == cfgd.blocks - 1)
+        final = (t == cfgd.steps_last) & (l == cfgd.blocks_last)
         mask_bit = lambda mod: ld.mask.bit_select(mul(mod, g.Tmax) + t, 1)  # noqa: E731
         dmask = Signal(g.DP)  # channels < D
         m.d.comb += dmask.eq(~(Const(-1, g.DP) << cfgd.dim))
         xrow = lambda tok, c: mul(tok, g.dc) + c  # noqa: E731 -- the X / E row of chunk c of a token
-        last_c = lambda c: c == cfgd.dch - 1  # noqa: E731 -- c is the token's last chunk of D
+        last_c = lambda c: c == cfgd.dch_last  # noqa: E731 -- c is the token's last chunk of D
         sizes = merge.sizes
 
         # ------------------------------------------------------------------ the pass machinery
@@ -209,7 +209,13 @@ class Core(wiring.Component):
         xr_c = Signal(range(g.dc))
         xr_row = Signal(range(N * g.dc))
         xval = Signal(data.ArrayLayout(signed(fmt.res_bits), P))
-        xr_fresh = fresh.bit_select(xr_row, 1)
+        # whether xr_row reads E: registered with xr_row (`read_row`), so that xval's lane multiplexers start
+        # from a flip-flop, not from a bit select of `fresh`
+        xr_fresh = Signal()
+
+        def read_row(row):
+            """Sync updates: the row read last cycle is ``row`` (the caller puts ``row`` on ``x_addr``)."""
+            return [xr_row.eq(row), xr_fresh.eq(fresh.bit_select(row, 1))]
         m.d.comb += [xval[p].eq(Mux(xr_fresh, e_r.data[p], x_r.data[p])) for p in range(P)]
         m.d.sync += xr_valid.eq(0)
 
@@ -341,6 +347,9 @@ class Core(wiring.Component):
         # amount lands during the attention pass's drain, long before DONE.)
         kv_add, y_add = Signal(32), Signal(32)
         m.d.sync += [kv_add.eq(0), y_add.eq(0), count("AC_KV", kv_add), count("AC_Y", y_add)]
+        # The event passes' counters likewise (a row's fan-in, from the pass's sizes, in front of a 32-bit adder).
+        ac_add = {name: Signal(16, name=f"{name.lower()}_add") for name in ("AC_QKV", "AC_PROJ", "AC_FC1", "AC_FC2")}
+        m.d.sync += [a.eq(0) for a in ac_add.values()] + [count(name, a) for name, a in ac_add.items()]
 
         # ------------------------------------------------------------------ output packets, image intake
         # (hw/core_packets.py, hw/core_intake.py: they take the signals they share with this sequencer from `c`)
@@ -364,6 +373,8 @@ class Core(wiring.Component):
         with top.If(clr_loaded | (ctrl.unload & ~busy)):
             top.d.sync += loaded.eq(0)
 
+        check_model = Signal()   # a model packet's trailer was accepted last cycle
+        m.d.sync += check_model.eq(parser.ok & (parser.kind == Kind.MODEL))
         bacc = Signal(g.DP)            # embedding: the merge bits of the token's chunks so far
         merged, merge_end = Signal(), Signal()   # the merge ended before the image's trailer (an idle stream)
         with m.FSM(name="seq") as fsm:
@@ -392,9 +403,10 @@ class Core(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += ld.i.valid.eq(parser.o.valid & is_model & ~error)
                 m.d.comb += parser.o.ready.eq(Mux(error, 1, is_model & ld.i.ready))
-                with m.If(parser.o.valid & is_model & (pbeat.section == 1) & (pbeat.index == 0) & ~error):
+                with m.If(parser.o.valid & is_model & (pbeat.section == 1) & pbeat.first & ~error):
                     m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
-                with m.If(parser.ok & (parser.kind == Kind.MODEL) & ~error):
+                # the model's checks, a cycle after its trailer (`check_model`): the loader's verdicts are registers
+                with m.If(check_model & ~error):
                     m.d.comb += clr_loading.eq(1)
                     with m.If(~ld.fits):
                         m.d.sync += fail(ErrorCode.EXCEEDS_CAPACITY)

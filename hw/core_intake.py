@@ -16,9 +16,9 @@ from .loader import log2
 
 
 def intake_signals(c):
-    """The window counters (the core's and the cycle model's), the cycle counter's increment and the parser's
-    beat."""
-    m, N, emb, parser, ld, cycles_ = c.m, c.N, c.emb, c.parser, c.ld, c.cycles_
+    """The window counters (the core's and the cycle model's), the cycle counter's increment, the parser's
+    beat and the embedding's inputs that do not depend on the state."""
+    m, N, emb, parser, ld, cycles_, wk = c.m, c.N, c.emb, c.parser, c.ld, c.cycles_, c.wk
     img_row = Signal(range(N + 1))              # windows in; img_g: beats of the next one
     img_g = Signal(range(emb.beat_stride))     # (the window memory's row: img_row, then img_g)
     # The same two counters on the cycle model's timeline, where the image arrives one beat per cycle
@@ -33,6 +33,10 @@ def intake_signals(c):
     is_image = pbeat.kind == Kind.IMAGE
     # model beats go to the loader while idle; everything is dropped in the error state
     m.d.comb += ld.i.payload.eq(pbeat)
+    # The window memory's write address and data, and the embedding's token, are driven in every state (only
+    # the enable and the valid depend on it): they start their paths at the counters' and walker's registers.
+    m.d.comb += [emb.pix_wr.addr.eq(Cat(img_g, img_row)), emb.pix_wr.data.eq(pbeat.data),
+                 emb.i.payload.token.eq(wk.cur)]
 
     vars(c).update(img_row=img_row, img_g=img_g, mod_row=mod_row, mod_g=mod_g, counting=counting, pbeat=pbeat,
                    is_model=is_model, is_image=is_image)
@@ -49,7 +53,7 @@ def intake_states(c):
     active, reps, rep_of, bacc, merged, merge_end = c.active, c.reps, c.rep_of, c.bacc, c.merged, c.merge_end
     def embed_and_merge(on_done):
         """windows -> embedding -> E rows and merge bits -> token merge -> representatives."""
-        m.d.comb += [emb.i.valid.eq(wk.any & (wk.cur < img_row)), emb.i.payload.token.eq(wk.cur)]
+        m.d.comb += emb.i.valid.eq(wk.any & (wk.cur < img_row))
         with m.If(emb.i.valid & emb.i.ready):
             m.d.sync += wk.next()
         eo = emb.o.payload
@@ -64,10 +68,10 @@ def intake_states(c):
         cb = Cat(*((eo.e[i] >= (res_th << 1)) for i in range(g.E)))
         m.d.comb += chunk_bits.eq((cb << lane0) & dmask)
         with m.If(emb.o.valid):
-            last_chunk = eo.chunk == cfgd.emb_chunks - 1
+            last_chunk = eo.chunk == cfgd.emb_chunks_last
             m.d.sync += bacc.eq(Mux(last_chunk, 0, bacc | chunk_bits))
             m.d.comb += [merge.i.valid.eq(last_chunk), merge.i.payload.bits.eq(bacc | chunk_bits),
-                         merge.i.payload.last.eq(eo.token == cfgd.n - 1)]
+                         merge.i.payload.last.eq(eo.token == cfgd.n_last)]
         mo = merge.o.payload
         with m.If(merge.o.valid):
             is_rep = mo.rep == mo.token
@@ -82,8 +86,7 @@ def intake_states(c):
         # the image's data beats into the window memory; the cycle count starts with the first
         m.d.comb += parser.o.ready.eq(is_image)
         take = parser.o.valid & is_image
-        m.d.comb += [emb.pix_wr.addr.eq(Cat(img_g, img_row)), emb.pix_wr.data.eq(pbeat.data),
-                     emb.pix_wr.en.eq(take & (img_row < cfgd.n))]
+        m.d.comb += emb.pix_wr.en.eq(take & (img_row < cfgd.n))
         # Cycles the inference is held up by the stream (counted from the first beat): the embedding
         # waits for a window that the cycle model's full-rate stream would have brought by now, or
         # the merge has ended and the image's trailer has not come. A beat that is late while the
@@ -94,16 +97,16 @@ def intake_states(c):
         with m.If(held):
             m.d.sync += count("IN_WAIT_CYCLES", 1)
         with m.Elif((counting | take) & (mod_row < cfgd.n)):   # the model's stream brings a beat
-            m.d.sync += [mod_g.eq(Mux(mod_g == cfgd.bpt - 1, 0, mod_g + 1)),
-                         mod_row.eq(mod_row + (mod_g == cfgd.bpt - 1))]
+            m.d.sync += [mod_g.eq(Mux(mod_g == cfgd.bpt_last, 0, mod_g + 1)),
+                         mod_row.eq(mod_row + (mod_g == cfgd.bpt_last))]
         with m.If(emb.pix_wr.en):
             m.d.sync += count("EMB_PIXELS", emb.pix_nonzero)
         with m.If(take):
             m.d.sync += counting.eq(1)
             with m.If(~counting):
                 m.d.sync += cycles_.eq(1)
-            m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt - 1, 0, img_g + 1))
-            m.d.sync += img_row.eq(img_row + (img_g == cfgd.bpt - 1))
+            m.d.sync += img_g.eq(Mux(img_g == cfgd.bpt_last, 0, img_g + 1))
+            m.d.sync += img_row.eq(img_row + (img_g == cfgd.bpt_last))
             with m.If(img_row >= cfgd.n):
                 m.d.sync += fail(ErrorCode.BAD_LENGTH)
         with m.If(parser.o.valid & is_model):  # a model packet while an image is expected

@@ -57,7 +57,7 @@ def packet_states(c):
         c.tap_f, c.tap_e, c.tap_tok, c.tap_loaded, c.tap_full, c.tap_beat, c.asm, c.na, c.tap_beats)
     busy, done, images_done, counting, taps_on, count = c.busy, c.done, c.images_done, c.counting, c.taps_on, c.count
     rep_of, reps, sizes, halt_t, halt_l = c.rep_of, c.reps, c.sizes, c.halt_t, c.halt_l
-    x_addr, xr_row, xrow, xval = c.x_addr, c.xr_row, c.xrow, c.xval
+    x_addr, read_row, xrow, xval = c.x_addr, c.read_row, c.xrow, c.xval
     with state("HEAD"):
         with m.If(head.o.valid):
             m.d.sync += logits[head.o.payload.cls].eq(head.o.payload.logit)
@@ -126,7 +126,7 @@ def packet_states(c):
             # an X row is read (one cycle) before its elements go out
             produce = ~is_x | tap_loaded
             with m.If(is_x & ~tap_loaded):
-                m.d.sync += [tap_loaded.eq(1), xr_row.eq(tap_row)]
+                m.d.sync += [tap_loaded.eq(1)] + read_row(tap_row)
             with m.If(produce):
                 word = Signal(64)
                 m.d.comb += word.eq(asm | (val << (na << 4)))

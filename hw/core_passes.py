@@ -43,12 +43,13 @@ def pass_states(c):
     wk, wq, wo, xc, yc, drain, xrow, last_c, x_addr, x_w, xval, xr_valid, xr_tok, xr_c, xr_row = (
         c.wk, c.wq, c.wo, c.xc, c.yc, c.drain, c.xrow, c.last_c, c.x_addr, c.x_w, c.xval,
         c.xr_valid, c.xr_tok, c.xr_c, c.xr_row)
+    read_row, xr_fresh, ac_add = c.read_row, c.xr_fresh, c.ac_add
     # the event generator and the accumulate engine's rows
     (eg, eg_busy, eg_load, eg_pad, eg_r, eg_j, eg_mat, eg_c, eg_w, eg_row_end, ev, pass_w, pass_b,
-     src_bits, acc, ao_valid, ao_half, ao_tag, half, half_valid, half_tag) = (
+     src_bits, acc, ao_valid, ao_half, ao_tag, ao_acc, half, half_valid, half_tag) = (
         c.eg, c.eg_busy, c.eg_load, c.eg_pad, c.eg_r, c.eg_j, c.eg_mat, c.eg_c, c.eg_w,
         c.eg_row_end, c.ev, c.pass_w, c.pass_b, c.src_bits, c.acc, c.ao_valid, c.ao_half, c.ao_tag,
-        c.half, c.half_valid, c.half_tag)
+        c.ao_acc, c.half, c.half_valid, c.half_tag)
     # the LIF layer's input, attention, spike memories, halting input, classifier
     (lif, li, lif_from_res, lif_from_y, lif_th0, lif_ml, lif_to, OUT_ROW, att, kv_acs, kv_add, y_add,
      dh, qm_r, sin_r, zm_r, hin_valid, hin_tok, hin_x, halt_c, halt_lane, head) = (
@@ -68,7 +69,7 @@ def pass_states(c):
     with state("BLOCK"):
         a_on, f_on = dense | mask_bit(2 * l), dense | mask_bit(2 * l + 1)
         n_act = popcount(active)
-        with m.If(l == cfgd.blocks - 1):   # the tokens the block's last residual add reads out
+        with m.If(l == cfgd.blocks_last):   # the tokens the block's last residual add reads out
             m.d.sync += ro_fed.eq(Mux(a_on | f_on, active, 0))
         m.d.sync += [attn_on.eq(a_on), mlp_on.eq(f_on), count("PROCESSED_UNITS", n_act), many.eq(n_act >= cycles.EARLY_END_TOKENS), crowd.eq(n_act >= cycles.EARLY_END_TOKENS_QKV)]
         m.d.sync += count("SKIPPED_MODULE_STEPS", (~a_on).as_unsigned() + (~f_on).as_unsigned())
@@ -96,7 +97,7 @@ def pass_states(c):
         their memory by their tag."""
         with m.If(wk.any):
             m.d.comb += x_addr.eq(xrow(wk.cur, xc))
-            m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(xc), xr_row.eq(xrow(wk.cur, xc))]
+            m.d.sync += [xr_valid.eq(1), xr_tok.eq(wk.cur), xr_c.eq(xc)] + read_row(xrow(wk.cur, xc))
             m.d.sync += xc.eq(Mux(last_c(xc), 0, xc + 1))
             with m.If(last_c(xc)):
                 m.d.sync += wk.next()
@@ -128,7 +129,7 @@ def pass_states(c):
             tok_end = eg_row_end & c_end & (eg_mat == mats - 1)
             with m.If(eg_busy):
                 with m.If(ev.present[0]):
-                    m.d.sync += count(dest["counter"], Mux(ev.present[1], fan << 1, fan))
+                    m.d.sync += ac_add[dest["counter"]].eq(Mux(ev.present[1], fan << 1, fan))
                 with m.If(eg_row_end & ~tok_end):
                     m.d.comb += eg.rewind.eq(1)   # the token's next row: its spikes again
                     m.d.sync += eg_pad.eq(1)
@@ -151,29 +152,35 @@ def pass_states(c):
                 res_valid = half_valid & ~ao_tag.lif
                 row0 = xrow(acc.o_tag.row.tok, acc.o_tag.row.c)
                 m.d.comb += x_addr.eq(Mux(acc.o.valid, row0, xr_row + 1))
-                with m.If(acc.o.valid | (ao_valid & ~ao_half)):
-                    m.d.sync += xr_row.eq(x_addr)
+                with m.If(res_valid):   # the row is written: its reads return X from now on
+                    m.d.sync += [fresh.bit_select(xr_row, 1).eq(0), xr_fresh.eq(0)]
+                with m.If(acc.o.valid | (ao_valid & ~ao_half)):   # (after the clear: a new row's bit wins)
+                    m.d.sync += read_row(x_addr)
                 m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(res_valid)]
                 for p in range(P):
                     s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
                     m.d.comb += s_.eq(xval[p] + half[p])
                     m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
-                with m.If(res_valid):
-                    m.d.sync += fresh.bit_select(xr_row, 1).eq(0)
                 # The new X rows go on to a LIF layer as they are written (the LIF layer is otherwise
                 # idle in a residual-add pass): proj's to the MLP's input LIF when the MLP runs (no MIN
                 # pass), the step's last block's last add's to the readout (the readout pass walks only
                 # the representatives it did not see). The block's last add feeds the halting checks.
                 feed_min = dest.get("min", 0)
-                with m.If(feed_min | (dest["last"] & (l == cfgd.blocks - 1))):
+                with m.If(feed_min | (dest["last"] & (l == cfgd.blocks_last))):
                     m.d.comb += [lif.i.valid.eq(res_valid),
                                  li.row.eq(mul(half_tag.tok, g.R) + Mux(feed_min, blk_m + 5 * g.dc, OUT_ROW)
                                            + half_tag.c),
                                  li.tag.tok.eq(half_tag.tok), li.tag.c.eq(half_tag.c),
                                  li.tag.to.eq(Mux(feed_min, SPIKES_S, SPIKES_OUT)), lif_from_res.eq(1)]
+                # the halting lane's residual add again, on operands selected first: the same value as its
+                # lane of x_w.data, without a lane multiplexer behind the adder and the clamp
+                hin_sum = Signal(signed(fmt.acc_bits + 1), name="hin_sum")
+                x_lane = xval.as_value().word_select(halt_lane, fmt.res_bits).as_signed()
+                acc_lane = ao_acc.as_value().word_select(Cat(halt_lane, ao_half), fmt.acc_bits).as_signed()
+                m.d.comb += hin_sum.eq(x_lane + acc_lane)
                 with m.If(res_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                     m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
-                                 hin_x.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits))]
+                                 hin_x.eq(saturate(hin_sum, fmt.res_bits))]
 
     # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
     # (packing.weight_layout: q, k, v, proj, fc1, fc2)
@@ -220,7 +227,7 @@ def pass_states(c):
     def block_done():
         """After a block's last pass: the step's last block goes straight on, the others through
         ENDBLOCK, the cycle their last halting decision needs to land before BLOCK reads `active`."""
-        with m.If(l == cfgd.blocks - 1):
+        with m.If(l == cfgd.blocks_last):
             last_block_done()
         with m.Else():
             m.next = "ENDBLOCK"
@@ -249,7 +256,7 @@ def pass_states(c):
     # last event) and lands in `active` at its end. At the final (t, l) every token still active halts
     # there anyway, so the forced halt need not wait for it.
     with state("ENDBLOCK"):
-        with m.If(l == cfgd.blocks - 1):
+        with m.If(l == cfgd.blocks_last):
             last_block_done()
         with m.Else():
             m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + cfgd.b_block),
@@ -257,11 +264,11 @@ def pass_states(c):
             m.next = "BLOCK"
 
     def after_readout():
-        with m.If(t == cfgd.steps - 1):
+        with m.If(t == cfgd.steps_last):
             m.next = "HEAD"
             m.d.comb += head.go.eq(1)
         with m.Else():
             m.d.sync += t.eq(t + 1)
             start_step()
     # the readout's spikes go to the classifier: only the last step's must be in before HEAD
-    x_pass("READOUT", after_readout, OUT_ROW, SPIKES_OUT, t != cfgd.steps - 1)
+    x_pass("READOUT", after_readout, OUT_ROW, SPIKES_OUT, t != cfgd.steps_last)

@@ -17,7 +17,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .arith import highest_set, lowest_set
+from .arith import at_most_one, at_most_two, highest_set, lowest_set
 
 
 class EventGenerator(wiring.Component):
@@ -73,8 +73,10 @@ class EventGenerator(wiring.Component):
         hi_after = Signal(B)
         m.d.comb += [lo_after.eq(lo_word & ~(Const(1, B) << lo_b) & Mux(same, ~(Const(1, B) << hi_b), Const(-1, B))),
                      hi_after.eq(hi_word & ~(Const(1, B) << hi_b))]
-        lo_gone = lo_after == 0
-        hi_gone = hi_after == 0
+        # whether an end word runs empty with this pair, counted on the word itself (at most one spike left, two
+        # when both ends share it) rather than on lo_after / hi_after: the priority trees stay off these paths
+        lo_gone = Mux(same, at_most_two(lo_word), at_most_one(lo_word))
+        hi_gone = at_most_one(hi_word)
         ne_vec = Cat(*(w.any() for w in vw))
         between = ne_vec & Cat(*((lo_w < k) & (hi_w > k) for k in range(Wn)))  # untouched non-empty words
         b_lo, _ = lowest_set(m, between, "ev_blo")

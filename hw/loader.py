@@ -15,6 +15,7 @@ a packet that is well formed but disagrees with its own config would otherwise l
 """
 
 from dataclasses import fields
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
@@ -95,7 +96,19 @@ def derived_layout(g: Geometry) -> data.StructLayout:
         "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4*dcg*D + hcg*D
         "b_block": range(g.cap.bias_rows + 1),     # bias rows per block: 5*dcg + hcg
         "th_block": range(g.cap.threshold_rows + 1),  # threshold rows per block (q, k, v, fc1): 3*dch + hch
+        # the last value of the sequencer's counters (field - 1, a stage after the field): a counter's end test
+        # is then an equality, not a subtraction in front of one
+        "n_last": range(g.N + 1), "blocks_last": range(g.Lmax + 1), "steps_last": range(g.Tmax + 1),
+        "bpt_last": range(g.bpt + 1), "emb_chunks_last": range(g.emb_chunks + 1), "dch_last": range(g.dc + 1),
     })
+
+
+def _late(m, port, name: str):
+    """A stand-in for write port ``port`` (``write_signature``): what is assigned to it reaches the port a
+    cycle later, through registers."""
+    late = SimpleNamespace(**{k: Signal(getattr(port, k).shape(), name=f"{name}_{k}") for k in ("addr", "data", "en")})
+    m.d.sync += [getattr(port, k).eq(getattr(late, k)) for k in ("addr", "data", "en")]
+    return late
 
 
 class ModelLoader(wiring.Component):
@@ -132,12 +145,23 @@ class ModelLoader(wiring.Component):
         g, m = self.g, Module()
         cfg = {name: self.cfg[k] for k, name in enumerate(CFG_FIELDS)}
         beat = self.i.payload
-        sid = {name: beat.section == v for name, v in SECTION_IDS.items()}
-        first = beat.index == 0  # the section's first data beat
+        # The beat's section decoded into registers (one-hot id here, element width and the counters' wrap
+        # values below): they hold the decode of the section offered in the cycle before, so a section's first
+        # beat waits a cycle for them (eleven cycles a model) and no element path starts with the decode.
+        dec_sec = Signal(8)
+        sid = {name: Signal(name=f"sec_{name}") for name in SECTION_IDS}
+        m.d.sync += [dec_sec.eq(beat.section)] + [sid[name].eq(beat.section == v) for name, v in SECTION_IDS.items()]
+        decoded = dec_sec == beat.section
+        first = beat.first  # the section's first data beat (a register of the parser's)
+        # The write ports and the element registers are written a cycle after the beat is decoded: the
+        # decode (section, counters, bounds) and the memories' enables and registers' selects are two
+        # paths, not one. Nothing reads a memory or a field the cycle after the loader writes it.
+        wp = {name: _late(m, getattr(self, name), name)
+              for name in ("w_wr", "b_wr", "th_wr", "ew_wr", "eb_wr", "hw_wr", "hb_wr", "lut_wr")}
 
-        # ---- derived values, registered from cfg in three stages (the config section is the first one, so
-        # they settle long before any other section or image uses them; the stages keep the products' adder
-        # trees out of one another's paths)
+        # ---- derived values, registered from cfg in three stages, four for the window size (the config section
+        # is the first one, so they settle long before any other section or image uses them; the stages keep
+        # the products' adder trees out of one another's paths)
         d = self.derived
         grid = Signal(range(g.N + 1))  # tokens per side, found among the few that fit max_tokens
         side_ok = Signal()
@@ -153,7 +177,9 @@ class ModelLoader(wiring.Component):
         # stage A: products of fields
         chunks = lambda n, lanes, limit: ((n + lanes - 1) >> log2(lanes))[:max(1, limit.bit_length())]  # noqa: E731
         dch_c, dcg_c = chunks(dim, g.P, g.dc), chunks(dim, g.A, g.dc)
-        products = {"hidden": mul(dim, cfg["mlp_ratio"][:8]), "pd": mul(mul(kernel, kernel), chans),
+        kk = Signal(2 * len(kernel), name="d_kk")   # kernel squared, a stage before: two chained products
+        m.d.sync += kk.eq(mul(kernel, kernel))       # in one stage were the loader's deepest path
+        products = {"hidden": mul(dim, cfg["mlp_ratio"][:8]), "pd": mul(kk, chans),
                     "dch": dch_c, "dcg": dcg_c, "dd": mul(dim, dcg_c), "grid": grid, "side_ok": side_ok}
         stage_a = {k: Signal(len(Value.cast(v)), name=f"d_{k}") for k, v in products.items()}  # full widths
         m.d.sync += [stage_a[k].eq(v) for k, v in products.items()]
@@ -173,6 +199,9 @@ class ModelLoader(wiring.Component):
             d.w_block.eq((dd << 2) + mul(dim, hcg) + mul(hidden, dcg)),
             d.b_block.eq(mul(dcg, 5) + hcg), d.th_block.eq(mul(dch, 3) + hch),
         ]
+        # stage D
+        m.d.sync += [getattr(d, f"{k}_last").eq(getattr(d, k) - 1)
+                     for k in ("n", "blocks", "steps", "bpt", "emb_chunks", "dch")]
         # every field fits 8 bits (the products are 8-bit wide; every capacity is far smaller). Registered,
         # like the expected lengths below: the checks are read at the packet's trailer.
         small = Cat(*(cfg[f] < 256 for f in CFG_FIELDS)).all()
@@ -199,12 +228,14 @@ class ModelLoader(wiring.Component):
         }
         expect_r = {k: Signal(32, name=f"expect_{k}") for k in expect}
         m.d.sync += [expect_r[k].eq(v) for k, v in expect.items()]
-        m.d.comb += self.lengths_ok.eq(Cat(*(seen[k] == expect_r[k] for k in expect)).all())
+        # registered: valid from the cycle after a section's last beat is taken (the core reads it a cycle after
+        # the trailer)
+        m.d.sync += self.lengths_ok.eq(Cat(*(seen[k] == expect_r[k] for k in expect)).all())
 
         # ---- memory images: one beat per cycle, a row of L lanes (packing.memory_lanes: A for weights and
         # biases, P for thresholds) in L/8 (8-bit lanes) or L/2 (32-bit lanes) beats
-        for name, wr, row_lanes in (("weights", self.w_wr, g.A), ("biases", self.b_wr, g.A),
-                                    ("thresholds", self.th_wr, g.P)):
+        for name, wr, row_lanes in (("weights", wp["w_wr"], g.A), ("biases", wp["b_wr"], g.A),
+                                    ("thresholds", wp["th_wr"], g.P)):
             lane_bits = 8 if name == "weights" else 32
             lanes = BEAT_BITS // lane_bits
             shift = log2(row_lanes // lanes)
@@ -212,28 +243,27 @@ class ModelLoader(wiring.Component):
             for k in range(row_lanes):  # lane k takes element k % lanes of the beat; only one part is enabled
                 e = beat.data.word_select(k % lanes, lane_bits)
                 m.d.comb += wr.data[k].eq(e.as_signed())
-            with m.If(self.i.valid & sid[name]):
+            with m.If(self.i.valid & decoded & sid[name]):
                 m.d.comb += wr.en.eq(1 << beat.index[:shift] if shift else 1)
 
         # ---- element sections: one element per cycle
         bits = Signal(range(33))
-        m.d.comb += bits.eq(Mux(sid["config"] | sid["emb_w"] | sid["head_w"], 16,
-                                Mux(sid["mask"] | sid["halt_lut"], 8, 32)))
+        m.d.sync += bits.eq(Mux(beat.section.matches(*(SECTION_IDS[n] for n in ("config", "emb_w", "head_w"))), 16,
+                                Mux(beat.section.matches(SECTION_IDS["mask"], SECTION_IDS["halt_lut"]), 8, 32)))
         el = Signal(range(8))                  # element of the current beat
-        n_el = Mux(bits == 16, 4, Mux(bits == 8, 8, 2))
         # element `el` of the beat, one multiplexer per width (a shift by el * bits was a multiplier and a
         # 64-bit barrel shifter in front of every element register: the loader's deepest path)
         val = Signal(signed(32))
         m.d.comb += val.eq(Mux(bits == 16, beat.data.word_select(el[:2], 16).as_signed(),
                                Mux(bits == 8, beat.data.word_select(el, 8), beat.data.word_select(el[:1], 32).as_signed())))
         image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()
-        last_el = el == n_el - 1
-        m.d.comb += self.i.ready.eq(image | last_el)
-        step = self.i.valid & ~image
+        last_el = el == beat.elems             # elems is 0 for a memory image: ready at once
+        m.d.comb += self.i.ready.eq(decoded & last_el)
+        step = self.i.valid & decoded & ~image
         with m.If(step):
             m.d.sync += el.eq(Mux(last_el, 0, el + 1))
 
-        # Nested counters: (a, b) with b fast, b wrapping at `b_len`; `base` tracks the row of (a, 0).
+        # Nested counters: (a, b) with b fast, b wrapping after `b_last`; `base` tracks the row of (a, 0).
         a = Signal(16)
         b = Signal(16)
         base = Signal(16)
@@ -241,20 +271,20 @@ class ModelLoader(wiring.Component):
         lane = Signal(8)
         start = first & (el == 0)
         cur_a, cur_b, cur_base, cur_sub, cur_lane = (Mux(start, 0, s) for s in (a, b, base, sub, lane))
-        b_len = Signal(16)
-        row_step = Signal(16)  # rows per value of a
-        lanes_per_row = Signal(8)
-        with m.Switch(beat.section):
+        b_last = Signal(16)         # b's last value (b_len - 1)
+        row_step = Signal(16)       # rows per value of a
+        lane_last = Signal(8)       # the last lane of a row (lanes per row - 1)
+        with m.Switch(beat.section):   # registered with `sid` (above)
             with m.Case(SECTION_IDS["emb_w"]):   # emb_w[d, i]: row (d // E) * patch_dim + i, lane d % E
-                m.d.comb += [b_len.eq(1), row_step.eq(0), lanes_per_row.eq(g.E)]
+                m.d.sync += [b_last.eq(0), row_step.eq(0), lane_last.eq(g.E - 1)]
             with m.Case(SECTION_IDS["emb_b"]):   # emb_b[k, d]: row k * chunks + d // E, lane d % E
-                m.d.comb += [b_len.eq(dim), row_step.eq(d.emb_chunks), lanes_per_row.eq(g.E)]
+                m.d.sync += [b_last.eq(dim - 1), row_step.eq(d.emb_chunks), lane_last.eq(g.E - 1)]
             with m.Case(SECTION_IDS["head_w"]):  # head_w[c, d]: row c * groups + d // M, lane d % M
-                m.d.comb += [b_len.eq(dim), row_step.eq(g.head_groups), lanes_per_row.eq(g.M)]
+                m.d.sync += [b_last.eq(dim - 1), row_step.eq(g.head_groups), lane_last.eq(g.M - 1)]
             with m.Case(SECTION_IDS["mask"]):    # mask[m, t]: bit m * Tmax + t
-                m.d.comb += [b_len.eq(cfg["t_max"]), row_step.eq(g.Tmax), lanes_per_row.eq(1)]
+                m.d.sync += [b_last.eq(cfg["t_max"] - 1), row_step.eq(g.Tmax), lane_last.eq(0)]
             with m.Default():
-                m.d.comb += [b_len.eq(0xFFFF), row_step.eq(0), lanes_per_row.eq(1)]
+                m.d.sync += [b_last.eq(0xFFFE), row_step.eq(0), lane_last.eq(0)]
         # emb_w walks i fast (row-major (D, patch_dim)): rows advance with i, lanes with d.
         ew_i, ew_d, ew_base = Signal(16), Signal(16), Signal(16)
         cur_i, cur_d, cur_ebase = (Mux(start, 0, s) for s in (ew_i, ew_d, ew_base))
@@ -267,37 +297,44 @@ class ModelLoader(wiring.Component):
                 m.d.sync += [ew_i.eq(Mux(wrap, 0, cur_i + 1)), ew_d.eq(cur_d + wrap)]
                 m.d.sync += ew_base.eq(cur_ebase + Mux(wrap & ((cur_d & (g.E - 1)) == g.E - 1), pd, 0))
             with m.Elif(sid["emb_b"] | sid["head_w"] | sid["mask"]):
-                wrap = cur_b == b_len - 1
-                nlane = Mux(cur_lane == lanes_per_row - 1, 0, cur_lane + 1)
+                wrap = cur_b == b_last
+                nlane = Mux(cur_lane == lane_last, 0, cur_lane + 1)
                 m.d.sync += [b.eq(Mux(wrap, 0, cur_b + 1)), a.eq(cur_a + wrap),
                              lane.eq(Mux(wrap, 0, nlane)),
-                             sub.eq(Mux(wrap, 0, cur_sub + (cur_lane == lanes_per_row - 1))),
+                             sub.eq(Mux(wrap, 0, cur_sub + (cur_lane == lane_last))),
                              base.eq(cur_base + Mux(wrap, row_step, 0))]
             with m.Else():
                 m.d.sync += a.eq(cur_a + 1)
 
         def one_hot(k, n):  # shift amounts truncated to what can matter: a wide shift is a huge constant
             return Const(1, n) << k[:log2(n)] if n > 1 else Const(1, 1)
-        with m.If(step):
-            with m.If(sid["config"] & (idx < len(CFG_FIELDS))):
-                m.d.sync += self.cfg.as_value().word_select(idx[:4], CFG_BITS).eq(val)
-            with m.If(sid["params"] & (idx < len(PARAM_FIELDS))):
-                m.d.sync += self.params.as_value().word_select(idx[:3], PARAM_BITS).eq(val)
-            with m.If(sid["mask"] & (cur_a < 2 * cfg["blocks"])):
-                m.d.sync += self.mask.bit_select((cur_base + cur_b)[:(g.mask_bits - 1).bit_length()], 1).eq(val[0])
+        # cfg, params and mask: the element, where it goes and whether, registered, then written
+        wr_cfg, wr_params, wr_mask, wr_val = Signal(), Signal(), Signal(), Signal(signed(32))
+        wr_idx = Signal(4)
+        wr_bit = Signal((g.mask_bits - 1).bit_length())
+        m.d.sync += [wr_cfg.eq(step & sid["config"] & (idx < len(CFG_FIELDS))),
+                     wr_params.eq(step & sid["params"] & (idx < len(PARAM_FIELDS))),
+                     wr_mask.eq(step & sid["mask"] & (cur_a < 2 * cfg["blocks"])),
+                     wr_val.eq(val), wr_idx.eq(idx[:4]), wr_bit.eq((cur_base + cur_b)[:len(wr_bit)])]
+        with m.If(wr_cfg):
+            m.d.sync += self.cfg.as_value().word_select(wr_idx, CFG_BITS).eq(wr_val)
+        with m.If(wr_params):
+            m.d.sync += self.params.as_value().word_select(wr_idx[:3], PARAM_BITS).eq(wr_val)
+        with m.If(wr_mask):
+            m.d.sync += self.mask.bit_select(wr_bit, 1).eq(wr_val[0])
         m.d.comb += [
-            self.ew_wr.addr.eq(cur_ebase + cur_i), self.ew_wr.en.eq(Mux(step & sid["emb_w"] & (cur_d < dim),
+            wp["ew_wr"].addr.eq(cur_ebase + cur_i), wp["ew_wr"].en.eq(Mux(step & sid["emb_w"] & (cur_d < dim),
                                                                          one_hot(cur_d, g.E), 0)),
-            self.eb_wr.addr.eq(cur_base + cur_sub),
-            self.eb_wr.en.eq(Mux(step & sid["emb_b"] & (cur_a < d.n), one_hot(cur_lane, g.E), 0)),
-            self.hw_wr.addr.eq(cur_base + cur_sub),
-            self.hw_wr.en.eq(Mux(step & sid["head_w"] & (cur_a < cfg["num_classes"]), one_hot(cur_lane, g.M), 0)),
-            self.hb_wr.addr.eq(idx), self.hb_wr.data.eq(val),
-            self.hb_wr.en.eq(step & sid["head_b"] & (idx < cfg["num_classes"])),
-            self.lut_wr.addr.eq(idx), self.lut_wr.data.eq(val),
-            self.lut_wr.en.eq(step & sid["halt_lut"] & (idx < FORMATS.halt_lut_size)),
+            wp["eb_wr"].addr.eq(cur_base + cur_sub),
+            wp["eb_wr"].en.eq(Mux(step & sid["emb_b"] & (cur_a < d.n), one_hot(cur_lane, g.E), 0)),
+            wp["hw_wr"].addr.eq(cur_base + cur_sub),
+            wp["hw_wr"].en.eq(Mux(step & sid["head_w"] & (cur_a < cfg["num_classes"]), one_hot(cur_lane, g.M), 0)),
+            wp["hb_wr"].addr.eq(idx), wp["hb_wr"].data.eq(val),
+            wp["hb_wr"].en.eq(step & sid["head_b"] & (idx < cfg["num_classes"])),
+            wp["lut_wr"].addr.eq(idx), wp["lut_wr"].data.eq(val),
+            wp["lut_wr"].en.eq(step & sid["halt_lut"] & (idx < FORMATS.halt_lut_size)),
         ]
-        for wr in (self.ew_wr, self.eb_wr, self.hw_wr):
+        for wr in (wp["ew_wr"], wp["eb_wr"], wp["hw_wr"]):
             n = len(wr.data.as_value()) // len(wr.en)
             m.d.comb += [wr.data.as_value().word_select(k, n).eq(val) for k in range(len(wr.en))]
         return m

@@ -17,7 +17,8 @@ from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from dynaspike.packing import (BEAT_BITS, SECTIONS, STREAM_MAGIC, STREAM_VERSION, TRAILER_MAGIC, Kind)
+from dynaspike.packing import (BEAT_BITS, SECTIONS, STREAM_MAGIC, STREAM_VERSION, TRAILER_MAGIC, Kind,
+                               memory_lanes)
 from dynaspike.regmap import ErrorCode
 
 
@@ -30,9 +31,16 @@ def axis_signature(data_bits: int = BEAT_BITS) -> wiring.Signature:
     return wiring.Signature({"tdata": Out(data_bits), "tlast": Out(1), "tvalid": Out(1), "tready": In(1)})
 
 
+#: Elements per beat minus one of each model section that the loader writes an element at a time (the
+#: memory images, ``packing.memory_lanes``, go in whole beats: 0).
+SECTION_ELEMS = {sid: 0 if name in memory_lanes(1) else BEAT_BITS // bits - 1 for sid, name, bits in SECTIONS}
+
+
 def beat_layout() -> data.StructLayout:
-    """A payload data beat: packet ``kind``, ``section`` id (0 for an image), ``index`` in it, ``data``."""
-    return data.StructLayout({"kind": 8, "section": 8, "index": 32, "data": BEAT_BITS})
+    """A payload data beat: packet ``kind``, ``section`` id (0 for an image), ``index`` in it, ``data``;
+    ``first`` (``index == 0``) and ``elems`` (``SECTION_ELEMS`` of the section, 0 for an image) come as
+    registers, so that a consumer's ready need not decode the section or compare the index."""
+    return data.StructLayout({"kind": 8, "section": 8, "index": 32, "data": BEAT_BITS, "first": 1, "elems": 3})
 
 
 class StreamParser(wiring.Component):
@@ -71,6 +79,7 @@ class StreamParser(wiring.Component):
         sec_left = Signal(32)      # data beats left in the current section (model)
         sec_idx = Signal(range(len(SECTIONS) + 1))  # sections seen so far (model)
         sec_id = Signal(8)
+        sec_elems = Signal(3)
         index = Signal(32)
         csum = Signal(32)
 
@@ -131,7 +140,7 @@ class StreamParser(wiring.Component):
                                         fail(ErrorCode.BAD_LENGTH)
                                     with m.Else():
                                         m.d.sync += [sec_left.eq(hi), sec_id.eq(sid), index.eq(0),
-                                                     sec_idx.eq(k + 1)]
+                                                     sec_idx.eq(k + 1), sec_elems.eq(SECTION_ELEMS[sid])]
                             with m.Default():  # every section seen, yet payload left
                                 fail(ErrorCode.BAD_SECTION)
                     with m.Else():
@@ -139,9 +148,10 @@ class StreamParser(wiring.Component):
                             self.o.valid.eq(1), self.o.payload.kind.eq(self.kind),
                             self.o.payload.section.eq(0), self.o.payload.index.eq(index),
                             self.o.payload.data.eq(d), index.eq(index + 1), sec_left.eq(sec_left - 1),
+                            self.o.payload.first.eq(index == 0), self.o.payload.elems.eq(0),
                         ]
                         with m.If(is_model):
-                            m.d.sync += self.o.payload.section.eq(sec_id)
+                            m.d.sync += [self.o.payload.section.eq(sec_id), self.o.payload.elems.eq(sec_elems)]
             with m.State("TRAILER"):
                 with m.If(take):
                     m.d.sync += beat.eq(0)
