@@ -10,7 +10,7 @@ model loads once, so the loader is small rather than fast.
 The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration order), ``params`` fills
 ``params`` (``IntParams`` fields); ``derived`` (``derived_layout``) holds what the sequencer needs from them,
 ``fits`` says whether the configuration fits the core, ``lengths_ok`` whether every section had exactly the
-beats that configuration implies (both checked by the caller when the packet's trailer has been accepted:
+beats that configuration implies (both registers, checked by the caller a cycle after the packet's trailer:
 a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows).
 """
 
@@ -115,7 +115,9 @@ class ModelLoader(wiring.Component):
     """Write a MODEL packet's data beats (``StreamParser.o``, kind MODEL) into the core.
 
     ``i`` takes a beat when its elements are written: memory-image beats in one cycle, other beats in one
-    cycle per element. Memory write ports (``write_signature``) go to the components that own them.
+    cycle per element; a section's first beat waits one cycle more (its section is decoded into registers).
+    Memories and registers are written a cycle after their element is taken. Memory write ports
+    (``write_signature``) go to the components that own them.
     """
 
     def __init__(self, g: Geometry, w_rows: int, b_rows: int, th_rows: int, emb_w_rows: int, emb_b_rows: int,
@@ -248,8 +250,8 @@ class ModelLoader(wiring.Component):
 
         # ---- element sections: one element per cycle
         bits = Signal(range(33))
-        m.d.sync += bits.eq(Mux(beat.section.matches(*(SECTION_IDS[n] for n in ("config", "emb_w", "head_w"))), 16,
-                                Mux(beat.section.matches(SECTION_IDS["mask"], SECTION_IDS["halt_lut"]), 8, 32)))
+        is_sec = lambda *names: beat.section.matches(*(SECTION_IDS[n] for n in names))  # noqa: E731
+        m.d.sync += bits.eq(Mux(is_sec("config", "emb_w", "head_w"), 16, Mux(is_sec("mask", "halt_lut"), 8, 32)))
         el = Signal(range(8))                  # element of the current beat
         # element `el` of the beat, one multiplexer per width (a shift by el * bits was a multiplier and a
         # 64-bit barrel shifter in front of every element register: the loader's deepest path)
