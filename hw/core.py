@@ -116,6 +116,9 @@ class Core(wiring.Component):
             top.submodules[name] = ResetInserter({"sync": soft})(sub)
         top.submodules.seq = ResetInserter({"sync": soft})(m)
         m.d.comb += parser.soft_reset.eq(soft)
+        check_model = Signal()   # a model packet's trailer was accepted last cycle (its checks are now)
+        top.d.sync += check_model.eq(parser.ok & (parser.kind == Kind.MODEL) & ~soft)
+        top.d.comb += ld.restart.eq(check_model | soft)
         wiring.connect(top, wiring.flipped(self.s_axil), regs.axil)
         wiring.connect(top, wiring.flipped(self.s_axis), parser.s_axis)
         for dst, src in ((acc.w_wr, ld.w_wr), (acc.b_wr, ld.b_wr), (emb.w_wr, ld.ew_wr), (emb.b_wr, ld.eb_wr),
@@ -373,8 +376,6 @@ class Core(wiring.Component):
         with top.If(clr_loaded | (ctrl.unload & ~busy)):
             top.d.sync += loaded.eq(0)
 
-        check_model = Signal()   # a model packet's trailer was accepted last cycle
-        m.d.sync += check_model.eq(parser.ok & (parser.kind == Kind.MODEL))
         bacc = Signal(g.DP)            # embedding: the merge bits of the token's chunks so far
         merged, merge_end = Signal(), Signal()   # the merge ended before the image's trailer (an idle stream)
         with m.FSM(name="seq") as fsm:

@@ -11,7 +11,8 @@ The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration orde
 ``params`` (``IntParams`` fields); ``derived`` (``derived_layout``) holds what the sequencer needs from them,
 ``fits`` says whether the configuration fits the core, ``lengths_ok`` whether every section had exactly the
 beats that configuration implies (both registers, checked by the caller a cycle after the packet's trailer:
-a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows).
+a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows);
+``restart`` (after that check, and on a soft reset) starts the next packet's beat counts from zero.
 """
 
 from dataclasses import fields
@@ -132,6 +133,7 @@ class ModelLoader(wiring.Component):
             "derived": Out(derived_layout(g)),
             "fits": Out(1),
             "lengths_ok": Out(1),
+            "restart": In(1),                  # forget the sections' beat counts (between model packets)
             "mask": Out(g.mask_bits),          # bit m * Tmax + t
             "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.A), g.A // 8)),
             "b_wr": Out(write_signature(b_rows, acc_wide, g.A // 2)),
@@ -214,8 +216,11 @@ class ModelLoader(wiring.Component):
                                  & (cfg["dim"] == mul(cfg["heads"], g.dh)) & (cfg["heads"] > 0) & (hidden > 0))
 
         # ---- section lengths: beats seen per section, against what the config implies
+        # (from zero for every packet: a section the packet leaves empty must not pass on an earlier one's count)
         seen = {name: Signal(32, name=f"beats_{name}") for name in SECTION_IDS}
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(self.restart):
+            m.d.sync += [sig.eq(0) for sig in seen.values()]
+        with m.Elif(self.i.valid & self.i.ready):
             for name, sig in seen.items():
                 with m.If(sid[name]):
                     m.d.sync += sig.eq(beat.index + 1)

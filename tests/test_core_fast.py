@@ -81,3 +81,41 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
         assert tag == k
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
         assert cycles == want_cycles[k], f"image {k}: {cycles} cycles, cycle model {want_cycles[k]}"
+
+
+def without_section(beats, section: str):
+    """A well-formed model packet (header, sections, trailer) with ``section``'s data beats left out and its
+    header's length 0."""
+    payload, pos, out = beats[2:-1], 0, []
+    for _, name, _ in packing.SECTIONS:
+        n = int(payload[pos]) >> 32
+        head, body = payload[pos], payload[pos + 1:pos + 1 + n]
+        if name == section:
+            head, body = head & np.uint64(0xFFFF_FFFF), body[:0]
+        out += [np.array([head], np.uint64), body]
+        pos += 1 + n
+    return packing._packet(packing.Kind.MODEL, int(beats[1]) >> 32, np.concatenate(out))
+
+
+def test_an_empty_section_is_refused_after_a_good_load():
+    """A model packet that leaves a section empty is BAD_LENGTH even right after a packet whose section had
+    exactly the beats its config implies: the loader counts every packet's beats from zero."""
+    model = random_model(TINY, 1)
+    dut = Core(8, TINY)
+    status = {}
+
+    async def host(ctx):
+        good = packing.pack_model(model, 8)
+        await send(ctx, dut.s_axis, good)
+        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
+            pass
+        await send(ctx, dut.s_axis, without_section(good, "emb_b"))
+        for _ in range(20):
+            await ctx.tick()
+        st = await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)
+        status.update(error=REG["STATUS"].field("ERROR").get(st),
+                      loaded=REG["STATUS"].field("MODEL_LOADED").get(st),
+                      code=await axil_read(ctx, dut.s_axil, REG["ERROR_CODE"].offset))
+
+    run(dut, host, deadline_cycles=20_000)
+    assert status == {"error": 1, "loaded": 0, "code": regmap.ErrorCode.BAD_LENGTH}, status
