@@ -49,18 +49,9 @@ def prefix_or(bits):
     return Cat(Const(0, 1), *(bits[:k].any() for k in range(1, n)))[:n]
 
 
-def at_most_one(bits):
-    """Whether ``bits`` has at most one bit set: a balanced tree of (any, several) pairs, log2 deep."""
-    terms = [(bits[k], Const(0, 1)) for k in range(len(bits))]
-    while len(terms) > 1:
-        terms = [(terms[k][0] | terms[k + 1][0], terms[k][1] | terms[k + 1][1] | (terms[k][0] & terms[k + 1][0]))
-                 if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
-    return ~terms[0][1] if terms else Const(1, 1)
-
-
-def at_most_two(bits):
-    """Whether ``bits`` has at most two bits set: a balanced tree of (any, two or more, three or more) flags,
-    log2 deep and free of adders (which synthesis would map to carry chains, one per level)."""
+def _at_least(bits):
+    """``(any, two or more, three or more)`` set bits of ``bits``: a balanced tree of flags, log2 deep and free
+    of adders (which synthesis would map to carry chains, one per level)."""
     terms = [(Value.cast(bits[k]), Const(0, 1), Const(0, 1)) for k in range(len(bits))]
     while len(terms) > 1:
         nxt = []
@@ -71,7 +62,17 @@ def at_most_two(bits):
             (a1, a2, a3), (b1, b2, b3) = terms[k], terms[k + 1]
             nxt.append((a1 | b1, a2 | b2 | (a1 & b1), a3 | b3 | (a2 & b1) | (a1 & b2)))
         terms = nxt
-    return ~terms[0][2] if terms else Const(1, 1)
+    return terms[0] if terms else (Const(0, 1),) * 3
+
+
+def at_most_one(bits):
+    """Whether ``bits`` has at most one bit set (``_at_least``'s tree)."""
+    return ~_at_least(bits)[1]
+
+
+def at_most_two(bits):
+    """Whether ``bits`` has at most two bits set (``_at_least``'s tree)."""
+    return ~_at_least(bits)[2]
 
 
 def lowest_set(m, bits, name: str):
