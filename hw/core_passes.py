@@ -46,16 +46,16 @@ def pass_states(c):
     read_row, xr_fresh, ac_add = c.read_row, c.xr_fresh, c.ac_add
     # the event generator and the accumulate engine's rows
     (eg, eg_busy, eg_load, eg_pad, eg_r, eg_j, eg_mat, eg_c, eg_w, eg_row_end, ev, pass_w, pass_b,
-     src_bits, acc, ao_valid, ao_half, ao_tag, ao_acc, half, half_valid, half_tag) = (
+     src_bits, acc, ao_valid, ao_half, ao_tag, half, half_valid, half_tag) = (
         c.eg, c.eg_busy, c.eg_load, c.eg_pad, c.eg_r, c.eg_j, c.eg_mat, c.eg_c, c.eg_w,
         c.eg_row_end, c.ev, c.pass_w, c.pass_b, c.src_bits, c.acc, c.ao_valid, c.ao_half, c.ao_tag,
-        c.ao_acc, c.half, c.half_valid, c.half_tag)
+        c.half, c.half_valid, c.half_tag)
     # the LIF layer's input, attention, spike memories, halting input, classifier
     (lif, li, lif_from_res, lif_from_y, lif_th0, lif_ml, lif_to, OUT_ROW, att, kv_acs, kv_add, y_add,
-     dh, qm_r, sin_r, zm_r, hin_valid, hin_tok, hin_x, halt_c, halt_lane, head) = (
+     dh, qm_r, sin_r, zm_r, hin_valid, hin_tok, hin_x, hin_sum, halt_c, head) = (
         c.lif, c.li, c.lif_from_res, c.lif_from_y, c.lif_th0, c.lif_ml, c.lif_to, c.OUT_ROW, c.att,
         c.kv_acs, c.kv_add, c.y_add, c.dh, c.qm_r, c.sin_r, c.zm_r, c.hin_valid, c.hin_tok, c.hin_x,
-        c.halt_c, c.halt_lane, c.head)
+        c.hin_sum, c.halt_c, c.head)
 
     def start_step():
         """A time step begins: X reads of the active tokens return E until their first residual add."""
@@ -172,12 +172,6 @@ def pass_states(c):
                                            + half_tag.c),
                                  li.tag.tok.eq(half_tag.tok), li.tag.c.eq(half_tag.c),
                                  li.tag.to.eq(Mux(feed_min, SPIKES_S, SPIKES_OUT)), lif_from_res.eq(1)]
-                # the halting lane's residual add again, on operands selected first: the same value as its
-                # lane of x_w.data, without a lane multiplexer behind the adder and the clamp
-                hin_sum = Signal(signed(fmt.acc_bits + 1), name="hin_sum")
-                x_lane = xval.as_value().word_select(halt_lane, fmt.res_bits).as_signed()
-                acc_lane = ao_acc.as_value().word_select(Cat(halt_lane, ao_half), fmt.acc_bits).as_signed()
-                m.d.comb += hin_sum.eq(x_lane + acc_lane)
                 with m.If(res_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                     m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
                                  hin_x.eq(saturate(hin_sum, fmt.res_bits))]

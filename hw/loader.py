@@ -254,15 +254,14 @@ class ModelLoader(wiring.Component):
                 m.d.comb += wr.en.eq(1 << beat.index[:shift] if shift else 1)
 
         # ---- element sections: one element per cycle
-        bits = Signal(range(33))
-        is_sec = lambda *names: beat.section.matches(*(SECTION_IDS[n] for n in names))  # noqa: E731
-        m.d.sync += bits.eq(Mux(is_sec("config", "emb_w", "head_w"), 16, Mux(is_sec("mask", "halt_lut"), 8, 32)))
         el = Signal(range(8))                  # element of the current beat
         # element `el` of the beat, one multiplexer per width (a shift by el * bits was a multiplier and a
-        # 64-bit barrel shifter in front of every element register: the loader's deepest path)
+        # 64-bit barrel shifter in front of every element register: the loader's deepest path); the width
+        # follows from the parser's elements per beat (stream_in.SECTION_ELEMS: 3 for 16 bits, 7 for 8)
         val = Signal(signed(32))
-        m.d.comb += val.eq(Mux(bits == 16, beat.data.word_select(el[:2], 16).as_signed(),
-                               Mux(bits == 8, beat.data.word_select(el, 8), beat.data.word_select(el[:1], 32).as_signed())))
+        m.d.comb += val.eq(Mux(beat.elems == 3, beat.data.word_select(el[:2], 16).as_signed(),
+                               Mux(beat.elems == 7, beat.data.word_select(el, 8),
+                                   beat.data.word_select(el[:1], 32).as_signed())))
         image = Cat(*(sid[n] for n in ("weights", "biases", "thresholds"))).any()
         last_el = el == beat.elems             # elems is 0 for a memory image: ready at once
         m.d.comb += self.i.ready.eq(decoded & last_el)
