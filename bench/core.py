@@ -44,7 +44,7 @@ def rtl_cycles(model, images, lanes, dense, name, core_cfg=None):
     for k, r in enumerate(rec["images"]):
         if "error" in r:
             raise RuntimeError(f"image {k}: the core reported {r['error']}")
-        _, logits, cycles = packing.unpack_result(np.array(r["result"], dtype=np.uint64), model.config.num_classes)
+        _, logits, cycles, _ = packing.unpack_result(np.array(r["result"], dtype=np.uint64), model.config.num_classes)
         out.append((logits, cycles, r["counters"]))
     return out
 

@@ -27,9 +27,10 @@ from .artifact import IntModel, IntParams, tensor_specs
 from .config import ModelConfig
 from .cycles import ACC_ROWS, engine_rows
 from .formats import FORMATS
-from .regmap import Capacity, formats_id
+from .regmap import PERF_COUNTERS, Capacity, formats_id
 
-STREAM_VERSION = 2               # 2: image windows start on a beat; TAP packets
+STREAM_VERSION = 3               # 3: the RESULT packet carries the performance counters (2: windows on a
+                                 # beat; TAP packets)
 STREAM_MAGIC = 0x4B505344        # bytes "DSPK" in a little-endian buffer
 TRAILER_MAGIC = 0x21444E45       # bytes "END!"
 BEAT_BITS = 64                   # the PYNQ-Z2 HP ports and the AXI DMA's stream width
@@ -441,20 +442,37 @@ def unpack_image(beats: np.ndarray, cfg: ModelConfig) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------- results
-def pack_result(logits: np.ndarray, cycles: int, tag: int = 0) -> np.ndarray:
-    """The result packet: logits as int32 (two per beat), then one beat with the 64-bit cycle count."""
+COUNTER_NAMES = tuple(name for name, _ in PERF_COUNTERS)
+
+
+def result_payload_beats(num_classes: int) -> int:
+    """Payload beats of a result packet: the logits (two per beat), the cycle count, the counters (two per beat)."""
+    return -(-num_classes // 2) + 1 + -(-len(COUNTER_NAMES) // 2)
+
+
+def pack_result(logits: np.ndarray, cycles: int, counters: dict, tag: int = 0) -> np.ndarray:
+    """The result packet: logits as int32 (two per beat), one beat with the 64-bit cycle count, then the
+    image's performance counters (``regmap.PERF_COUNTERS`` order, uint32, two per beat); ``counters`` maps
+    every counter name to its value."""
+    missing = set(COUNTER_NAMES) - set(counters)
+    if missing:
+        raise PackingError(f"result counters missing: {sorted(missing)}")
     payload = np.concatenate([to_beats(np.asarray(logits, np.int64), 32),
-                              np.array([cycles], dtype=np.uint64)])
+                              np.array([cycles], dtype=np.uint64),
+                              to_beats(np.array([counters[n] for n in COUNTER_NAMES], np.int64), 32)])
     return _packet(Kind.RESULT, tag, payload)
 
 
 def unpack_result(beats: np.ndarray, num_classes: int) -> tuple:
-    """``(tag, logits int64 (num_classes,), cycles)`` from a result packet."""
+    """``(tag, logits int64 (num_classes,), cycles, counters {name: int})`` from a result packet."""
     tag, payload = parse_packet(beats, Kind.RESULT)
-    want = -(-num_classes // 2) + 1
+    want = result_payload_beats(num_classes)
     if len(payload) != want:
         raise PackingError(f"result payload of {len(payload)} beats, expected {want} for {num_classes} classes")
-    return tag, from_beats(payload[:-1], 32, num_classes), int(payload[-1])
+    nl = -(-num_classes // 2)
+    counts = from_beats(payload[nl + 1:], 32, len(COUNTER_NAMES), signed=False)
+    return (tag, from_beats(payload[:nl], 32, num_classes), int(payload[nl]),
+            {name: int(v) for name, v in zip(COUNTER_NAMES, counts)})
 
 
 # --------------------------------------------------------------------------------------------- taps

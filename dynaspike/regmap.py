@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from .config import ModelConfig
 from .formats import FORMATS
 
-REGMAP_VERSION = 2  # 2: HEAD_DIM capacity register; CYCLES counted from the first image beat
+REGMAP_VERSION = 3  # 3: RUN_CONFIG.STREAM; counters per image in the RESULT packet (2: HEAD_DIM, CYCLES from
+                    # the first image beat)
 CORE_MAGIC = 0x44594E53          # ID register: "DYNS" as a big-endian 32-bit word
 ADDR_BITS = 12                   # 4 KiB AXI4-Lite window
 DATA_BITS = 32                   # AXI4-Lite data width
@@ -90,8 +91,10 @@ class ErrorCode:
         return f"UNKNOWN({code})"
 
 
-# Performance counters, in register order. Each counts over the last inference and is cleared by START;
-# the AC counters follow docs/integer_model.md "Operation counts" exactly (the golden model's counts).
+# Performance counters, in register order. Each counts over one image: the registers show the image the
+# sequencer has (they change when it takes the next one from the front), and every image's RESULT packet carries
+# its own (``packing.unpack_result``), so a stream of images (RUN_CONFIG.STREAM) keeps each image's counts.
+# The AC counters follow docs/integer_model.md "Operation counts" exactly (the golden model's counts).
 PERF_COUNTERS = (
     ("AC_QKV", "accumulates of the q, k, v projections: 3 * D * nnz(S)"),
     ("AC_KV", "accumulates of K^T V: dh * sum_j sum_h nnz(K_jh) * [V_jh != 0]"),
@@ -106,7 +109,8 @@ PERF_COUNTERS = (
     ("HALTED_TOKENS", "tokens halted before the final (step, block)"),
     ("IN_WAIT_CYCLES", "cycles the inference was held up waiting for input stream data (CYCLES - IN_WAIT_CYCLES "
                        "is the cycle model's count)"),
-    ("OUT_WAIT_CYCLES", "cycles of the inference spent waiting on output stream backpressure"),
+    ("OUT_WAIT_CYCLES", "cycles of the inference spent waiting on output stream backpressure (in the RESULT "
+                        "packet: those before its last payload beat)"),
     ("EMB_PIXELS", "non-zero pixels of the image's embedding windows: the embedding multiplies only these "
                    "(D multiply-accumulates each; zero pixels are skipped)"),
 )
@@ -142,17 +146,21 @@ REGISTERS = (
         Field("STREAM", 16, 16, "packing.STREAM_VERSION"),
     )),
     Register("CTRL", 0x008, "w1p", "commands", (
-        Field("START", 0, doc="run the image waiting on the input stream (needs a loaded model)"),
+        Field("START", 0, doc="run the image waiting on the input stream (needs a loaded model; ignored while "
+                              "the front holds an image)"),
         Field("SOFT_RESET", 1, doc="abort any transfer or inference, clear ERROR and DONE; keeps the model"),
         Field("UNLOAD", 2, doc="forget the loaded model (MODEL_LOADED reads 0)"),
     )),
     Register("RUN_CONFIG", 0x00C, "rw", "options of the next inference", (
         Field("DEBUG_TAPS", 0, doc="also stream intermediate spike maps (tap packets) before the result"),
         Field("FORCE_DENSE", 1, doc="ignore the time-step mask and token skip (the dense reference run)"),
+        Field("STREAM", 2, doc="every image packet starts its own inference (no START): images sent back to back "
+                              "overlap, the next one's intake, embedding and merge with this one's blocks"),
     )),
     Register("STATUS", 0x010, "ro", "state of the core", (
-        Field("BUSY", 0, doc="an inference or a model load is in progress"),
-        Field("DONE", 1, doc="the last inference finished and its result packet was sent; cleared by START"),
+        Field("BUSY", 0, doc="an inference (its front or its blocks) or a model load is in progress"),
+        Field("DONE", 1, doc="the last inference finished and its result packet was sent; cleared when an image "
+                             "starts"),
         Field("ERROR", 2, doc="stopped on an error (ERROR_CODE); only SOFT_RESET leaves this state"),
         Field("MODEL_LOADED", 3, doc="a complete, checked model is in the core's memories"),
         Field("LOADING", 4, doc="a model packet is being received"),
@@ -160,9 +168,10 @@ REGISTERS = (
     Register("ERROR_CODE", 0x014, "ro", "ErrorCode of the first error since the last SOFT_RESET"),
     Register("ERROR_BEAT", 0x018, "ro", "index of the input beat (within its packet) where the error was seen"),
     Register("IMAGES_DONE", 0x01C, "ro", "inferences completed since reset (wraps at 2**32)"),
-    Register("CYCLES", 0x020, "ro", "clock cycles of the last inference: from the cycle its image's first "
-             "payload beat is taken (after START) to the cycle its last logit is computed, both included; "
-             "the result packet (and taps) follow", bits=64),
+    Register("CYCLES", 0x020, "ro", "clock cycles of the image the sequencer has: from the cycle its first "
+             "payload beat is taken (after START) to the cycle its last logit is computed, both included, less "
+             "the cycles it waited, embedded, for the previous image's blocks (RUN_CONFIG.STREAM); the result "
+             "packet (and taps) follow", bits=64),
     *(Register(name, PERF_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(PERF_COUNTERS)),
     *(Register(name, CAPACITY_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(CAPACITY)),
     *(Register(f"MODEL_{name.upper()}", MODEL_BASE + 4 * i, "ro", f"loaded model's ModelConfig.{name}")

@@ -46,7 +46,7 @@ from .axil import RegisterBlock, axi_lite_signature
 from .embed import Embedding
 from .events import EventGenerator
 from .halt import HaltUnit
-from .core_intake import intake_signals, intake_states
+from .core_intake import intake_signals, intake_states, take_image
 from .core_packets import packet_signals, packet_states
 from .core_passes import SPIKES_OUT, SPIKES_QKV, SPIKES_S, SPIKES_Z, pass_states
 from .head import Head
@@ -127,7 +127,7 @@ class Core(wiring.Component):
 
         cfgd = ld.derived
         prm = {name: ld.params[k] for k, name in enumerate(PARAM_FIELDS)}
-        dense = regs.run_config.force_dense
+        dense = Signal()   # RUN_CONFIG.FORCE_DENSE and DEBUG_TAPS as the image's front found them
         taps_on = Signal()
 
         # ------------------------------------------------------------------ status, errors, model state
@@ -139,9 +139,10 @@ class Core(wiring.Component):
         images_done = Signal(32)
         cycles_ = Signal(64)
         perf = Array(Signal(32, name=f"perf_{n.lower()}") for n, _ in regmap.PERF_COUNTERS)
-        busy = Signal()
+        busy = Signal()        # the sequencer has an image (from its front's hand-over to its RESULT packet)
+        f_busy = Signal()      # the front has one
         done = Signal()
-        m.d.comb += [regs.status.busy.eq(busy | loading), regs.status.done.eq(done), regs.status.error.eq(error),
+        m.d.comb += [regs.status.busy.eq(busy | f_busy | loading), regs.status.done.eq(done), regs.status.error.eq(error),
                      regs.status.model_loaded.eq(loaded), regs.status.loading.eq(loading),
                      regs.error_code.eq(error_code), regs.error_beat.eq(error_beat),
                      regs.images_done.eq(images_done), regs.cycles.eq(cycles_)]
@@ -155,8 +156,10 @@ class Core(wiring.Component):
             m.d.sync += fail(parser.error_code, parser.error_beat)
 
         # ------------------------------------------------------------------ per-image memories
-        # E and X in block RAM (P x 16 bits wide, N dc deep: about 700 LUTs of distributed RAM otherwise)
-        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[], attrs=BLOCK_RAM)
+        # E and X in block RAM (P x 16 bits wide, N dc deep: about 700 LUTs of distributed RAM otherwise). E has
+        # two banks: the front (hw/core_intake.py) embeds the next image into one while the blocks read the other.
+        e_bits = len(Signal(range(N * g.dc)))
+        emem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=2 << e_bits, init=[], attrs=BLOCK_RAM)
         xmem = Memory(shape=data.ArrayLayout(signed(fmt.res_bits), P), depth=N * g.dc, init=[], attrs=BLOCK_RAM)
         sin, qm, km, vm = (Memory(shape=g.DP, depth=N, init=[]) for _ in range(4))
         zm = Memory(shape=g.hch * P, depth=N, init=[])
@@ -172,9 +175,13 @@ class Core(wiring.Component):
         connect_write(top, thm, ld.th_wr)
         sin_r, qm_r, km_r, vm_r, zm_r = (mem.read_port(domain="comb") for mem in (sin, qm, km, vm, zm))
         e_r, x_r, th_r = emem.read_port(), xmem.read_port(), thm.read_port()
+        e_bank = Signal()    # the E bank the sequencer reads
+        e_addr = lambda row, bank: row | (bank << e_bits)  # noqa: E731 -- row < 2 ** e_bits: no adder
 
         active, reps, fresh = Signal(N), Signal(N), Signal(N * g.dc)
+        # the image's representatives and merge sizes, taken from the front (hw/core_intake.py) with the image
         rep_of = Array(Signal(range(N), name=f"rep{k}") for k in range(N))
+        sizes = Array(Signal(range(N + 1), name=f"size{k}") for k in range(N))
         halt_t = Array(Signal(signed(8), name=f"halt_t{k}") for k in range(N))
         halt_l = Array(Signal(signed(8), name=f"halt_l{k}") for k in range(N))
         logits = Array(Signal(signed(fmt.logit_bits), name=f"logit{c}") for c in range(2 * ((g.C + 1) // 2)))
@@ -193,7 +200,6 @@ class Core(wiring.Component):
         m.d.comb += dmask.eq(~(Const(-1, g.DP) << cfgd.dim))
         xrow = lambda tok, c: mul(tok, g.dc) + c  # noqa: E731 -- the X / E row of chunk c of a token
         last_c = lambda c: c == cfgd.dch_last  # noqa: E731 -- c is the token's last chunk of D
-        sizes = merge.sizes
 
         # ------------------------------------------------------------------ the pass machinery
         wk = Walker(m, N, "wk")          # tokens of the current pass
@@ -206,7 +212,7 @@ class Core(wiring.Component):
 
         # X / E reads (sync): one address for both; a row of the walker's token, or the accumulator row's
         x_addr = Signal(range(N * g.dc))
-        m.d.comb += [x_r.addr.eq(x_addr), e_r.addr.eq(x_addr)]
+        m.d.comb += [x_r.addr.eq(x_addr), e_r.addr.eq(e_addr(x_addr, e_bank))]
         xr_valid = Signal()
         xr_tok = Signal(range(N))        # the row read last cycle: its token, chunk and X row
         xr_c = Signal(range(g.dc))
@@ -333,7 +339,7 @@ class Core(wiring.Component):
         m.d.comb += [head.i.payload.chunk.eq(lo.tag.c), head.i.payload.spike.eq(lo.spike & lo_dmask),
                      head.i.payload.w.eq(sizes[lo.tag.tok])]
         # merge / embedding
-        m.d.comb += [merge.threshold.eq(Mux(dense, -1, prm["merge_threshold"])), merge.o.ready.eq(1),
+        m.d.comb += [merge.o.ready.eq(1),
                      emb.o.ready.eq(1), emb.chunks.eq(cfgd.emb_chunks), emb.patch_dim.eq(cfgd.patch_dim),
                      emb.bpt.eq(cfgd.bpt),
                      head.o.ready.eq(1), head.n_classes.eq(cfgd.classes),
@@ -361,11 +367,14 @@ class Core(wiring.Component):
 
         # ------------------------------------------------------------------ output packets, image intake
         # (hw/core_packets.py, hw/core_intake.py: they take the signals they share with this sequencer from `c`)
-        c = SimpleNamespace()
+        counting = Signal()   # CYCLES counts (from the front's hand-over to the last logit)
+        with m.If(counting):
+            m.d.sync += cycles_.eq(cycles_ + 1)
+        take = Signal()       # the sequencer takes the front's image this cycle
+        c = SimpleNamespace(PERF=PERF)
         vars(c).update(locals())
         packet_signals(c)
         intake_signals(c)
-        img_row, img_g, mod_row, mod_g, counting = c.img_row, c.img_g, c.mod_row, c.mod_g, c.counting
         pbeat, is_model, is_image = c.pbeat, c.is_model, c.is_image
 
         # ------------------------------------------------------------------ the sequencer
@@ -378,11 +387,13 @@ class Core(wiring.Component):
             top.d.sync += loading.eq(0)
         with top.If(set_loaded):
             top.d.sync += loaded.eq(1)
-        with top.If(clr_loaded | (ctrl.unload & ~busy)):
+        with top.If(clr_loaded | (ctrl.unload & ~busy & ~f_busy)):
             top.d.sync += loaded.eq(0)
 
-        bacc = Signal(g.DP)            # embedding: the merge bits of the token's chunks so far
-        merged, merge_end = Signal(), Signal()   # the merge ended before the image's trailer (an idle stream)
+        # the front: an image's intake, embedding and merge, beside the sequencer (hw/core_intake.py)
+        vars(c).update(locals())
+        intake_states(c)
+        m.d.comb += f_busy.eq(~c.front_idle)
         with m.FSM(name="seq") as fsm:
             @contextmanager
             def state(name):
@@ -407,10 +418,11 @@ class Core(wiring.Component):
                 return f
 
             with m.State("IDLE"):
-                m.d.comb += ld.i.valid.eq(parser.o.valid & is_model & ~error)
-                m.d.comb += parser.o.ready.eq(Mux(error, 1, is_model & ld.i.ready))
-                with m.If(parser.o.valid & is_model & (pbeat.section == 1) & pbeat.first & ~error):
-                    m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
+                with m.If(c.front_idle):   # model packets, only between images
+                    m.d.comb += ld.i.valid.eq(parser.o.valid & is_model & ~error)
+                    m.d.comb += parser.o.ready.eq(Mux(error, 1, is_model & ld.i.ready))
+                    with m.If(parser.o.valid & is_model & (pbeat.section == 1) & pbeat.first & ~error):
+                        m.d.comb += [clr_loaded.eq(1), set_loading.eq(1)]
                 # the model's checks, a cycle after its trailer (`check_model`): the loader's verdicts are registers
                 with m.If(check_model & ~error):
                     m.d.comb += clr_loading.eq(1)
@@ -422,22 +434,13 @@ class Core(wiring.Component):
                         m.d.comb += set_loaded.eq(1)
                 with m.If(error):
                     m.next = "ERROR"
-                with m.Elif(ctrl.start | (parser.o.valid & is_image)):
-                    with m.If(~loaded):
-                        m.d.sync += fail(ErrorCode.NO_MODEL)
-                        m.next = "ERROR"
-                    with m.Elif(ctrl.start):
-                        m.d.sync += [busy.eq(1), done.eq(0), taps_on.eq(regs.run_config.debug_taps),
-                                     img_row.eq(0), img_g.eq(0), mod_row.eq(0), mod_g.eq(0), cycles_.eq(0)]
-                        m.d.sync += [p.eq(0) for p in perf]
-                        m.d.sync += [wk.load(~(Const(-1, N) << cfgd.n)), reps.eq(0), active.eq(0), bacc.eq(0),
-                                     merged.eq(0), fresh.eq(Const(-1, N * g.dc))]
-                        m.d.comb += [lif.clear.eq(1), halt.clear.eq(1), head.clear.eq(1)]
-                        m.next = "IMG"
+                with m.Elif(c.front_ready):   # the front has embedded and merged an image: take it
+                    m.d.comb += take.eq(1)
+                    m.d.sync += take_image(c)
+                    m.next = "STEP"
 
             # the states of an inference, each part in its own file (they take what they share from `c`)
             vars(c).update(locals())
-            intake_states(c)   # IMG, EMB: the image's windows, the embedding and the token merge
             pass_states(c)     # STEP, BLOCK, the passes, ENDBLOCK, READOUT
             packet_states(c)   # HEAD, TAPS, RESULT
 

@@ -8,7 +8,7 @@ packet registers and the RESULT payload) and ``packet_states`` (the sequencer st
 adds what it makes that others use.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Mux, Signal
 
 from dynaspike.packing import STREAM_MAGIC, STREAM_VERSION, TRAILER_MAGIC, Kind
 
@@ -17,22 +17,32 @@ from .loader import log2
 
 
 def packet_signals(c):
-    """The registers of the packet being sent, the RESULT payload beat (logits, then CYCLES), the image tag
-    and the TAP packet's element counters."""
-    m, g, N, cfgd, cycles_, logits = c.m, c.g, c.N, c.cfgd, c.cycles_, c.logits
+    """The registers of the packet being sent, the RESULT payload (``packing.pack_result``: logits, CYCLES,
+    the performance counters), the image tag and the TAP packet's element counters."""
+    m, g, N, cfgd, cycles_, logits, perf = c.m, c.g, c.N, c.cfgd, c.cycles_, c.logits, c.perf
     out = c.self.m_axis
     ob = Signal(16)                  # beat of the packet being sent
     olen = Signal(16)                # its payload beats
     csum = Signal(32)
-    obeat = Signal(64)               # the payload beat `ob - 2`
+    # The RESULT payload beat `ob - 2`, a register loaded as beat `ob - 1` is taken (from `next_beat`, the
+    # payload beat `ob - 1`): the beat's multiplexers do not sit in front of the checksum's adder.
+    obeat = Signal(64)
+    next_beat = Signal(64)
+    pi = Signal(16)
+    m.d.comb += pi.eq(ob - 1)
     n_logit_beats = (cfgd.classes + 1) >> 1
-    with m.If(ob - 2 < n_logit_beats):
-        k = (ob - 2)[:max(1, (g.C).bit_length())]
+    counter_pairs = Array(Cat(perf[k], perf[k + 1] if k + 1 < len(perf) else Const(0, 32))
+                          for k in range(0, len(perf), 2))
+    with m.If(pi < n_logit_beats):
+        k = pi[:max(1, (g.C).bit_length())]
         lo_l = logits[k << 1]
         hi_l = Mux((k << 1) + 1 < cfgd.classes, logits[(k << 1) + 1], 0)
-        m.d.comb += obeat.eq(Cat(lo_l[:32], hi_l[:32]))
+        m.d.comb += next_beat.eq(Cat(lo_l[:32], hi_l[:32]))
+    with m.Elif(pi == n_logit_beats):
+        m.d.comb += next_beat.eq(cycles_)
     with m.Else():
-        m.d.comb += obeat.eq(cycles_)
+        m.d.comb += next_beat.eq(counter_pairs[(pi - n_logit_beats - 1)[:max(1, (len(counter_pairs) - 1).bit_length())]])
+    result_len = n_logit_beats + 1 + len(counter_pairs)
     img_tag = Signal(32)
     tap_f = Signal(range(8))         # TAP packet: field, element, token of the X field
     tap_e = Signal(range(max(N, g.D) + 1))
@@ -44,7 +54,7 @@ def packet_signals(c):
     tap_beats = q4(cfgd.dim) + mul(q4(cfgd.n), 5) + q4(mul(cfgd.n, cfgd.dim))
 
     c.img_tag = img_tag   # the image packet's tag, set by the intake (hw/core_intake.py)
-    vars(c).update(out=out, ob=ob, olen=olen, csum=csum, obeat=obeat, n_logit_beats=n_logit_beats, tap_f=tap_f,
+    vars(c).update(out=out, ob=ob, olen=olen, csum=csum, obeat=obeat, next_beat=next_beat, result_len=result_len, tap_f=tap_f,
                    tap_e=tap_e, tap_tok=tap_tok, tap_loaded=tap_loaded, tap_full=tap_full, tap_beat=tap_beat,
                    asm=asm, na=na, tap_beats=tap_beats)
 
@@ -52,7 +62,8 @@ def packet_signals(c):
 def packet_states(c):
     """HEAD (the classifier's logits), TAPS (when the image asked for them), RESULT; then IDLE."""
     m, state, P, cfgd, head, halt, logits = c.m, c.state, c.P, c.cfgd, c.head, c.halt, c.logits
-    out, ob, olen, csum, obeat, img_tag, n_logit_beats = c.out, c.ob, c.olen, c.csum, c.obeat, c.img_tag, c.n_logit_beats
+    out, ob, olen, csum, obeat, next_beat, img_tag, result_len = (
+        c.out, c.ob, c.olen, c.csum, c.obeat, c.next_beat, c.img_tag, c.result_len)
     tap_f, tap_e, tap_tok, tap_loaded, tap_full, tap_beat, asm, na, tap_beats = (
         c.tap_f, c.tap_e, c.tap_tok, c.tap_loaded, c.tap_full, c.tap_beat, c.asm, c.na, c.tap_beats)
     busy, done, images_done, counting, taps_on, count = c.busy, c.done, c.images_done, c.counting, c.taps_on, c.count
@@ -68,7 +79,7 @@ def packet_states(c):
                                  tap_loaded.eq(0), tap_full.eq(0), asm.eq(0), na.eq(0)]
                     m.next = "TAPS"
                 with m.Else():
-                    m.d.sync += olen.eq(n_logit_beats + 1)
+                    m.d.sync += olen.eq(result_len)
                     m.next = "RESULT"
 
     def packet(name, kind, payload_valid, payload, taken, finish, body=None):
@@ -147,11 +158,14 @@ def packet_states(c):
                     m.d.sync += tap_e.eq(tap_e + 1)
 
     def to_result():
-        m.d.sync += [ob.eq(0), csum.eq(0), olen.eq(n_logit_beats + 1)]
+        m.d.sync += [ob.eq(0), csum.eq(0), olen.eq(result_len)]
         m.next = "RESULT"
     packet("TAPS", Kind.TAP, tap_full, tap_beat, [tap_full.eq(0)], to_result, tap_producer)
 
     def finish():
         m.d.sync += [busy.eq(0), done.eq(1), images_done.eq(images_done + 1)]
         m.next = "IDLE"
-    packet("RESULT", Kind.RESULT, 1, obeat, [], finish)
+    def load_beat():
+        with m.If(out.tvalid & out.tready):
+            m.d.sync += obeat.eq(next_beat)
+    packet("RESULT", Kind.RESULT, 1, obeat, [], finish, load_beat)

@@ -9,10 +9,12 @@ run exactly this code.
   naming every exceeded limit) or that disagrees with the bitstream's manifest (``ManifestError``); then
   SOFT_RESET, UNLOAD, streams ``packing.pack_model`` and polls STATUS until MODEL_LOADED; checks that the
   MODEL_* registers read back the model's configuration.
-- ``run(images, tags=None, taps=False, dense=False) -> RunResult``: refuses wrong shapes or dtypes
-  (``ImageError``) before any transfer; per image: send the image packet, CTRL.START, receive the TAP
+- ``run(images, tags=None, taps=False, dense=False, stream=False) -> RunResult``: refuses wrong shapes or
+  dtypes (``ImageError``) before any transfer; per image: send the image packet, CTRL.START, receive the TAP
   packet (if ``taps``) and the RESULT packet, wait for STATUS.DONE, read CYCLES and the performance
-  counters.
+  counters (and check that the RESULT packet carries the same). With ``stream``, RUN_CONFIG.STREAM: every
+  image packet starts itself, the next one is sent while the core runs this one (its intake, embedding and
+  merge overlap this one's blocks), and each image's CYCLES and counters come from its RESULT packet.
 - ``read_counters()``, ``soft_reset()``.
 
 Every wait has a deadline (``timeout`` seconds, on the transport's clock) and ends in ``DriverTimeout``
@@ -41,8 +43,8 @@ DEFAULT_TIMEOUT_S = 5.0
 
 
 def result_beats(cfg: ModelConfig) -> int:
-    """Beats of a RESULT packet: header (2), logits (two per beat), the cycle count, the trailer."""
-    return 2 + -(-cfg.num_classes // 2) + 1 + 1
+    """Beats of a RESULT packet: header (2), the payload (``packing.result_payload_beats``), the trailer."""
+    return 3 + packing.result_payload_beats(cfg.num_classes)
 
 
 def tap_beats(cfg: ModelConfig) -> int:
@@ -57,9 +59,10 @@ class RunResult:
 
     tags: np.ndarray                 # (B,) the image tags sent, echoed by the core
     logits: np.ndarray               # (B, classes) int64
-    cycles: np.ndarray               # (B,) int64, the CYCLES register
+    cycles: np.ndarray               # (B,) int64, the CYCLES register (the RESULT packet's in a stream)
     result_cycles: np.ndarray        # (B,) int64, the cycle count inside the RESULT packet
-    counters: dict                   # name -> (B,) int64, every regmap.PERF_COUNTERS entry
+    counters: dict                   # name -> (B,) int64, every regmap.PERF_COUNTERS entry (registers, or
+                                     # the RESULT packet's in a stream)
     wall_s: np.ndarray               # (B,) seconds of wall clock per image (batch time / B when batched)
     batched: bool = False            # the transport's batched fast path ran (wall_s is a batch average)
     taps: dict = field(default_factory=dict)  # name -> (B, ...) int64 when run(taps=True)
@@ -193,41 +196,68 @@ class Driver:
         except ValueError as e:
             raise ImageError(str(e)) from None
 
-    def _transaction(self, i: int, packet: np.ndarray, taps: bool) -> tuple:
-        """One image on the core: ``(output packets, {register: value})``."""
+    def _receive(self, i: int, taps: bool) -> list:
+        """Image ``i``'s output packets: its TAP packet (if ``taps``), its RESULT packet."""
         cfg, t, to = self.model.config, self.transport, self.transport.limit(self.timeout)
-        t.send(packet, f"image {i}: send")                           # before START: no idle input cycles
-        self._command("START")
         outs = []
         if taps:
             outs.append(self._checked(f"image {i}: receive TAP", t.recv, tap_beats(cfg), to,
                                       f"image {i}: receive TAP"))
         outs.append(self._checked(f"image {i}: receive RESULT", t.recv, result_beats(cfg), to,
                                   f"image {i}: receive RESULT"))
+        return outs
+
+    def _transaction(self, i: int, packet: np.ndarray, taps: bool) -> tuple:
+        """One image on the core: ``(output packets, {register: value})``."""
+        t, to = self.transport, self.transport.limit(self.timeout)
+        t.send(packet, f"image {i}: send")                           # before START: no idle input cycles
+        self._command("START")
+        outs = self._receive(i, taps)
         self._checked(f"image {i}: send", t.wait_sent, to, f"image {i}: send")
         self._wait_status("DONE", f"image {i}: wait DONE")
         return outs, self.read_counters()
 
-    def run(self, images, *, tags=None, taps: bool = False, dense: bool = False, progress=None) -> RunResult:
+    def _stream(self, packets, taps: bool, progress) -> list:
+        """RUN_CONFIG.STREAM: ``[(output packets, None)]``. Image ``i + 1`` is sent (one transfer per packet:
+        each ends with TLAST) before image ``i``'s answers are awaited, so the core takes it in while it runs
+        image ``i``; the registers are not read (they already belong to the next image)."""
+        t, to = self.transport, self.transport.limit(self.timeout)
+        t.send(packets[0], "image 0: send")
+        answers = []
+        for i in range(len(packets)):
+            self._checked(f"image {i}: send", t.wait_sent, to, f"image {i}: send")
+            if i + 1 < len(packets):
+                t.send(packets[i + 1], f"image {i + 1}: send")
+            answers.append((self._receive(i, taps), None))
+            if progress:
+                progress(i + 1)
+        self._wait_status("DONE", f"image {len(packets) - 1}: wait DONE")
+        return answers
+
+    def run(self, images, *, tags=None, taps: bool = False, dense: bool = False, stream: bool = False,
+            progress=None) -> RunResult:
         """Run ``images`` ((B, C, H, W) uint8, or (B, H, W) for one channel) on the loaded model.
 
         ``tags`` (default ``0..B-1``) travel with the images and are checked in the answers; ``taps`` asks
-        for the TAP packets (RunResult.taps); ``dense`` sets RUN_CONFIG.FORCE_DENSE; ``progress(n)`` is
-        called with the number of images done after each image (once, after the batch, when batched)."""
+        for the TAP packets (RunResult.taps); ``dense`` sets RUN_CONFIG.FORCE_DENSE; ``stream`` sets
+        RUN_CONFIG.STREAM and sends the images back to back; ``progress(n)`` is called with the number of
+        images done after each image (once, after the batch, when batched)."""
         if self.model is None:
             raise DriverError("no model loaded: call load_model first")
         cfg = self.model.config
         packets, tags = self._packets(images, tags)
         self.transport.write(REG["RUN_CONFIG"].offset,
-                             RUN_CONFIG["DEBUG_TAPS"].put(int(taps)) | RUN_CONFIG["FORCE_DENSE"].put(int(dense)))
+                             RUN_CONFIG["DEBUG_TAPS"].put(int(taps)) | RUN_CONFIG["FORCE_DENSE"].put(int(dense))
+                             | RUN_CONFIG["STREAM"].put(int(stream)))
         t0 = time.perf_counter()
         # The batched fast path answers None when it cannot give exactly what the transactions would
         # (no model, an error state, a malformed packet): the per-image protocol then runs and reports it.
         answers = self.transport.run_images(packets) if self.transport.run_images is not None else None
         batched = answers is not None
-        if batched:
+        if batched or stream:
+            answers = answers if batched else self._stream(packets, taps, progress)
             wall = np.full(len(packets), (time.perf_counter() - t0) / len(packets))
-            if progress:
+            if progress and batched:
                 progress(len(packets))
         else:
             answers, wall = [], []
@@ -254,9 +284,16 @@ class Driver:
                     raise DriverError(f"image {i}: TAP packet tag {tag_t}, sent {tags[i]}")
                 for k, v in tp.items():
                     tap_out.setdefault(k, np.zeros((B,) + v.shape, np.int64))[i] = v
-            tag, logits[i], rcycles[i] = packing.unpack_result(outs[-1], cfg.num_classes)
+            tag, logits[i], rcycles[i], counts = packing.unpack_result(outs[-1], cfg.num_classes)
             if tag != tags[i]:
                 raise DriverError(f"image {i}: RESULT packet tag {tag}, sent {tags[i]}")
+            if values is None:   # a stream: the packet's own
+                values = {"CYCLES": rcycles[i], **counts}
+            # the packet and the registers must agree (OUT_WAIT_CYCLES: the packet has the waits before its end)
+            differ = [n for n in COUNTERS if n != "OUT_WAIT_CYCLES" and counts[n] != values[n]]
+            if differ:
+                raise DriverError(f"image {i}: the RESULT packet's counters disagree with the registers: "
+                                  + ", ".join(f"{n} {counts[n]} != {values[n]}" for n in differ))
             for name in RESULT_REGISTERS:
                 regs[name][i] = values[name]
         return RunResult(tags=np.asarray(tags, np.int64), logits=logits, cycles=regs.pop("CYCLES"),

@@ -157,8 +157,8 @@ class FakeCore:
         if self.run_config & 1:                                 # RUN_CONFIG.DEBUG_TAPS
             _, taps = packing.unpack_taps(self.rec["taps"][i], cfg)
             self.out.append(packing.pack_taps(taps, cfg, tag))
-        _, logits, cycles = packing.unpack_result(self.rec["results"][i], cfg.num_classes)
-        self.out.append(packing.pack_result(logits, cycles, tag))
+        _, logits, cycles, counts = packing.unpack_result(self.rec["results"][i], cfg.num_classes)
+        self.out.append(packing.pack_result(logits, cycles, counts, tag))
         self.regs = dict(zip(RESULT_REGISTERS, (int(v) for v in self.rec["registers"][i])))
         self.images_done += 1
         self.done = True

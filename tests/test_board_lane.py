@@ -99,8 +99,8 @@ def test_packets_are_byte_identical_to_the_numpy2_recording():
     cfg, params, lanes, _ = packing.unpack_model(rec["model_packet"])
     assert (cfg, params, lanes) == (model.config, model.params, DEFAULT_LANES)
     for i, (res, tap) in enumerate(zip(rec["results"], rec["taps"])):
-        tag, logits, cycles = packing.unpack_result(res, cfg.num_classes)
-        first_difference(f"result {i} repacked", packing.pack_result(logits, cycles, tag), res)
+        tag, logits, cycles, counts = packing.unpack_result(res, cfg.num_classes)
+        first_difference(f"result {i} repacked", packing.pack_result(logits, cycles, counts, tag), res)
         tag_t, taps = packing.unpack_taps(tap, cfg)
         first_difference(f"taps {i} repacked", packing.pack_taps(taps, cfg, tag_t), tap)
 

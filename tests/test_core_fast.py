@@ -12,6 +12,7 @@ from dynaspike.config import ModelConfig
 from hw.core import Core
 from sim.amaranth_tb import axil_read, axil_write, run
 from tests.model_factory import random_model, saturating_model, saturation_seen, spike_rates, spiky_model
+from sw.transports.golden import counters
 from train import cycle_model
 from train.golden import GoldenModel
 
@@ -77,10 +78,77 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
         rates = spike_rates(g.trace)
         assert set(rates) == {"ain", "q", "k", "v", "attn", "min", "hid"} and min(rates.values()) > 0.2, rates
     want_cycles = cycle_model.predict_cycles(model, images, 8)
-    for k, (tag, logits, cycles) in enumerate(got):
+    for k, (tag, logits, cycles, _) in enumerate(got):
         assert tag == k
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
         assert cycles == want_cycles[k], f"image {k}: {cycles} cycles, cycle model {want_cycles[k]}"
+
+
+# 16 tokens of 4 x 4 windows: a front longer than the blocks once the time-step mask switches every module off
+FRONT_HEAVY = ModelConfig(**{**TINY.to_dict(), "img_size": 8, "embed_kernel": 4})
+
+
+@pytest.mark.parametrize("cfg,masked", [(TINY, False), (WIDE, False), (FRONT_HEAVY, True)],
+                         ids=["D8", "D12", "front-bound"])
+def test_images_back_to_back_in_stream_mode(cfg, masked):
+    """RUN_CONFIG.STREAM, four image packets sent with no gap (each starts itself): the next image's front runs
+    during this one's blocks, and nothing changes: every image's logits, counters (in its RESULT packet) and
+    CYCLES equal the golden model's and the single-image cycle model's; every RESULT trailer leaves in the cycle
+    ``cycle_model.stream_ends`` says, counted from the first image's first payload beat. The last case has
+    the blocks wait for the front (every module masked off)."""
+    model = random_model(cfg, 2)
+    if masked:
+        model.tensors["mask"][:] = 0
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 1, cfg.img_size, cfg.img_size), dtype=np.uint8)
+    dut = Core(8, cfg)
+    got, clock = [], {"first": None, "ends": []}
+    beats_in = {"n": 0, "armed": False}   # image beats taken, once the model is in
+    header = 2
+
+    async def host(ctx):
+        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
+        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
+            pass
+        await axil_write(ctx, dut.s_axil, REG["RUN_CONFIG"].offset, REG["RUN_CONFIG"].field("STREAM").put(1))
+        beats_in["armed"] = True
+        for k, img in enumerate(images):   # no idle cycle between the packets
+            await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k))
+
+    async def sink(ctx):
+        """The output port, always ready; one testbench samples both ports, so their cycles compare."""
+        ctx.set(dut.m_axis.tready, 1)
+        beats, cycle = [], 0
+        ports = (dut.s_axis.tvalid, dut.s_axis.tready, dut.m_axis.tdata, dut.m_axis.tlast, dut.m_axis.tvalid)
+        async for _, _, in_valid, in_ready, data, last, valid in ctx.tick().sample(*ports):
+            if in_valid and in_ready and beats_in["armed"]:
+                if beats_in["n"] == header:
+                    clock["first"] = cycle    # the first image's first payload beat
+                beats_in["n"] += 1
+            if valid:
+                beats.append(data)
+                if last:
+                    got.append(packing.unpack_result(np.array(beats, dtype=np.uint64), cfg.num_classes))
+                    clock["ends"].append(cycle)
+                    beats = []
+                    if len(got) == len(images):
+                        return
+            cycle += 1
+
+    run(dut, host, sink, deadline_cycles=40_000)
+    g = GoldenModel(model).run(images)
+    pred = cycle_model.predict(model, images, 8)
+    want = counters(g, cfg)
+    for k, (tag, logits, cycles, cnt) in enumerate(got):
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
+        assert cycles == pred.cycles[k], f"image {k}: {cycles} cycles, cycle model {pred.cycles[k]}"
+        assert cnt == {name: int(v[k]) for name, v in want.items()}, f"image {k}"
+    ends = np.array(clock["ends"]) - clock["first"]
+    np.testing.assert_array_equal(ends, cycle_model.stream_ends(pred, cfg))
+    # the overlap is real: the stream takes less than the images one after another
+    assert ends[-1] < sum(pred.cycles) + len(images) * (3 + packing.result_payload_beats(cfg.num_classes))
+    back = pred.cycles - pred.front
+    assert (pred.front[1:] > back[:-1] + 3 + packing.result_payload_beats(cfg.num_classes)).all() == masked
 
 
 def without_section(beats, section: str):

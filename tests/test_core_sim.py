@@ -39,13 +39,16 @@ def check_against_golden(model, images, lanes, rec, dense=False, only=None):
         if only is not None and k not in only:
             continue
         assert "error" not in got, f"image {k}: {got['error']}"
-        tag, logits, cyc = packing.unpack_result(np.array(got["result"], dtype=np.uint64), cfg.num_classes)
+        tag, logits, cyc, in_packet = packing.unpack_result(np.array(got["result"], dtype=np.uint64), cfg.num_classes)
         assert tag == k
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}: logits")
         c = got["counters"]
         want = {name: v[k] for name, v in counters(g, cfg).items() if not name.endswith("WAIT_CYCLES")}
         for name, v in want.items():
             assert c[name] == int(v), f"image {k}: {name} = {c[name]}, golden {int(v)}"
+        for name in packing.COUNTER_NAMES:   # the RESULT packet's (OUT_WAIT: the waits before its end)
+            if name != "OUT_WAIT_CYCLES":
+                assert in_packet[name] == c[name], f"image {k}: {name} in the RESULT packet {in_packet[name]}, register {c[name]}"
         assert cyc == c["CYCLES"], f"image {k}: result packet says {cyc} cycles, register {c['CYCLES']}"
         assert cyc - c["IN_WAIT_CYCLES"] == pred.cycles[k], (
             f"image {k}: {cyc} cycles ({c['IN_WAIT_CYCLES']} waiting for input), cycle model {pred.cycles[k]} "
@@ -178,7 +181,7 @@ def test_core_refuses_bad_input_and_recovers():
         assert got["after_reset"]["ERROR"] == 0, f"{what}: SOFT_RESET did not clear the error"
     assert rec["model_loaded_after_errors"] == 1
     g = GoldenModel(model).run(images)
-    _, logits, _ = packing.unpack_result(np.array(rec["result"], dtype=np.uint64), TINY.num_classes)
+    _, logits, _, _ = packing.unpack_result(np.array(rec["result"], dtype=np.uint64), TINY.num_classes)
     np.testing.assert_array_equal(logits, g.logits[0].numpy())
 
 

@@ -136,9 +136,17 @@ def test_image_refuses_wrong_shape_and_dtype():
 
 def test_result_round_trip():
     logits = np.array([-(1 << 31), (1 << 31) - 1, 0, -1, 5], np.int64)
-    tag, got, cycles = packing.unpack_result(packing.pack_result(logits, (1 << 40) + 3, tag=7), 5)
-    assert (tag, cycles) == (7, (1 << 40) + 3)
+    counts = {name: (k * 0x1234567) & 0xFFFFFFFF for k, name in enumerate(packing.COUNTER_NAMES)}
+    counts["AC_QKV"] = (1 << 32) - 1
+    beats = packing.pack_result(logits, (1 << 40) + 3, counts, tag=7)
+    assert len(beats) == 3 + packing.result_payload_beats(5)
+    tag, got, cycles, got_counts = packing.unpack_result(beats, 5)
+    assert (tag, cycles, got_counts) == (7, (1 << 40) + 3, counts)
     np.testing.assert_array_equal(got, logits)
+    with pytest.raises(packing.PackingError, match="result counters missing"):
+        packing.pack_result(logits, 0, {}, tag=7)
+    with pytest.raises(packing.PackingError, match="result payload of"):
+        packing.unpack_result(beats, 7)
 
 
 def test_beats_are_little_endian_bytes():

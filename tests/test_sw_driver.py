@@ -10,12 +10,15 @@ import torch
 from dynaspike import packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.regmap import REG, ErrorCode
-from sw.driver import Driver
+from sw.driver import RUN_CONFIG, Driver
 from sw.errors import CoreError, DriverTimeout, ImageError, ManifestError
 from sw.transports import golden as gt
 from sw.transports.golden import GoldenTransport
 from train import evaluate
 from train.golden import GoldenModel
+
+
+RUN_CONFIG_STREAM = RUN_CONFIG["STREAM"]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,42 @@ def test_per_image_protocol_equals_the_batched_path(shipped):
         np.testing.assert_array_equal(fast.counters[k], slow.counters[k], err_msg=k)
     assert d._read("IMAGES_DONE") == 24 and len(t.sent) == 1 + 12
     assert regmap.REG["STATUS"].field("DONE").get(t.read(REG["STATUS"].offset))
+
+
+@pytest.mark.parametrize("taps", [False, True])
+def test_a_stream_equals_the_per_image_protocol(shipped, taps):
+    """RUN_CONFIG.STREAM: every image packet starts itself (no START written), the next is sent before this
+    one's answers are awaited; the results, cycles and counters (from the RESULT packets) are the same."""
+    model, x, _ = shipped
+    d, t = loaded(model)
+    t.run_images = None
+    one = d.run(x[:6], taps=taps)
+    writes = []
+    write = t.write
+    t.write = lambda off, v: (writes.append(off), write(off, v))[1]
+    streamed = d.run(x[:6], taps=taps, stream=True)
+    assert REG["CTRL"].offset not in writes and REG["RUN_CONFIG"].offset in writes
+    assert RUN_CONFIG_STREAM.get(t.read(REG["RUN_CONFIG"].offset))
+    for f in ("tags", "logits", "cycles", "result_cycles"):
+        np.testing.assert_array_equal(getattr(one, f), getattr(streamed, f), err_msg=f)
+    for k in one.counters:
+        np.testing.assert_array_equal(one.counters[k], streamed.counters[k], err_msg=k)
+    for k in one.taps:
+        np.testing.assert_array_equal(one.taps[k], streamed.taps[k], err_msg=k)
+
+
+def test_result_counters_that_disagree_with_the_registers_are_refused(shipped):
+    model, x, _ = shipped
+    d, t = loaded(model)
+    t.run_images = None
+    orig = t.recv
+
+    def recv(*a):
+        _, logits, cyc, counts = packing.unpack_result(orig(*a), 10)
+        return packing.pack_result(logits, cyc, {**counts, "AC_FC1": counts["AC_FC1"] + 1}, tag=0)
+    t.recv = recv
+    with pytest.raises(Exception, match="RESULT packet's counters disagree with the registers: AC_FC1"):
+        d.run(x[:1])
 
 
 def test_dense_run_is_the_golden_dense_run(shipped):
@@ -210,8 +249,8 @@ def test_result_tag_mismatch_is_refused(shipped):
 
     def recv(*a):
         beats = orig(*a).copy()
-        _, logits, cyc = packing.unpack_result(beats, 10)
-        return packing.pack_result(logits, cyc, tag=99)
+        _, logits, cyc, counts = packing.unpack_result(beats, 10)
+        return packing.pack_result(logits, cyc, counts, tag=99)
     t.recv = recv
     with pytest.raises(Exception, match="RESULT packet tag 99, sent 0"):
         d.run(x[:1])

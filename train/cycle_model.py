@@ -18,7 +18,7 @@ import numpy as np
 
 from dynaspike import cycles as cy
 from dynaspike.artifact import IntModel
-from dynaspike.packing import beats_per_token
+from dynaspike.packing import beats_per_token, result_payload_beats
 
 from .golden import GoldenModel, GoldenResult
 
@@ -28,6 +28,8 @@ EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chun
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
 DECISION = 1      # STEP (the first step's only), BLOCK, ENDBLOCK: one cycle each (the halting checks ride
                   # on the block's last residual add)
+TAKE = 1          # IDLE: the sequencer takes the embedded image from the front (hw/core_intake.py)
+FRONT_KINDS = ("img", "emb")   # the front's passes: from the first beat to the merge's last token
 
 
 @dataclass
@@ -36,6 +38,11 @@ class CyclePrediction:
     ideal: np.ndarray                        # (B,) ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))
     work_bound: np.ndarray                   # (B,) ideal + multiplies on the multipliers
     by_pass: dict = field(default_factory=dict)   # pass kind -> (B,) cycles
+
+    @property
+    def front(self) -> np.ndarray:
+        """(B,) the front's cycles (FRONT_KINDS): what a stream of images hides behind the previous image."""
+        return sum(self.by_pass[k] for k in FRONT_KINDS)
 
 
 def _x_pass(rows, early=False):
@@ -91,7 +98,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     active = reps.copy()
     for t in range(T):
         if t == 0:
-            by["decisions"] += DECISION                                       # STEP (later steps: no cycle)
+            by["decisions"] += TAKE + DECISION                  # IDLE's take, STEP (later steps: no cycle)
         for l in range(L):
             p = f"t{t}.b{l}."
             n = active.sum(1)
@@ -129,6 +136,30 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     macs_emb = D * nnz.sum(1)                          # zero pixels are skipped
     work = ideal + -(-macs_emb // (E * cy.EMB_PIXELS)) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
     return CyclePrediction(total, ideal, work, by)
+
+
+def stream_ends(pred: CyclePrediction, cfg) -> np.ndarray:
+    """``(B,)`` the cycle each image's RESULT trailer leaves the core when the images arrive back to back
+    (RUN_CONFIG.STREAM, every packet queued, the output always ready, no taps), counted from the cycle the
+    first image's first payload beat enters the core (its handshake on the input stream: cycle 0);
+    ``ends[-1] + 1`` cycles for the whole stream.
+
+    The front takes that beat two cycles later (the stream parser's register, then F_IDLE starts the image).
+    The front (``pred.front``: first beat to the merge's last token) of an image runs while the sequencer
+    has the one before; the sequencer takes it (``TAKE``) in the cycle after the front is ready or after the
+    previous RESULT packet's trailer, whichever is later; the front takes the next image's first beat two
+    cycles after the take (it leaves READY, then starts in F_IDLE). The RESULT packet follows the last logit:
+    header, ``packing.result_payload_beats`` payload beats and trailer, one a cycle."""
+    packet = 3 + result_payload_beats(cfg.num_classes)
+    back = pred.cycles - pred.front             # the take's cycle to the last logit, both included
+    ends, start, idle = [], 2, None             # idle: the first cycle the sequencer is back in IDLE
+    for f, b in zip(pred.front.tolist(), back.tolist()):
+        take = start + f if idle is None else max(start + f, idle)
+        last_logit = take + b - 1
+        ends.append(last_logit + packet)
+        idle = last_logit + packet + 1
+        start = take + 2
+    return np.asarray(ends, np.int64)
 
 
 def predict_cycles(model: IntModel, images, lanes: int, *, dense: bool = False) -> np.ndarray:

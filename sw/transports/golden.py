@@ -6,7 +6,7 @@ stream parser checks them (``packet_error``: the same ``ErrorCode`` at the same 
 with ``packing.model_from_packet``; the sequencer's checks (a model beyond the capacity: EXCEEDS_CAPACITY;
 sections whose lengths disagree with the model's config, or an image of the wrong length: BAD_LENGTH; an
 image or START without a model: NO_MODEL) report beat 0, as hw/core.py does. An image packet
-plus CTRL.START (either order) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
+plus CTRL.START (either order; with RUN_CONFIG.STREAM the packet alone) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
 RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is the cycle model's (``train.cycle_model``, from the
 same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` says which); the performance
 counters are the golden model's operation counts (``counters``); IN_WAIT/OUT_WAIT are 0 (nothing waits).
@@ -221,6 +221,9 @@ class GoldenTransport(Transport):
             return self._error(ErrorCode.BAD_LENGTH, 0)
         tag, win = packing.unpack_image(beats, cfg)
         self.queued_image = (tag, win)
+        if RUN_CONFIG["STREAM"].get(self.run_config):   # the packet starts itself
+            self.start_pending = True
+            self._set("DONE", False)
         self._maybe_run()
 
     def _load(self, beats):
@@ -290,8 +293,9 @@ class GoldenTransport(Transport):
         out = []
         for i, tag in enumerate(tags):
             pk = [packing.pack_taps({k: v[i] for k, v in tap.items()}, cfg, int(tag))] if taps else []
-            pk.append(packing.pack_result(logits[i], int(cyc[i]), int(tag)))
-            out.append((pk, {"CYCLES": int(cyc[i]), **{k: int(v[i]) for k, v in cnt.items()}}))
+            regs = {k: int(v[i]) for k, v in cnt.items()}
+            pk.append(packing.pack_result(logits[i], int(cyc[i]), regs, int(tag)))
+            out.append((pk, {"CYCLES": int(cyc[i]), **regs}))
         return out
 
     def run_images(self, packets: list):
