@@ -7,8 +7,9 @@ Register offsets come from ``dynaspike.regmap`` only.
 
 import logging
 
+import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from dynaspike import regmap
@@ -80,6 +81,37 @@ class CoreHost:
                 return
             await ClockCycles(self.dut.clk, 20)
         raise TimeoutError("model never loaded")
+
+    async def run_stream(self, packets, dense: bool = False) -> dict:
+        """RUN_CONFIG.STREAM: every image packet queued at once (back to back, no idle cycle between them on a
+        source without pauses); return ``{"results": [RESULT beats], "first": cycle, "ends": [cycle]}``: the
+        cycle the first image's first payload beat enters the core and the cycles each RESULT trailer
+        leaves it (one cycle count for both: ``cycle_model.stream_ends`` predicts ``ends - first``)."""
+        rc = REG["RUN_CONFIG"]
+        await self.write("RUN_CONFIG", rc.field("STREAM").put(1) | rc.field("FORCE_DENSE").put(int(dense)))
+        clock = {"first": None, "ends": [], "in": 0}
+        d = self.dut
+
+        async def watch():
+            cycle = 0
+            while True:
+                await RisingEdge(d.clk)
+                await ReadOnly()
+                if d.s_axis__tvalid.value == 1 and d.s_axis__tready.value == 1:
+                    if clock["in"] == 2:                 # header beats 0 and 1, then the payload
+                        clock["first"] = cycle
+                    clock["in"] += 1
+                if d.m_axis__tvalid.value == 1 and d.m_axis__tready.value == 1 and d.m_axis__tlast.value == 1:
+                    clock["ends"].append(cycle)
+                cycle += 1
+
+        watcher = cocotb.start_soon(watch())
+        for beats in packets:
+            await self.send(beats)
+        results = [await self.recv() for _ in packets]
+        watcher.cancel()
+        await self.check_error()
+        return {"results": [[int(x) for x in r] for r in results], "first": clock["first"], "ends": clock["ends"]}
 
     async def run_image(self, beats, taps: bool = False, dense: bool = False, start_first: bool = False):
         """Send an image packet and START; return ``(tap beats or None, result beats, counters)``."""

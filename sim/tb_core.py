@@ -3,7 +3,8 @@
 The pytest side (tests/test_core_sim.py) writes a case file (``case``: an .npz with model packets
 ``model0, model1, ...`` and image packets) and a plan (``plan``: one step per image: which model must be
 loaded, run options, an optional soft reset in the middle of a first attempt); this bench records the
-result and tap packets, the counters and (``log_states``) the sequencer's state log into ``out`` (JSON).
+result and tap packets, the counters and (``log_states``) the sequencer's state log into ``out`` (JSON);
+with ``stream``, then every image again, back to back in RUN_CONFIG.STREAM (``CoreHost.run_stream``).
 Comparisons are made on the pytest side, against the golden model and the cycle model.
 """
 
@@ -72,6 +73,8 @@ async def core_runs_images(dut):
         if tap is not None:
             rec["tap"] = [int(x) for x in tap]
         out["images"].append(rec)
+    if p.get("stream"):   # then every image again, back to back (RUN_CONFIG.STREAM)
+        out["stream"] = await host.run_stream([image(case, k) for k in range(len(p["plan"]))])
     with open(p["out"], "w") as f:
         json.dump(out, f)
 

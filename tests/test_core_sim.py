@@ -95,8 +95,28 @@ def test_core_shipped_model_on_digits():
     assert sum(r["counters"]["HALTED_TOKENS"] for r in rec["images"]) > 0, "no token halted: halting untested"
 
 
+def check_stream(model, images, lanes, rec):
+    """The images of ``rec["stream"]`` (sent back to back, RUN_CONFIG.STREAM): logits, the counters and CYCLES
+    in each RESULT packet equal the golden model's and the single-image cycle model's, and every RESULT
+    trailer leaves in the cycle ``cycle_model.stream_ends`` predicts."""
+    cfg = model.config
+    g = GoldenModel(model).run(images)
+    pred = cycle_model.predict(model, images, lanes)
+    want = counters(g, cfg)
+    st = rec["stream"]
+    for k, beats in enumerate(st["results"]):
+        tag, logits, cyc, cnt = packing.unpack_result(np.array(beats, dtype=np.uint64), cfg.num_classes)
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"stream image {k}: logits")
+        assert cyc == pred.cycles[k], f"stream image {k}: {cyc} cycles, cycle model {pred.cycles[k]}"
+        assert cnt == {name: int(v[k]) for name, v in want.items()}, f"stream image {k}"
+    np.testing.assert_array_equal(np.array(st["ends"]) - st["first"], cycle_model.stream_ends(pred, cfg))
+    return pred
+
+
 def test_core_shipped_model_on_fashion_mnist():
-    """The Fashion-MNIST model on the same core build as digits: logits, every counter, taps and cycles."""
+    """The Fashion-MNIST model on the same core build as digits: logits, every counter, taps and cycles; then
+    the same images back to back (RUN_CONFIG.STREAM), each embedded while the one before runs its blocks."""
     from train.data import load_dataset
     model = shipped("fmnist")
     try:
@@ -104,9 +124,13 @@ def test_core_shipped_model_on_fashion_mnist():
     except FileNotFoundError as e:
         pytest.skip(str(e))
     images = split.test_x[:3].numpy()
-    rec = run_core(model, images, DEFAULT_LANES, "fmnist", plan=[{"taps": True}] * 3, core_cfg=shipped_core())
+    rec = run_core(model, images, DEFAULT_LANES, "fmnist", plan=[{"taps": True}] * 3, core_cfg=shipped_core(),
+                   stream=True)
     check_against_golden(model, images, DEFAULT_LANES, rec)
     check_taps(model, images, rec)
+    pred = check_stream(model, images, DEFAULT_LANES, rec)
+    ends = np.array(rec["stream"]["ends"]) - rec["stream"]["first"]
+    assert (np.diff(ends) < pred.cycles[1:]).all(), "the fronts did not overlap the blocks"
 
 
 def test_core_shipped_model_forced_dense():
