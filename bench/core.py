@@ -6,7 +6,8 @@ Runs each model's test images (default: both shipped models, digits and Fashion-
 build that holds both) through the Verilator-built core twice (dynamic, and FORCE_DENSE), checks every
 image's cycle count against the cycle model (train/cycle_model.py), and prints, all measured in this run:
 cycles over the ideal bound (ACs / (ACC_ROWS x P x ACC_SPIKES), the engine's adds per cycle) with the per-pass breakdown, the dynamic / dense cycle ratio next
-to the operation-count ratio, latency and effective synaptic operations per second at 100 MHz, and the
+to the operation-count ratio, latency and effective synaptic operations per second at 100 MHz, the images
+sent back to back (RUN_CONFIG.STREAM, a third run: images/s against one at a time), and the
 XC7Z020 utilization of the core from the yosys estimate (``hw.synth``; run here if missing).
 ``build/bench.json`` holds the first model's figures at its top level and the others' under their data set's
 name (``"fmnist"``).
@@ -36,17 +37,37 @@ from train.golden import GoldenModel
 CLOCK_HZ = 100e6
 
 
-def rtl_cycles(model, images, lanes, dense, name, core_cfg=None):
+def rtl_cycles(model, images, lanes, dense, name, core_cfg=None, stream=False):
+    """``[(logits, cycles, counters)]`` of each image run alone on the RTL; with ``stream``, also the images
+    again back to back (RUN_CONFIG.STREAM): ``(runs, stream)``, ``stream`` = ``{"results", "first", "ends"}``
+    (``sim.core_host.CoreHost.run_stream``)."""
     from sim.core_run import run_core
 
-    rec = run_core(model, images, lanes, name, plan=[{"dense": dense}] * len(images), core_cfg=core_cfg)
+    rec = run_core(model, images, lanes, name, plan=[{"dense": dense}] * len(images), core_cfg=core_cfg,
+                   stream=stream)
     out = []
     for k, r in enumerate(rec["images"]):
         if "error" in r:
             raise RuntimeError(f"image {k}: the core reported {r['error']}")
         _, logits, cycles, _ = packing.unpack_result(np.array(r["result"], dtype=np.uint64), model.config.num_classes)
         out.append((logits, cycles, r["counters"]))
-    return out
+    return (out, rec["stream"]) if stream else out
+
+
+def stream_figures(model, stream, pred, rtl) -> dict:
+    """The back-to-back run: its cycles per image and images/s at 100 MHz, against one image at a time
+    (1 / latency), and whether every image's answer and every RESULT trailer's cycle is the one expected."""
+    cfg = model.config
+    answers = [packing.unpack_result(np.array(b, dtype=np.uint64), cfg.num_classes) for b in stream["results"]]
+    same = all(np.array_equal(lg, rtl[k][0]) and cyc == rtl[k][1] for k, (_, lg, cyc, _) in enumerate(answers))
+    ends = np.array(stream["ends"]) - stream["first"]
+    per_image = (ends[-1] + 1) / len(ends)
+    latency = float(np.mean([c for _, c, _ in rtl]))
+    return {"stream_cycles_per_image": float(per_image),
+            "stream_images_per_s_100mhz": float(CLOCK_HZ / per_image),
+            "stream_speedup_over_one_at_a_time": float(latency / per_image),
+            "stream_results_equal_single_runs": bool(same),
+            "stream_ends_equal_cycle_model": bool(np.array_equal(ends, cycle_model.stream_ends(pred.cycles, pred.front, cfg.num_classes)))}
 
 
 def fpga_energy(rtl, model, lanes: int) -> dict:
@@ -84,8 +105,11 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
         pred = cycle_model.predict(model, images, lanes, dense=dense, gm=gm)
         g = gm.run(images, dense=dense)
         t0 = time.monotonic()
-        rtl = rtl_cycles(model, images, lanes, dense, f"bench-{name}-{mode}", core_cfg)
+        rtl = rtl_cycles(model, images, lanes, dense, f"bench-{name}-{mode}", core_cfg, stream=not dense)
         wall = time.monotonic() - t0
+        if not dense:
+            rtl, stream = rtl
+            streamed = stream_figures(model, stream, pred, rtl)
         cycles = np.array([c for _, c, _ in rtl])
         logits_ok = all(np.array_equal(lg, g.logits[k].numpy()) for k, (lg, _, _) in enumerate(rtl))
         runs[mode] = {"cycles": cycles, "pred": pred, "acs": g.acs_total.numpy(), "logits_ok": logits_ok,
@@ -105,6 +129,7 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
         "dynamic_op_ratio": float(d["acs"].mean() / n["acs"].mean()),
         "dynamic_work_bound_ratio": float(d["pred"].work_bound.mean() / n["pred"].work_bound.mean()),
         "latency_us_100mhz": float(d["cycles"].mean() / CLOCK_HZ * 1e6),
+        **streamed,
         # FPGA energy per image: the activity model (dynaspike/energy.py) of the RTL's counters
         "energy_uj_fpga": d["energy"]["total"],
         "energy_uj_fpga_dense": n["energy"]["total"],
@@ -136,6 +161,10 @@ def print_figures(f: dict, what: str):
           f"dynamic / dense {f['dynamic_energy_ratio_fpga']:.3f} (cycles {f['dynamic_cycle_ratio']:.3f}, ACs "
           f"{f['dynamic_op_ratio']:.3f}); above idle {f['energy_uj_fpga_above_idle']:.2f} uJ, dense "
           f"{f['energy_uj_fpga_above_idle_dense']:.2f} uJ (activity model, dynaspike/energy.py)")
+    print(f"  back to back (STREAM)   {f['stream_cycles_per_image']:10.1f} cycles / image: "
+          f"{f['stream_images_per_s_100mhz']:,.0f} images/s at 100 MHz, {f['stream_speedup_over_one_at_a_time']:.3f}x "
+          f"one at a time (answers equal: {f['stream_results_equal_single_runs']}, trailer cycles equal "
+          f"cycle_model.stream_ends: {f['stream_ends_equal_cycle_model']})")
     print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in f["cycles_by_pass"].items()))
 
 

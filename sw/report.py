@@ -35,7 +35,9 @@ def coefficients_for(manifest: dict | None) -> tuple:
 
 def reference(model, images, lanes: int, dense: bool = False) -> dict:
     """The host-side golden figures of ``images`` (needs torch): golden logits and predictions, 45 nm
-    energy per image, and the cycle model's estimate (None without ``train.cycle_model``)."""
+    energy per image, and the cycle model's estimates (None without ``train.cycle_model``): each image's
+    CYCLES, and when each one's RESULT would leave the core with the images sent back to back (``--stream``,
+    ``cycle_model.stream_ends``)."""
     import torch
 
     from train.golden import GoldenModel
@@ -44,12 +46,15 @@ def reference(model, images, lanes: int, dense: bool = False) -> dict:
     x = torch.as_tensor(np.asarray(images))
     parts = [g.run(x[i:i + 512], dense=dense) for i in range(0, len(x), 512)]
     ref = {"logits": torch.cat([p.logits for p in parts]).numpy(),
-           "energy_uj_45nm": torch.cat([p.energy_uj for p in parts]).numpy(), "cycles_estimated": None}
+           "energy_uj_45nm": torch.cat([p.energy_uj for p in parts]).numpy(), "cycles_estimated": None,
+           "stream_ends_estimated": None}
     try:
-        from train.cycle_model import predict_cycles
+        from train.cycle_model import predict, stream_ends
     except ImportError:
         return ref
-    ref["cycles_estimated"] = np.asarray(predict_cycles(model, np.asarray(images), lanes, dense=dense), np.int64)
+    pred = predict(model, np.asarray(images), lanes, dense=dense, gm=g)
+    ref["cycles_estimated"] = np.asarray(pred.cycles, np.int64)
+    ref["stream_ends_estimated"] = stream_ends(pred.cycles, pred.front, model.config.num_classes)
     return ref
 
 
@@ -120,6 +125,9 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
         "wall_ms_mean": wall_total / B * 1e3, "wall_batched": bool(result.batched),
         "throughput_images_per_s_cycles": None if cycles is None else clock_hz / float(np.mean(cycles)),
         "throughput_images_per_s_wall": B / wall_total if wall_total > 0 else None,
+        # the images sent back to back (--stream): the cycle model's cycle of the last RESULT's end
+        "stream_images_per_s_estimated": (None if ref.get("stream_ends_estimated") is None else
+                                          B * clock_hz / float(ref["stream_ends_estimated"][B - 1] + 1)),
         "energy_uj_estimated_mean": mean(ref["energy_uj_45nm"]),
         "energy_uj_fpga_estimated_mean": mean(e_fpga_est),
         "energy_uj_fpga_estimated_above_idle_mean": above,
@@ -169,7 +177,8 @@ def print_table(r: dict, out=print):
         f"{r['wall_ms_mean']:.3f} ms wall clock{' (batch average)' if r['wall_batched'] else ''}; "
         f"estimated {_f(r['latency_us_estimated_mean'], '.2f')} us")
     out(f"throughput: {_f(r['throughput_images_per_s_cycles'], '.0f')} images/s from the cycle counter, "
-        f"{_f(r['throughput_images_per_s_wall'], '.0f')} images/s wall clock (this host and transport)")
+        f"{_f(r['throughput_images_per_s_wall'], '.0f')} images/s wall clock (this host and transport); "
+        f"back to back (--stream) {_f(r['stream_images_per_s_estimated'], '.0f')} images/s estimated (cycle model)")
     parts = r["energy_uj_fpga_estimated_parts_mean"]
     out(f"energy per image, estimated: 45 nm op model {r['energy_uj_estimated_mean']:.4f} uJ; FPGA activity "
         f"model {_f(r['energy_uj_fpga_estimated_mean'], '.3f')} uJ"

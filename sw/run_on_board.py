@@ -52,7 +52,7 @@ def load_data(args, model) -> tuple:
     if args.data:
         z = np.load(args.data)
         ref = {"logits": z["logits"], "energy_uj_45nm": z["energy_uj_45nm"],
-               "cycles_estimated": z["cycles_estimated"] if "cycles_estimated" in z.files else None}
+               **{k: z[k] if k in z.files else None for k in ("cycles_estimated", "stream_ends_estimated")}}
         x, y = z["images"], z["labels"]
     else:
         import torch
@@ -83,14 +83,14 @@ def progress_bar(total: int, label: str):
     return bar, progress
 
 
-def repeat(d, x, chunk: int, seconds: float) -> dict:
+def repeat(d, x, chunk: int, seconds: float, stream: bool = False) -> dict:
     """Run the images again and again, ``chunk`` at a time, until ``seconds`` have passed (at least one
     pass): ``{"images", "seconds", "images_per_s"}`` (for a meter reading of the power under load)."""
     print(f"repeating the {len(x)} images for {seconds:g} s: read the meter now", flush=True)
     n, t0 = 0, time.perf_counter()
     while True:
         for i in range(0, len(x), chunk):
-            n += len(d.run(x[i:i + chunk]).tags)
+            n += len(d.run(x[i:i + chunk], stream=stream).tags)
         t = time.perf_counter() - t0
         if t >= seconds:
             print(f"repeat: {n} images in {t:.1f} s ({n / t:.1f} images/s)", flush=True)
@@ -107,7 +107,7 @@ def run_target(args, model, x) -> tuple:
 
             print(f"building the core for P = {args.lanes} with Verilator and simulating {len(x)} images "
                   "(the first build takes a while)", flush=True)
-            cap, result, timing = simulate_run(args.model, x, args.lanes, progress=progress)
+            cap, result, timing = simulate_run(args.model, x, args.lanes, stream=args.stream, progress=progress)
             print(f"simulation: Verilator build {timing['build_s']:.1f} s, run {timing['test_s']:.1f} s", flush=True)
             return result, cap["clock_hz"], None, None
         from sw.driver import Driver
@@ -121,12 +121,13 @@ def run_target(args, model, x) -> tuple:
             transport = BoardTransport(args.bitstream)
         d = Driver(transport)
         cap = d.load_model(model)
-        chunk = len(x) if args.target == "golden" else 1
+        # one image per call on the board (a progress bar), all at once on the golden model or in a stream
+        chunk = len(x) if args.target == "golden" or args.stream else 1
         parts = []
         for i in range(0, len(x), chunk):
-            parts.append(d.run(x[i:i + chunk], tags=np.arange(i, min(i + chunk, len(x)))))
+            parts.append(d.run(x[i:i + chunk], tags=np.arange(i, min(i + chunk, len(x))), stream=args.stream))
             progress(i + len(parts[-1].tags))
-        meter = repeat(d, x, chunk, args.repeat_seconds) if args.repeat_seconds else None
+        meter = repeat(d, x, chunk, args.repeat_seconds, args.stream) if args.repeat_seconds else None
         return merge(parts), cap.clock_hz, transport.manifest(), meter
     finally:
         bar.close()
@@ -262,6 +263,9 @@ def main(argv=None):
     ap.add_argument("--repeat-seconds", type=float, default=None, metavar="S",
                     help="board or golden: after the batch, run the images again until S seconds have passed "
                          "(images run and images/s reported), long enough to read a meter")
+    ap.add_argument("--stream", action="store_true",
+                    help="send the images back to back (RUN_CONFIG.STREAM): each one's intake and embedding overlap "
+                         "the previous one's blocks; cycles and counters come from the RESULT packets")
     ap.add_argument("--json", help="write every figure (and the per-image rows) to this JSON file")
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="accumulator lanes P of the core (sim, golden)")
     ap.add_argument("--bitstream", default=DEFAULT_BITSTREAM, help="board: the .bit (its .hwh and manifest.json beside it)")

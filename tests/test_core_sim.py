@@ -110,7 +110,7 @@ def check_stream(model, images, lanes, rec):
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"stream image {k}: logits")
         assert cyc == pred.cycles[k], f"stream image {k}: {cyc} cycles, cycle model {pred.cycles[k]}"
         assert cnt == {name: int(v[k]) for name, v in want.items()}, f"stream image {k}"
-    np.testing.assert_array_equal(np.array(st["ends"]) - st["first"], cycle_model.stream_ends(pred, cfg))
+    np.testing.assert_array_equal(np.array(st["ends"]) - st["first"], cycle_model.stream_ends(pred.cycles, pred.front, cfg.num_classes))
     return pred
 
 

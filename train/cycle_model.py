@@ -138,22 +138,24 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     return CyclePrediction(total, ideal, work, by)
 
 
-def stream_ends(pred: CyclePrediction, cfg) -> np.ndarray:
+def stream_ends(cycles, front, num_classes: int) -> np.ndarray:
     """``(B,)`` the cycle each image's RESULT trailer leaves the core when the images arrive back to back
     (RUN_CONFIG.STREAM, every packet queued, the output always ready, no taps), counted from the cycle the
     first image's first payload beat enters the core (its handshake on the input stream: cycle 0);
     ``ends[-1] + 1`` cycles for the whole stream.
 
     The front takes that beat two cycles later (the stream parser's register, then F_IDLE starts the image).
-    The front (``pred.front``: first beat to the merge's last token) of an image runs while the sequencer
+    ``cycles``, ``front``: each image's CYCLES and its front's part (``CyclePrediction.cycles``, ``.front``).
+    The front (first beat to the merge's last token) of an image runs while the sequencer
     has the one before; the sequencer takes it (``TAKE``) in the cycle after the front is ready or after the
     previous RESULT packet's trailer, whichever is later; the front takes the next image's first beat two
     cycles after the take (it leaves READY, then starts in F_IDLE). The RESULT packet follows the last logit:
     header, ``packing.result_payload_beats`` payload beats and trailer, one a cycle."""
-    packet = 3 + result_payload_beats(cfg.num_classes)
-    back = pred.cycles - pred.front             # the take's cycle to the last logit, both included
+    packet = 3 + result_payload_beats(num_classes)
+    front = np.asarray(front, np.int64)
+    back = np.asarray(cycles, np.int64) - front   # the take's cycle to the last logit, both included
     ends, start, idle = [], 2, None             # idle: the first cycle the sequencer is back in IDLE
-    for f, b in zip(pred.front.tolist(), back.tolist()):
+    for f, b in zip(front.tolist(), back.tolist()):
         take = start + f if idle is None else max(start + f, idle)
         last_logit = take + b - 1
         ends.append(last_logit + packet)

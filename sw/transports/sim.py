@@ -133,7 +133,7 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
 
 
 def driver_session(transport, model: str, images: str, tags=None, taps: bool = False, dense: bool = False,
-                   timeout: float = 1.0, progress: str | None = None) -> dict:
+                   stream: bool = False, timeout: float = 1.0, progress: str | None = None) -> dict:
     """Inside the simulation: load the model file ``model``, run the images of the ``.npy`` file
     ``images``; return ``{"capacity", "result": RunResult.to_dict()}``. With ``progress`` (a file name),
     one line is appended to that file per image done."""
@@ -148,11 +148,11 @@ def driver_session(transport, model: str, images: str, tags=None, taps: bool = F
     def tick(n):
         with open(progress, "a") as f:
             f.write(f"{n}\n")
-    r = d.run(np.load(images), tags=tags, taps=taps, dense=dense, progress=tick if progress else None)
+    r = d.run(np.load(images), tags=tags, taps=taps, dense=dense, stream=stream, progress=tick if progress else None)
     return {"capacity": asdict(cap), "result": r.to_dict()}
 
 
-def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, sim_ms=None,
+def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, stream=False, sim_ms=None,
                  progress=None) -> tuple:
     """``(capacity dict, RunResult, timings)`` of ``images`` on the simulated core with the model file
     ``model_path``. The core is the shipped one (``hw.build.sizing_config``: the core every shipped model
@@ -187,7 +187,8 @@ def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense
             got = run_in_simulation("sw.transports.sim:driver_session", lanes, cfg,
                                     {"model": model_path, "images": npy,
                                      "tags": None if tags is None else [int(t) for t in tags],
-                                     "taps": taps, "dense": dense, "progress": str(ticks)}, sim_ms=budget)
+                                     "taps": taps, "dense": dense, "stream": stream, "progress": str(ticks)},
+                                    sim_ms=budget)
         finally:
             stop.set()
             watcher.join()
