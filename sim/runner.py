@@ -145,14 +145,17 @@ def run_cocotb(name: str, make_component, rtl_params: dict, testbench: str, tb_p
 
     build_dir = build_dir_for(name, rtl_params, optimize)
     build_dir.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist may run two tests of the same RTL parameters at once: one build directory, one user.
+    # pytest-xdist may run two tests of the same RTL parameters at once: one build directory, one builder. The
+    # lock covers the build (a second one with the same parameters changes nothing: write_verilog keeps the
+    # file, make finds nothing to do); the simulations then run side by side, each with its own results and
+    # log files, unless they write waveforms or SAIF (one file per build directory: those keep the lock).
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir,
-                           OPT_LEVEL[optimize])
+        return _build_and_run(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir,
+                              OPT_LEVEL[optimize], lock)
 
 
-def _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir, opt):
+def _build_and_run(name, make_component, rtl_params, testbench, tb_params, testcase, seed, build_dir, opt, lock):
     from cocotb_tools.runner import get_runner
 
     t0 = time.monotonic()
@@ -176,8 +179,11 @@ def _run_locked(name, make_component, rtl_params, testbench, tb_params, testcase
         except RuntimeError as e:  # the runner raises RuntimeError when verilator or make fails
             raise SimFailure(f"Verilator build of {source} failed ({e}):\n{_tail(build_log)}") from None
         t2 = time.monotonic()
-        results = build_dir / f"results-{testbench}.xml"
-        test_log = build_dir / f"test-{testbench}.log"
+        if not waves:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        results = build_dir / f"results-{testbench}-{os.getpid()}.xml"
+        test_log = build_dir / f"test-{testbench}-{os.getpid()}.log"
+        results.unlink(missing_ok=True)
         try:
             runner.test(test_module=testbench, hdl_toplevel=TOPLEVEL, build_dir=build_dir, test_dir=build_dir,
                         results_xml=str(results), waves=waves, testcase=testcase, seed=seed,

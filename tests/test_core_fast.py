@@ -151,6 +151,49 @@ def test_images_back_to_back_in_stream_mode(cfg, masked):
     assert (pred.front[1:] > back[:-1] + 3 + packing.result_payload_beats(cfg.num_classes)).all() == masked
 
 
+def test_a_soft_reset_in_a_stream_drops_both_images_and_the_next_ones_run():
+    """STREAM: image 0 in its blocks, image 1 embedded and waiting in the front; SOFT_RESET drops both (no
+    RESULT comes out, the core is idle with its model), and images sent afterwards run exactly (the E banks
+    and the front's registers start over)."""
+    model = random_model(WIDE, 4)
+    images = np.random.default_rng(5).integers(0, 256, size=(3, 1, 4, 4), dtype=np.uint8)
+    dut = Core(8, WIDE)
+    got, seen = [], {}
+    status = REG["STATUS"]
+
+    async def host(ctx):
+        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
+        while not status.field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, status.offset)):
+            pass
+        await axil_write(ctx, dut.s_axil, REG["RUN_CONFIG"].offset, REG["RUN_CONFIG"].field("STREAM").put(1))
+        for k in range(2):   # the front takes image 1 while image 0 runs its blocks
+            await send(ctx, dut.s_axis, packing.pack_image(images[k], WIDE, tag=k))
+        for _ in range(40):
+            await ctx.tick()
+        seen["busy"] = status.field("BUSY").get(await axil_read(ctx, dut.s_axil, status.offset))
+        await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("SOFT_RESET").put(1))
+        ctx.set(dut.m_axis.tready, 1)
+        for _ in range(400):   # long enough for both images: nothing may come out
+            _, _, valid = await ctx.tick().sample(dut.m_axis.tvalid)
+            seen["out"] = seen.get("out", 0) + int(valid)
+        seen["status"] = await axil_read(ctx, dut.s_axil, status.offset)
+        for k in (2, 0):
+            await send(ctx, dut.s_axis, packing.pack_image(images[k], WIDE, tag=k))
+        for _ in range(2):
+            got.append(packing.unpack_result(await recv(ctx, dut.m_axis), WIDE.num_classes))
+
+    run(dut, host, deadline_cycles=20_000)
+    assert seen["busy"] == 1 and seen["out"] == 0, seen
+    st = {f.name: f.get(seen["status"]) for f in status.fields}
+    assert (st["BUSY"], st["ERROR"], st["MODEL_LOADED"]) == (0, 0, 1), st
+    g = GoldenModel(model).run(images)
+    pred = cycle_model.predict(model, images, 8)
+    for (tag, logits, cycles, _), k in zip(got, (2, 0)):
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
+        assert cycles == pred.cycles[k]
+
+
 def without_section(beats, section: str):
     """A well-formed model packet (header, sections, trailer) with ``section``'s data beats left out and its
     header's length 0."""
