@@ -132,12 +132,13 @@ def intake_states(c):
     m.d.comb += merge.threshold.eq(Mux(f_dense, -1, c.prm["merge_threshold"]))
     with m.FSM(name="front") as fsm:
         with m.State("F_IDLE"):
-            # an image starts with START, or with its packet in STREAM mode; not while a model loads
-            go = c.regs.ctrl.start | (regs.run_config.stream & parser.o.valid & is_image)
-            with m.If(go & ~error & ~c.loading):
+            # an image starts with START, or with its packet in STREAM mode; not while a model loads. START or
+            # an image packet without a model is an error.
+            image_in = parser.o.valid & is_image
+            with m.If((regs.ctrl.start | image_in) & ~error & ~c.loading):
                 with m.If(~loaded):
                     m.d.sync += fail(ErrorCode.NO_MODEL)
-                with m.Else():
+                with m.Elif(regs.ctrl.start | regs.run_config.stream):
                     m.d.sync += [done.eq(0), img_row.eq(0), img_g.eq(0), mod_row.eq(0), mod_g.eq(0), f_tok.eq(0),
                                  f_more.eq(1), f_reps.eq(0), bacc.eq(0), merged.eq(0),
                                  f_taps.eq(regs.run_config.debug_taps), f_dense.eq(regs.run_config.force_dense)]
