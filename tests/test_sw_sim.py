@@ -101,8 +101,11 @@ core_missing = importlib.util.find_spec("hw.core") is None
 
 
 @pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
-@pytest.mark.parametrize("dense,taps", [(False, False), (True, False), (False, True)])
-def test_driver_on_the_simulated_core_equals_the_golden_transport(dense, taps):
+@pytest.mark.parametrize("dense,taps,stream", [(False, False, False), (True, False, False), (False, True, False),
+                                               (False, True, True)])
+def test_driver_on_the_simulated_core_equals_the_golden_transport(dense, taps, stream):
+    """The driver on the simulated core answers what it answers on the golden transport: per image, and in a
+    stream (RUN_CONFIG.STREAM: counters and cycles from the RESULT packets, taps included)."""
     import torch
 
     from dynaspike.artifact import IntModel
@@ -115,7 +118,7 @@ def test_driver_on_the_simulated_core_equals_the_golden_transport(dense, taps):
     model = IntModel.load(SHIPPED_MODEL)
     x = test_split(model)[0][:2 if dense or taps else 4].numpy()
     tags = [5, 6, 7, 8][:len(x)]
-    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, DEFAULT_LANES, tags=tags, dense=dense, taps=taps)
+    cap, sim, _ = simulate_run(SHIPPED_MODEL, x, DEFAULT_LANES, tags=tags, dense=dense, taps=taps, stream=stream)
     ref = Driver(GoldenTransport(model.config, DEFAULT_LANES))
     ref.load_model(model)
     want = ref.run(x, tags=tags, dense=dense, taps=taps)
