@@ -286,13 +286,6 @@ class Core(wiring.Component):
                      half_tag.c.eq(ao_tag.row.c + ao_half)]
         m.d.comb += th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1))
 
-        # The residual add (the proj and fc2 passes, hw/core_passes.py, write it to X): the X row read plus the
-        # engine's half, clamped. Built once, outside the states: the passes only drive the write's address and
-        # enable.
-        for p in range(P):
-            radd = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
-            m.d.comb += [radd.eq(xval[p] + half[p]), x_w.data[p].eq(saturate(radd, fmt.res_bits))]
-
         # LIF layer input: one source per pass kind (set below)
         li = lif.i.payload
         lo = lif.o.payload

@@ -16,7 +16,7 @@ states (STEP, BLOCK, the passes, ENDBLOCK, READOUT); ``c`` is the core's namespa
 and reads.
 """
 
-from amaranth.hdl import Cat, Mux, Signal
+from amaranth.hdl import Cat, Mux, Signal, signed
 
 from dynaspike import cycles
 
@@ -156,7 +156,11 @@ def pass_states(c):
                     m.d.sync += [fresh.bit_select(xr_row, 1).eq(0), xr_fresh.eq(0)]
                 with m.If(acc.o.valid | (ao_valid & ~ao_half)):   # (after the clear: a new row's bit wins)
                     m.d.sync += read_row(x_addr)
-                m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(res_valid)]   # the add itself: hw/core.py
+                m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(res_valid)]
+                for p in range(P):
+                    s_ = Signal(signed(fmt.acc_bits + 1), name=f"radd{p}")
+                    m.d.comb += s_.eq(xval[p] + half[p])
+                    m.d.comb += x_w.data[p].eq(saturate(s_, fmt.res_bits))
                 # The new X rows go on to a LIF layer as they are written (the LIF layer is otherwise
                 # idle in a residual-add pass): proj's to the MLP's input LIF when the MLP runs (no MIN
                 # pass), the step's last block's last add's to the readout (the readout pass walks only
