@@ -111,20 +111,6 @@ def test_a_stream_equals_the_per_image_protocol(shipped, taps):
         np.testing.assert_array_equal(one.taps[k], streamed.taps[k], err_msg=k)
 
 
-def test_result_counters_that_disagree_with_the_registers_are_refused(shipped):
-    model, x, _ = shipped
-    d, t = loaded(model)
-    t.run_images = None
-    orig = t.recv
-
-    def recv(*a):
-        _, logits, cyc, counts = packing.unpack_result(orig(*a), 10)
-        return packing.pack_result(logits, cyc, {**counts, "AC_FC1": counts["AC_FC1"] + 1}, tag=0)
-    t.recv = recv
-    with pytest.raises(Exception, match="RESULT packet's counters disagree with the registers: AC_FC1"):
-        d.run(x[:1])
-
-
 def test_dense_run_is_the_golden_dense_run(shipped):
     model, x, _ = shipped
     d, _ = loaded(model)
@@ -241,18 +227,24 @@ def test_time_outs_name_the_stage(shipped, never_loads, stage):
     assert e.value.stage == stage
 
 
-def test_result_tag_mismatch_is_refused(shipped):
+@pytest.mark.parametrize("change,message", [
+    (lambda counts: (counts, 99), "RESULT packet tag 99, sent 0"),
+    (lambda counts: ({**counts, "AC_FC1": counts["AC_FC1"] + 1}, 0),
+     "RESULT packet's counters disagree with the registers: AC_FC1"),
+], ids=["tag", "counters"])
+def test_a_result_packet_that_disagrees_is_refused(shipped, change, message):
+    """A RESULT packet with another image's tag, or with counters other than the registers read after DONE."""
     model, x, _ = shipped
     d, t = loaded(model)
     t.run_images = None
     orig = t.recv
 
     def recv(*a):
-        beats = orig(*a).copy()
-        _, logits, cyc, counts = packing.unpack_result(beats, 10)
-        return packing.pack_result(logits, cyc, counts, tag=99)
+        _, logits, cyc, counts = packing.unpack_result(orig(*a), 10)
+        counts, tag = change(counts)
+        return packing.pack_result(logits, cyc, counts, tag=tag)
     t.recv = recv
-    with pytest.raises(Exception, match="RESULT packet tag 99, sent 0"):
+    with pytest.raises(Exception, match=message):
         d.run(x[:1])
 
 
