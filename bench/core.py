@@ -54,16 +54,20 @@ def rtl_cycles(model, images, lanes, dense, name, core_cfg=None, stream=False):
     return (out, rec["stream"]) if stream else out
 
 
-def stream_figures(model, stream, pred, rtl) -> dict:
+def stream_figures(model, stream, pred, rtl, lanes: int) -> dict:
     """The back-to-back run: its cycles per image and images/s at 100 MHz, against one image at a time
-    (1 / latency), and whether every image's answer and every RESULT trailer's cycle is the one expected."""
+    (1 / latency), whether every image's answer and every RESULT trailer's cycle is the one expected, and the
+    FPGA energy per image of the stream (the activity model with each image's cycles the stream's share: the
+    static, clock and per-cycle logic energy of the time the stream spends per image)."""
     cfg = model.config
     answers = [packing.unpack_result(np.array(b, dtype=np.uint64), cfg.num_classes) for b in stream["results"]]
     same = all(np.array_equal(lg, rtl[k][0]) and cyc == rtl[k][1] for k, (_, lg, cyc, _) in enumerate(answers))
     ends = np.array(stream["ends"]) - stream["first"]
     per_image = (ends[-1] + 1) / len(ends)
     latency = float(np.mean([c for _, c, _ in rtl]))
+    shared = [(lg, per_image, {**cnt, "CYCLES": per_image}) for lg, _, cnt in rtl]
     return {"stream_cycles_per_image": float(per_image),
+            "stream_energy_uj_fpga": fpga_energy(shared, model, lanes)["total"],
             "stream_images_per_s_100mhz": float(CLOCK_HZ / per_image),
             "stream_speedup_over_one_at_a_time": float(latency / per_image),
             "stream_results_equal_single_runs": bool(same),
@@ -109,7 +113,7 @@ def measure(model, images, lanes: int, core_cfg, name: str) -> dict:
         wall = time.monotonic() - t0
         if not dense:
             rtl, stream = rtl
-            streamed = stream_figures(model, stream, pred, rtl)
+            streamed = stream_figures(model, stream, pred, rtl, lanes)
         cycles = np.array([c for _, c, _ in rtl])
         logits_ok = all(np.array_equal(lg, g.logits[k].numpy()) for k, (lg, _, _) in enumerate(rtl))
         runs[mode] = {"cycles": cycles, "pred": pred, "acs": g.acs_total.numpy(), "logits_ok": logits_ok,
@@ -163,7 +167,7 @@ def print_figures(f: dict, what: str):
           f"{f['energy_uj_fpga_above_idle_dense']:.2f} uJ (activity model, dynaspike/energy.py)")
     print(f"  back to back (STREAM)   {f['stream_cycles_per_image']:10.1f} cycles / image: "
           f"{f['stream_images_per_s_100mhz']:,.0f} images/s at 100 MHz, {f['stream_speedup_over_one_at_a_time']:.3f}x "
-          f"one at a time (answers equal: {f['stream_results_equal_single_runs']}, trailer cycles equal "
+          f"one at a time, {f['stream_energy_uj_fpga']:.2f} uJ / image (answers equal: {f['stream_results_equal_single_runs']}, trailer cycles equal "
           f"cycle_model.stream_ends: {f['stream_ends_equal_cycle_model']})")
     print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in f["cycles_by_pass"].items()))
 
