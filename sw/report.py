@@ -85,6 +85,12 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
                                                        facts, coeffs)
     e_fpga_est = None if e_fpga is None else e_fpga["total_uj"]
     mean = lambda a: None if a is None else float(np.mean(a))  # noqa: E731
+    # the images sent back to back: each charged the stream's cycles per image (cycle model), not its latency
+    ends = ref.get("stream_ends_estimated")
+    stream_cycles = None if ends is None else float(ends[B - 1] + 1) / B
+    e_stream = (None if stream_cycles is None else
+                mean(energy.energy({**result.counters, "CYCLES": np.full(B, stream_cycles)}, cfg, facts,
+                                   coeffs)["total_uj"]))
     wall_total = float(result.wall_s.sum())
     run = meter or {"images": B, "seconds": wall_total}
     per_img_s = run["seconds"] / run["images"] if run["images"] else None
@@ -126,8 +132,8 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
         "throughput_images_per_s_cycles": None if cycles is None else clock_hz / float(np.mean(cycles)),
         "throughput_images_per_s_wall": B / wall_total if wall_total > 0 else None,
         # the images sent back to back (--stream): the cycle model's cycle of the last RESULT's end
-        "stream_images_per_s_estimated": (None if ref.get("stream_ends_estimated") is None else
-                                          B * clock_hz / float(ref["stream_ends_estimated"][B - 1] + 1)),
+        "stream_images_per_s_estimated": None if stream_cycles is None else clock_hz / stream_cycles,
+        "energy_uj_fpga_stream_estimated_mean": e_stream,
         "energy_uj_estimated_mean": mean(ref["energy_uj_45nm"]),
         "energy_uj_fpga_estimated_mean": mean(e_fpga_est),
         "energy_uj_fpga_estimated_above_idle_mean": above,
@@ -184,6 +190,8 @@ def print_table(r: dict, out=print):
         f"model {_f(r['energy_uj_fpga_estimated_mean'], '.3f')} uJ"
         + ("" if parts is None else " (" + ", ".join(f"{k} {v:.3f}" for k, v in parts.items()) + "), "
            f"{r['energy_uj_fpga_estimated_above_idle_mean']:.3f} uJ above idle")
+        + (f"; {r['energy_uj_fpga_stream_estimated_mean']:.3f} uJ per image back to back"
+           if r["energy_uj_fpga_stream_estimated_mean"] is not None else "")
         + f"; coefficients: {r['energy_coefficients_source']}")
     if r["energy_uj_fpga_vivado_mean"] is not None:
         out(f"energy per image, Vivado report_power (PL static + dynamic x mean latency, activity "
