@@ -269,3 +269,12 @@ def head_case(lanes: int, dim: int, classes: int, mults: int, max_weight: int, b
     w_rows = [[head_w[c][g * mults + l] if g * mults + l < dim else 0 for l in range(mults)]
               for c in range(classes) for g in range(groups)]
     return {"beats": evs, "head_w": head_w, "head_b": head_b, "w_rows": w_rows}
+
+
+def read_commands(seed: int, count: int = 12) -> list:
+    """``(byte address, beats)`` commands of the AXI reader (hw/axi_reader.py): edge cases (one beat, a whole
+    aligned 16-beat burst, runs crossing a burst block and a 4 KiB page, zero beats, a long run), then random."""
+    rng = random.Random(seed)
+    cmds = [(0x1000, 1), (0x2000, 16), (0x2078, 3), (0x0FF8, 2), (0x3000, 0), (0x4008, 40)]
+    cmds += [(rng.randrange(0, 1 << 20) * 8, rng.choice([1, 2, 15, 16, 17, 33, 100])) for _ in range(count)]
+    return cmds
