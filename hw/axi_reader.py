@@ -44,18 +44,24 @@ def beat_layout(data_bits: int = 64) -> data.StructLayout:
     return data.StructLayout({"data": data_bits, "last": 1})
 
 
+def check_shape(who: str, data_bits: int, burst: int, outstanding: int):
+    """ValueError unless ``burst`` and ``outstanding`` are powers of two >= 1 (burst <= 256, AXI4's INCR limit)
+    and ``data_bits`` is a power of two of whole bytes."""
+    for name, v in (("burst", burst), ("outstanding", outstanding)):
+        if v < 1 or v & (v - 1):
+            raise ValueError(f"{who} {name} must be a power of two >= 1, got {v}")
+    if burst > 256:
+        raise ValueError(f"{who} burst must be at most 256 beats (AXI4 INCR), got {burst}")
+    if data_bits % 8 or data_bits & (data_bits - 1):
+        raise ValueError(f"{who} data_bits must be a power of two of whole bytes, got {data_bits}")
+
+
 class AxiReader(wiring.Component):
     """See the module docstring. ``burst`` and ``outstanding`` are powers of two >= 1."""
 
     def __init__(self, addr_bits: int = 32, data_bits: int = 64, *, burst: int = BURST,
                  outstanding: int = OUTSTANDING, beat_count_bits: int = 16):
-        for name, v in (("burst", burst), ("outstanding", outstanding)):
-            if v < 1 or v & (v - 1):
-                raise ValueError(f"AxiReader {name} must be a power of two >= 1, got {v}")
-        if burst > 256:
-            raise ValueError(f"AxiReader burst must be at most 256 beats (AXI4 INCR), got {burst}")
-        if data_bits % 8 or data_bits & (data_bits - 1):
-            raise ValueError(f"AxiReader data_bits must be a power of two of whole bytes, got {data_bits}")
+        check_shape("AxiReader", data_bits, burst, outstanding)
         self.addr_bits, self.data_bits, self.burst, self.outstanding = addr_bits, data_bits, burst, outstanding
         self.beat_bytes = data_bits // 8
         super().__init__({

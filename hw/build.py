@@ -35,6 +35,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.accumulate import AccumulateEngine
     from hw.attention import AttentionKV
     from hw.axi_reader import AxiReader
+    from hw.axi_writer import AxiWriter
     from hw.embed import Embedding
     from hw.events import EventGenerator
     from hw.loader import Geometry
@@ -64,8 +65,9 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                         "max_weight": cap.max_tokens}),
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
-        # not in the core yet: the AXI read master for weights and state in DDR (issue 11)
+        # not in the core yet: the AXI masters for weights and state in DDR (issue 11)
         "axi_reader": (AxiReader, {}),
+        "axi_writer": (AxiWriter, {}),
     }
 
 
