@@ -61,7 +61,7 @@ class FakeCore:
         self.complaints, self.out = [], []
         self.model_cfg = None
         self.run_config = self.images_done = 0
-        self.pending = None            # an image packet waiting for START
+        self.pending = None            # an image packet waiting for START (RUN_CONFIG.STREAM: none waits)
         self.started = False
         self.error = (ErrorCode.NONE, 0)
         self.done, self.regs = False, {}
@@ -99,7 +99,7 @@ class FakeCore:
 
     def write(self, offset: int, value: int):
         if offset == REG["RUN_CONFIG"].offset:
-            self.run_config = value & 0x3
+            self.run_config = value & sum(f.mask for f in REG["RUN_CONFIG"].fields)
         elif offset == REG["CTRL"].offset:
             ctrl = {f.name: f for f in REG["CTRL"].fields}
             if ctrl["SOFT_RESET"].get(value):
@@ -137,6 +137,8 @@ class FakeCore:
                     self.error = (ErrorCode.NO_MODEL, 0)
                     return
                 self.pending = beats
+                if REG["RUN_CONFIG"].field("STREAM").get(self.run_config):   # the packet starts itself
+                    self.started, self.done = True, False
                 self._maybe_run()
             else:
                 self.error = (ErrorCode.BAD_KIND, 0)

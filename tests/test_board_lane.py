@@ -119,8 +119,8 @@ def test_driver_on_the_real_pynq_classes_gives_the_recorded_answers(board):
     cap = d.load_model(model)
     assert cap.lanes == board.core.cap.lanes
     n = 6
-    for taps in (False, True):
-        r = d.run(data["images"][:n], tags=np.arange(n) + 100, taps=taps)
+    for taps, stream in ((False, False), (True, False), (False, True)):   # stream: counters from the packets
+        r = d.run(data["images"][:n], tags=np.arange(n) + 100, taps=taps, stream=stream)
         assert not board.core.complaints, board.core.complaints
         first_difference("tags", r.tags, np.arange(n) + 100)
         first_difference("logits", r.logits, data["logits"][:n])
@@ -137,7 +137,7 @@ def test_driver_on_the_real_pynq_classes_gives_the_recorded_answers(board):
                     first_difference(f"image {i} tap {k}", r.taps[k][i], v)
     t.close()
     # one buffer for the model; per image one to send and one per packet received (RESULT, + TAP with taps)
-    want = 1 + n * (1 + 1) + n * (1 + 2)
+    want = 1 + n * (1 + 1) + n * (1 + 2) + n * (1 + 1)
     assert board.allocated == board.freed == want, (board.allocated, board.freed, want)
 
 
