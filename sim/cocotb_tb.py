@@ -5,6 +5,7 @@ payload is the flat bit vector of its ``data`` layout, packed and unpacked here 
 layout object the RTL uses (one source of truth for the bit positions).
 """
 
+import logging
 import random
 
 import cocotb
@@ -59,6 +60,19 @@ def sink(dut, prefix: str, stall: float = 0.0, seed: int = 1):
     if stall:
         snk.set_pause_generator(_pauses(stall, seed))
     return snk
+
+
+def axi_ram(dut, ram_cls, bus_cls, size: int, pause: float = 0.0, seed: int = 0, prefix: str = "m_axi"):
+    """A cocotbext-axi RAM model (``AxiRamRead``, ``AxiRamWrite`` with ``AxiReadBus``, ``AxiWriteBus``) of
+    ``size`` bytes on the AXI master port ``prefix``, each of its channels paused with probability ``pause``
+    per cycle. One per cocotb test: its coroutines run until the test ends."""
+    ram = ram_cls(bus_cls.from_prefix(dut, prefix, bus_separator="__"), dut.clk, dut.rst, size=size)
+    ram.log.setLevel(logging.WARNING)
+    if pause:
+        names = ("ar_channel", "r_channel", "aw_channel", "w_channel", "b_channel")
+        for k, ch in enumerate(getattr(ram, n) for n in names if hasattr(ram, n)):
+            ch.set_pause_generator(_pauses(pause, seed + 1 + k))
+    return ram
 
 
 def _pauses(p: float, seed: int):

@@ -2,13 +2,12 @@
 tests/test_hw_axi_reader.py. Every command's beats must equal the RAM's contents, with the RAM's channels
 and the output stream paused at random."""
 
-import logging
 import random
 
 import cocotb
 from cocotbext.axi import AxiRamRead, AxiReadBus
 
-from hw.axi_reader import beat_layout, command_layout
+from hw.axi_master import beat_layout, command_layout
 from sim import cocotb_tb as tb
 from sim.runner import tb_params
 from sim.cases import read_commands as commands
@@ -21,16 +20,12 @@ async def run(dut, pause: float, seed: int):
     params = tb_params()
     seed = params["seed"] + seed
     await tb.start(dut)
-    ram = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk, dut.rst, size=RAM_BYTES)
-    ram.log.setLevel(logging.WARNING)
+    ram = tb.axi_ram(dut, AxiRamRead, AxiReadBus, RAM_BYTES, pause, seed)
     rng = random.Random(seed)
     contents = bytes(rng.getrandbits(8) for _ in range(1 << 16))
     cmds = [(a % (RAM_BYTES - (1 << 12)), n) for a, n in commands(seed, params["count"])]
     for a, _ in cmds:   # random contents where the commands read
         ram.write(a, contents[a % len(contents):][:4096].ljust(4096, b"\x5a"))
-    if pause:
-        ram.ar_channel.set_pause_generator(tb._pauses(pause, seed + 1))
-        ram.r_channel.set_pause_generator(tb._pauses(pause, seed + 2))
     src, snk = tb.source(dut, "cmd", pause, seed + 3), tb.sink(dut, "o", pause, seed + 4)
     lc, lo = command_layout(), beat_layout()
     for a, n in cmds:

@@ -2,14 +2,13 @@
 tests/test_hw_axi_writer.py. After each command's ``busy`` falls, the RAM holds every beat of it, with the
 RAM's channels and the input stream paused at random."""
 
-import logging
 import random
 
 import cocotb
 from cocotb.triggers import RisingEdge
 from cocotbext.axi import AxiRamWrite, AxiWriteBus
 
-from hw.axi_reader import beat_layout, command_layout
+from hw.axi_master import beat_layout, command_layout
 from sim import cocotb_tb as tb
 from sim.cases import read_commands as commands
 from sim.runner import tb_params
@@ -22,11 +21,7 @@ async def run(dut, pause: float, seed: int):
     params = tb_params()
     seed = params["seed"] + seed
     await tb.start(dut)
-    ram = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk, dut.rst, size=RAM_BYTES)
-    ram.log.setLevel(logging.WARNING)
-    if pause:
-        for ch, k in ((ram.aw_channel, 1), (ram.w_channel, 2), (ram.b_channel, 3)):
-            ch.set_pause_generator(tb._pauses(pause, seed + k))
+    ram = tb.axi_ram(dut, AxiRamWrite, AxiWriteBus, RAM_BYTES, pause, seed)
     rng = random.Random(seed)
     src, din = tb.source(dut, "cmd", pause, seed + 4), tb.source(dut, "i", pause, seed + 5)
     lc, lb = command_layout(), beat_layout()
