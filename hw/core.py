@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike import cycles, packing, regmap
 from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
-from dynaspike.packing import TRAILER_MAGIC, STREAM_MAGIC, STREAM_VERSION, Kind
+from dynaspike.packing import Kind
 from dynaspike.regmap import ErrorCode
 
 from .accumulate import BLOCK_RAM, AccumulateEngine, connect_write
@@ -51,7 +51,7 @@ from .core_packets import packet_signals, packet_states
 from .core_passes import SPIKES_OUT, SPIKES_QKV, SPIKES_S, SPIKES_Z, pass_states
 from .head import Head
 from .lif_layer import LIFLayer
-from .arith import mul, saturate
+from .arith import mul
 from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature

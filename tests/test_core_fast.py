@@ -45,6 +45,13 @@ async def recv(ctx, port):
                 return np.array(beats, dtype=np.uint64)
 
 
+async def load_model(ctx, dut, beats):
+    """Send a model packet and wait until STATUS.MODEL_LOADED."""
+    await send(ctx, dut.s_axis, beats)
+    while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
+        pass
+
+
 @pytest.mark.parametrize("cfg,core_cfg,make", [(TINY, TINY, random_model), (WIDE, WIDE, random_model),
                                                (WIDER, WIDER, random_model), (TINY, WIDE, random_model),
                                                (WIDE, WIDE, saturating_model), (WIDER, WIDER, spiky_model)],
@@ -61,9 +68,7 @@ def test_core_runs_a_tiny_model_in_the_amaranth_simulator(cfg, core_cfg, make):
     got = []
 
     async def host(ctx):
-        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
-        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
-            pass
+        await load_model(ctx, dut, packing.pack_model(model, 8))
         for k, img in enumerate(images):
             await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k)[:2], last=False)  # header
             await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("START").put(1))
@@ -106,9 +111,7 @@ def test_images_back_to_back_in_stream_mode(cfg, masked):
     header = 2
 
     async def host(ctx):
-        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
-        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
-            pass
+        await load_model(ctx, dut, packing.pack_model(model, 8))
         await axil_write(ctx, dut.s_axil, REG["RUN_CONFIG"].offset, REG["RUN_CONFIG"].field("STREAM").put(1))
         beats_in["armed"] = True
         for k, img in enumerate(images):   # no idle cycle between the packets
@@ -162,9 +165,7 @@ def test_a_soft_reset_in_a_stream_drops_both_images_and_the_next_ones_run():
     status = REG["STATUS"]
 
     async def host(ctx):
-        await send(ctx, dut.s_axis, packing.pack_model(model, 8))
-        while not status.field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, status.offset)):
-            pass
+        await load_model(ctx, dut, packing.pack_model(model, 8))
         await axil_write(ctx, dut.s_axil, REG["RUN_CONFIG"].offset, REG["RUN_CONFIG"].field("STREAM").put(1))
         for k in range(2):   # the front takes image 1 while image 0 runs its blocks
             await send(ctx, dut.s_axis, packing.pack_image(images[k], WIDE, tag=k))
@@ -217,9 +218,7 @@ def test_an_empty_section_is_refused_after_a_good_load():
 
     async def host(ctx):
         good = packing.pack_model(model, 8)
-        await send(ctx, dut.s_axis, good)
-        while not REG["STATUS"].field("MODEL_LOADED").get(await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)):
-            pass
+        await load_model(ctx, dut, good)
         await send(ctx, dut.s_axis, without_section(good, "emb_b"))
         for _ in range(20):
             await ctx.tick()
