@@ -113,11 +113,14 @@ test-all: $(STAMP)
 # Speed and size figures, measured (not asserted): the golden model's throughput (build/bench_golden.json),
 # the driver over the golden transport (build/bench_driver.json),
 # then the core in RTL simulation on 100 test images, dynamic and dense, with its yosys resource estimate
-# (build/bench.json; the estimate is cached in build/synth/).
+# (build/bench.json; the estimate is cached in build/synth/), then the DDR mode's traffic model from the
+# shipped models to the seeds' shape (bench/ddr.py: "ddr" and "seed_cifar10" in build/bench.json).
 bench: $(STAMP)
+	$(FMNIST_DATA)
 	$(PY) -m bench.golden_speed
 	$(PY) -m bench.driver_speed
 	$(if $(word 2,$(LANES)),$(PY) -m bench.sweep $(LANES_ARG),$(PY) -m bench.core --images 100 $(LANES_ARG))
+	$(PY) -m bench.ddr
 
 # Switching activity of the core in RTL simulation (bench/power.py): Verilator --trace-saif on POWER_IMAGES
 # test images of the PRESET model (digits by default) on the shipped core; build/power/PRESET.saif, the copy

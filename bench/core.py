@@ -172,6 +172,10 @@ def print_figures(f: dict, what: str):
     print("  cycles by pass (mean):  " + ", ".join(f"{k} {v:.0f}" for k, v in f["cycles_by_pass"].items()))
 
 
+#: The keys of build/bench.json that other benches write: the lane sweep (bench.sweep), the DDR mode (bench.ddr).
+OTHER_BENCHES = ("sweep", "ddr", "seed_cifar10")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="model to run (repeatable; default: every shipped model, "
@@ -208,8 +212,10 @@ def main(argv=None):
     print(f"  XC7Z020 (yosys estimate, the core that holds {', '.join(paths)}): LUT {figures['lut_util']:.1%}, "
           f"FF {figures['ff_util']:.1%}, BRAM {figures['bram_util']:.1%}, DSP {figures['dsp_util']:.1%}")
     old = Path(args.json)
-    if old.exists() and "sweep" in (prev := json.loads(old.read_text())):
-        figures["sweep"] = prev["sweep"]   # the lane sweep's table (bench.sweep) stays until it is rerun
+    prev = json.loads(old.read_text()) if old.exists() else {}
+    for key in OTHER_BENCHES:   # what the other benches wrote stays until they run again
+        if key in prev:
+            figures[key] = prev[key]
     write_json(args.json, figures)
     print(f"wrote {args.json}")
 

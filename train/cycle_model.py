@@ -38,6 +38,8 @@ class CyclePrediction:
     ideal: np.ndarray                        # (B,) ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))
     work_bound: np.ndarray                   # (B,) ideal + multiplies on the multipliers
     by_pass: dict = field(default_factory=dict)   # pass kind -> (B,) cycles
+    passes: list = field(default_factory=list)    # (kind, t, l, (B,) cycles) of every pass of the blocks and
+                                                  # the readout, in the sequencer's order (l = -1: readout)
 
     @property
     def front(self) -> np.ndarray:
@@ -95,6 +97,11 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             c = np.where(gate.reshape(B, N, H, D // H).any(-1), c, 0)
         return np.where(active, np.maximum(1, c.max(-1)), 0)
 
+    def add(kind, t, l, c):
+        by[kind] += c
+        passes.append((kind, t, l, np.asarray(c, np.int64)))
+
+    passes = []
     active = reps.copy()
     for t in range(T):
         if t == 0:
@@ -110,32 +117,32 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
             if a_on:
-                by["ain"] += _x_pass(n * dc, n >= cy.EARLY_END_TOKENS)
-                by["qkv"] += _event_pass(3 * dg * beats(p + "ain"), has, n >= cy.EARLY_END_TOKENS_QKV)
+                add("ain", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
+                add("qkv", t, l, _event_pass(3 * dg * beats(p + "ain"), has, n >= cy.EARLY_END_TOKENS_QKV))
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 q = head_max(tr[p + "q"], active)               # (B, N), 0 for the inactive tokens
                 # A Y row goes to the LIF layer a chunk per cycle (dc cycles); the unit computes the next row
                 # meanwhile, so a row costs max(its Q cycles, dc), the first its Q cycles, the last's drain dc - 1.
                 q0 = q[np.arange(B), active.argmax(1)]         # the first active token's
                 yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
-                by["attn"] += (np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
-                               + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
-                by["proj"] += _event_pass(dg * beats(p + "attn"), has)
+                add("attn", t, l, np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
+                    + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
+                add("proj", t, l, _event_pass(dg * beats(p + "attn"), has))
             if f_on:
                 if not a_on:   # after an attention module, proj's residual add feeds the MLP's input LIF
-                    by["min"] += _x_pass(n * dc, n >= cy.EARLY_END_TOKENS)
-                by["fc1"] += _event_pass(hg * beats(p + "min"), has, n >= cy.EARLY_END_TOKENS)
-                by["fc2"] += _event_pass(dg * beats(p + "hid"), has)
+                    add("min", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
+                add("fc1", t, l, _event_pass(hg * beats(p + "min"), has, n >= cy.EARLY_END_TOKENS))
+                add("fc2", t, l, _event_pass(dg * beats(p + "hid"), has))
             if l == L - 1:   # the tokens whose readout rides on this block's last residual add
                 fed = active if (a_on or f_on) else np.zeros_like(active)
             active = tr[p + "active_after"].astype(bool)
-        by["readout"] += _x_pass((reps & ~fed).sum(1) * dc, t != T - 1)
+        add("readout", t, -1, _x_pass((reps & ~fed).sum(1) * dc, t != T - 1))
     total = sum(by.values())
     acs = r.acs_total.numpy()
     ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
     macs_emb = D * nnz.sum(1)                          # zero pixels are skipped
     work = ideal + -(-macs_emb // (E * cy.EMB_PIXELS)) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
-    return CyclePrediction(total, ideal, work, by)
+    return CyclePrediction(total, ideal, work, by, passes)
 
 
 def stream_ends(cycles, front, num_classes: int) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""DDR mode: where a model too large for the core's block RAM keeps its weights and LIF membranes in the
+board's DDR, and what an inference moves there (docs/hardware.md, "DDR mode").
+
+The passes are weight-stationary. An event pass streams its layer's weights one *tile* at a time into one of
+two tile buffers. A tile holds what one engine row needs: the ``fan_in`` weight rows of ``ACC_ROWS * P``
+outputs, their bias row and, for a layer that feeds a LIF layer, their threshold rows. Every active token
+walks over the tile while the next tile loads into the other buffer. So a pass reads each weight it needs
+once, and a module the time-step mask switches off, or a pass with no active token, reads nothing.
+
+A LIF layer's *row* holds the P membranes of one token and chunk. It moves between DDR and the LIF layer
+when the pass reaches it, for active tokens only: halted and merged tokens move no state. A row not yet
+written in this image reads as zero without a DDR read (a valid bit per row on chip, cleared per image), and
+the last time step writes nothing back (nothing reads it again).
+
+Formats: weights are 8-bit lanes, as in the model packet (``packing.weight_layout``'s rows, ``ACC_ROWS * P``
+lanes each). Biases, thresholds and membranes are ``FORMATS.acc_bits``-bit lanes, packed little-endian with
+lane 0 in the lowest bits. Every row is a whole number of 64-bit beats, because P is a multiple of 8.
+
+Pure Python (no numpy): the driver, the golden transport and the traffic model import it.
+"""
+
+from dataclasses import dataclass
+
+from .config import ModelConfig
+from .cycles import ACC_ROWS, engine_rows
+from .formats import FORMATS
+from .packing import SPIKE_LAYERS, weight_layout
+
+#: Bytes per beat of the AXI HP port (64 bits a cycle in each direction).
+BEAT_BYTES = 8
+#: The LIF layers of a block whose membranes persist across time steps, as the golden model names them.
+BLOCK_STATE = ("ain", "q", "k", "v", "attn", "min", "hid")
+#: The readout's LIF layer: one for the whole network.
+READOUT_STATE = "out"
+
+
+def lane_row_bytes(lanes: int, bits: int = FORMATS.acc_bits) -> int:
+    """Bytes of one row of ``lanes`` packed ``bits``-bit lanes: a whole number of beats."""
+    if lanes < 8 or lanes % 8:
+        raise ValueError(f"lanes must be a positive multiple of 8 (whole beats per row), got {lanes!r}")
+    size = lanes * bits // 8
+    if size % BEAT_BYTES:
+        raise ValueError(f"a row of {lanes} lanes of {bits} bits is {size} bytes, not whole {BEAT_BYTES}-byte beats")
+    return size
+
+
+def tile_bytes(fan_in: int, lanes: int, thresholds: bool) -> int:
+    """Bytes of one weight tile: its bias row (``ACC_ROWS * P`` lanes), its threshold rows (``ACC_ROWS``
+    chunks of P lanes: as many bytes) when the layer has them, then its ``fan_in`` weight rows."""
+    side = lane_row_bytes(ACC_ROWS * lanes)
+    return side * (2 if thresholds else 1) + fan_in * lane_row_bytes(ACC_ROWS * lanes, FORMATS.weight_bits)
+
+
+def weight_buffer(cfg: ModelConfig, lanes: int) -> dict:
+    """The DDR weight buffer: ``{"b{l}.{name}": {"offset", "tile_bytes", "tiles"}}`` in the order the passes
+    read them (per block: q, k, v, proj, fc1, fc2; a layer's tiles are its engine rows in order), and the
+    total under ``"_bytes"``. Tile ``g`` of a layer starts at ``offset + g * tile_bytes``."""
+    lay, out, pos = weight_layout(cfg, lanes), {}, 0
+    for l in range(cfg.blocks):
+        for name in SPIKE_LAYERS:
+            key = f"b{l}.{name}"
+            w = lay[key]
+            size = tile_bytes(w["fan_in"], lanes, w["th_row"] is not None)
+            out[key] = {"offset": pos, "tile_bytes": size, "tiles": w["groups"]}
+            pos += size * w["groups"]
+    out["_bytes"] = pos
+    return out
+
+
+def state_width(cfg: ModelConfig, kind: str) -> int:
+    """Membranes per token of a state layer (``BLOCK_STATE`` or ``READOUT_STATE``)."""
+    if kind not in BLOCK_STATE + (READOUT_STATE,):
+        raise ValueError(f"unknown state layer {kind!r}; one of {BLOCK_STATE + (READOUT_STATE,)}")
+    return cfg.hidden_dim if kind == "hid" else cfg.dim
+
+
+def state_buffer(cfg: ModelConfig, lanes: int) -> dict:
+    """The DDR state buffer: ``{"b{l}.{kind}" or "out": {"offset", "chunks"}}``, ``"_row_bytes"`` and the
+    total under ``"_bytes"``. The row of chunk ``c`` of token ``n`` is :func:`state_row`: a token's
+    ``ACC_ROWS`` chunks of one engine row lie side by side, so an event pass reads them as one run."""
+    out, pos, row = {}, 0, lane_row_bytes(lanes)
+    keys = [(f"b{l}.{k}", k) for l in range(cfg.blocks) for k in BLOCK_STATE] + [(READOUT_STATE, READOUT_STATE)]
+    for key, kind in keys:
+        chunks = -(-state_width(cfg, kind) // lanes)
+        out[key] = {"offset": pos, "chunks": chunks}
+        pos += engine_rows(chunks) * ACC_ROWS * cfg.num_tokens * row
+    out["_row_bytes"], out["_bytes"] = row, pos
+    return out
+
+
+def state_row(layout: dict, cfg: ModelConfig, key: str, chunk: int, token: int) -> int:
+    """Byte offset of the row of ``chunk`` of ``token`` in state layer ``key`` of ``layout``
+    (:func:`state_buffer`)."""
+    s = layout[key]
+    if not (0 <= chunk < s["chunks"] and 0 <= token < cfg.num_tokens):
+        raise ValueError(f"{key}: chunk {chunk} of {s['chunks']}, token {token} of {cfg.num_tokens}")
+    g, half = divmod(chunk, ACC_ROWS)
+    return s["offset"] + ((g * cfg.num_tokens + token) * ACC_ROWS + half) * layout["_row_bytes"]
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The DDR port as the traffic model sees it: one beat per cycle on each of the read and write channels
+    (an AXI HP port's 64 bits at the core's clock), and ``read_latency`` cycles from a pass's first read
+    address to its first beat. The default is an assumption (about 400 ns to the PYNQ-Z2's DDR3 through
+    an HP port at 100 MHz), not a measurement: the board's cycle counter shows the difference."""
+
+    read_latency: int = 40
+
+    def __post_init__(self):
+        if not isinstance(self.read_latency, int) or self.read_latency < 0:
+            raise ValueError(f"Memory.read_latency must be an int >= 0, got {self.read_latency!r}")
