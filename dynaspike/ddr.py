@@ -16,15 +16,18 @@ Formats: weights are 8-bit lanes, as in the model packet (``packing.weight_layou
 lanes each). Biases, thresholds and membranes are ``FORMATS.acc_bits``-bit lanes, packed little-endian with
 lane 0 in the lowest bits. Every row is a whole number of 64-bit beats, because P is a multiple of 8.
 
-Pure Python (no numpy): the driver, the golden transport and the traffic model import it.
+The driver, the golden transport and the traffic model import it; the buffers' contents
+(:func:`pack_weights`, :func:`unpack_weights`, :func:`pack_lanes`) use numpy, as ``packing`` does.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .config import ModelConfig
 from .cycles import ACC_ROWS, engine_rows
 from .formats import FORMATS
-from .packing import SPIKE_LAYERS, weight_layout
+from .packing import SPIKE_LAYERS, PackingError, layer_tensors, memory_images, memory_lanes, weight_layout
 
 #: Bytes per beat of the AXI HP port (64 bits a cycle in each direction).
 BEAT_BYTES = 8
@@ -65,6 +68,79 @@ def weight_buffer(cfg: ModelConfig, lanes: int) -> dict:
             pos += size * w["groups"]
     out["_bytes"] = pos
     return out
+
+
+def pack_lanes(values, bits: int = FORMATS.acc_bits) -> bytes:
+    """Signed integers (any shape, row-major) as packed little-endian ``bits``-bit lanes (8, 16 or 24)."""
+    if bits not in (8, 16, 24):
+        raise ValueError(f"lanes of 8, 16 or 24 bits, not {bits}")
+    a = np.asarray(values, np.int64).ravel()
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise PackingError(f"values {a.min()}..{a.max()} do not fit {bits}-bit lanes")
+    return np.stack([(a >> (8 * k)) & 0xFF for k in range(bits // 8)], -1).astype(np.uint8).tobytes()
+
+
+def unpack_lanes(buf: bytes, count: int, bits: int = FORMATS.acc_bits) -> np.ndarray:
+    """The first ``count`` signed ``bits``-bit lanes of ``buf`` (:func:`pack_lanes`' inverse), as int64."""
+    n = bits // 8
+    if count * n > len(buf):
+        raise PackingError(f"need {count} lanes of {bits} bits ({count * n} bytes), the buffer has {len(buf)}")
+    b = np.frombuffer(buf, np.uint8, count * n).reshape(count, n).astype(np.int64)
+    v = sum(b[:, k] << (8 * k) for k in range(n))
+    return v - ((v >> (bits - 1)) << bits)
+
+
+def _tiles(cfg: ModelConfig, lanes: int):
+    """``(key, layout entry, tile g, tile's offset)`` of every weight tile, in buffer order."""
+    lay, buf = weight_layout(cfg, lanes), weight_buffer(cfg, lanes)
+    for key, t in buf.items():
+        if not key.startswith("_"):
+            for g in range(t["tiles"]):
+                yield key, lay[key], g, t["offset"] + g * t["tile_bytes"]
+
+
+def pack_weights(model, lanes: int) -> bytes:
+    """The DDR weight buffer of ``model`` (an IntModel) for ``lanes`` P: every tile of :func:`weight_buffer`,
+    its rows taken from ``packing.memory_images`` (padding lanes as there: weights and biases 0,
+    thresholds ``acc_max``)."""
+    mem = memory_images(model, lanes)
+    out = bytearray(weight_buffer(model.config, lanes)["_bytes"])
+    for _, lay, g, pos in _tiles(model.config, lanes):
+        th = lay["th_row"]
+        parts = [pack_lanes(mem["biases"][lay["b_row"] + g])]
+        if th is not None:   # a layer's last group may have one chunk: its second row is padding
+            chunks = range(ACC_ROWS * g, ACC_ROWS * (g + 1))
+            parts.append(pack_lanes([mem["thresholds"][th + c] if c < lay["chunks"] else
+                                     np.full(lanes, FORMATS.acc_max) for c in chunks]))
+        w0 = lay["w_base"] + g * lay["fan_in"]
+        parts.append(pack_lanes(mem["weights"][w0:w0 + lay["fan_in"]], FORMATS.weight_bits))
+        tile = b"".join(parts)
+        out[pos:pos + len(tile)] = tile
+    return bytes(out)
+
+
+def unpack_weights(buf: bytes, cfg: ModelConfig, lanes: int) -> dict:
+    """The spike layers' tensors (``packing.layer_tensors``: ``"b{l}.{name}_w" | "_b" | "_th"``) from a DDR
+    weight buffer (:func:`pack_weights`' inverse); PackingError if ``buf`` is not the layout's size."""
+    size = weight_buffer(cfg, lanes)["_bytes"]
+    if len(buf) != size:
+        raise PackingError(f"a weight buffer for this model at P = {lanes} is {size} bytes, got {len(buf)}")
+    rows, width = weight_layout(cfg, lanes)["_rows"], memory_lanes(lanes)
+    mem = {k: np.zeros((rows[k], width[k]), np.int64) for k in rows}
+    side = lane_row_bytes(ACC_ROWS * lanes)
+    for _, lay, g, pos in _tiles(cfg, lanes):
+        mem["biases"][lay["b_row"] + g] = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes)
+        pos += side
+        if lay["th_row"] is not None:
+            th = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes).reshape(ACC_ROWS, lanes)
+            for c in range(ACC_ROWS * g, min(ACC_ROWS * (g + 1), lay["chunks"])):
+                mem["thresholds"][lay["th_row"] + c] = th[c - ACC_ROWS * g]
+            pos += side
+        w0, n = lay["w_base"] + g * lay["fan_in"], lay["fan_in"] * ACC_ROWS * lanes
+        mem["weights"][w0:w0 + lay["fan_in"]] = unpack_lanes(buf[pos:pos + n], n, FORMATS.weight_bits).reshape(
+            lay["fan_in"], ACC_ROWS * lanes)
+    return layer_tensors(cfg, lanes, mem)
 
 
 def state_width(cfg: ModelConfig, kind: str) -> int:

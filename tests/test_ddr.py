@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_CFG, random_images, random_intmodel
 from dynaspike import ddr
 from dynaspike.config import ModelConfig
+from dynaspike.packing import PackingError
 from train.golden import GoldenModel
 from train.traffic_model import predict_traffic
 
@@ -141,3 +142,36 @@ def test_halted_merged_and_masked_work_moves_less():
     # slower memory: more cycles, same bytes
     slow = predict_traffic(model, images, 8, memory=ddr.Memory(read_latency=400))
     assert (slow.total == dyn.total).all() and (slow.latency_cycles > dyn.latency_cycles).all()
+
+
+@pytest.mark.parametrize("cfg, lanes", [(TINY_CFG, 8), (TINY_CFG, 16), (ModelConfig(dim=96, heads=4), 32)])
+def test_weight_buffer_round_trip(cfg, lanes):
+    """Every tensor of the spike layers comes back from the DDR bytes; the tiles sit where the layout says
+    (an odd chunk count at D = 96, P = 32 pads a group's second threshold row)."""
+    model = random_intmodel(cfg, 5)
+    buf = ddr.pack_weights(model, lanes)
+    lay = ddr.weight_buffer(cfg, lanes)
+    assert len(buf) == lay["_bytes"]
+    back = ddr.unpack_weights(buf, cfg, lanes)
+    assert sorted(back) == sorted(k for k in model.tensors if k.startswith("b") and "_" in k)
+    for k, v in back.items():
+        assert np.array_equal(v, model[k]) and v.dtype == model[k].dtype, k
+    # tile 0 of block 0's q starts with its bias row: q's biases of outputs 0 .. 2P - 1
+    q = lay["b0.q"]
+    got = ddr.unpack_lanes(buf[q["offset"]:], 2 * lanes)
+    want = np.zeros(2 * lanes, np.int64)
+    n = min(2 * lanes, cfg.dim)
+    want[:n] = model["b0.q_b"][:n]
+    assert np.array_equal(got, want)
+    with pytest.raises(PackingError, match="bytes, got"):
+        ddr.unpack_weights(buf[:-8], cfg, lanes)
+
+
+def test_lanes_pack_and_refuse():
+    v = np.array([0, 1, -1, (1 << 23) - 1, -(1 << 23)])
+    assert np.array_equal(ddr.unpack_lanes(ddr.pack_lanes(v), 5), v)
+    assert ddr.pack_lanes([-2], 24) == b"\xfe\xff\xff"
+    with pytest.raises(PackingError, match="do not fit 24-bit"):
+        ddr.pack_lanes([1 << 23])
+    with pytest.raises(PackingError, match="need 3 lanes"):
+        ddr.unpack_lanes(b"\x00" * 8, 3)
