@@ -13,7 +13,7 @@ baked into the bitstream. Reads are
 not transparent: writing a row while an event reads it gives the old row, so load before computing.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -165,8 +165,13 @@ class AccumulateEngine(wiring.Component):
         # still being offered and not taken (stage 3 would overwrite it).
         stall = s2_valid & self.o.valid & ~self.o.ready
         advance = ~stall
-        m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(advance), b_rd.addr.eq(ev.b_row)]
-        m.d.comb += [rd.en.eq(advance) for rd in w_rds]
+        # Block RAM reads only what an accepted event needs (a disabled port holds its data), so the
+        # memories' read power follows the spikes, as dynaspike/energy.py counts it: the present slots'
+        # weight rows, and the bias row on a row's first event.
+        take = advance & self.i.valid
+        m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(take & first), b_rd.addr.eq(ev.b_row)]
+        m.d.comb += [rd.en.eq(take & ev.present[k]) for k, rd in enumerate(w_rds)]
+        self.read_enables = Cat(*(rd.en for rd in w_rds), b_rd.en)   # for tests: the reads of this cycle
         # The bias row is read with the weights and held with the pair sums (the read port keeps it while
         # stalled, like the weight rows).
         bias = Signal(self.acc_shape)

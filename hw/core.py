@@ -222,8 +222,15 @@ class Core(wiring.Component):
         # from a flip-flop, not from a bit select of `fresh`
         xr_fresh = Signal()
 
+        # The X and E memories read only where a pass reads a row (a disabled port holds its data), so
+        # their read power follows the work, as dynaspike/energy.py counts it.
+        x_rd = Signal()
+        m.d.comb += [x_r.en.eq(x_rd), e_r.en.eq(x_rd)]
+
         def read_row(row):
-            """Sync updates: the row read last cycle is ``row`` (the caller puts ``row`` on ``x_addr``)."""
+            """Sync updates: the row read last cycle is ``row`` (the caller puts ``row`` on ``x_addr``); enables
+            the read (comb, in the caller's context)."""
+            m.d.comb += x_rd.eq(1)
             return [xr_row.eq(row), xr_fresh.eq(fresh.bit_select(row, 1))]
         m.d.comb += [xval[p].eq(Mux(xr_fresh, e_r.data[p], x_r.data[p])) for p in range(P)]
         m.d.sync += xr_valid.eq(0)
@@ -284,7 +291,9 @@ class Core(wiring.Component):
         half_tag = Signal(tag)
         m.d.comb += [half_tag.eq(ao_tag.row), half_tag.j.eq(ao_tag.row.j + ao_half),
                      half_tag.c.eq(ao_tag.row.c + ao_half)]
-        m.d.comb += th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1))
+        # a threshold row is read for each half that goes to the LIF layer, and only then
+        m.d.comb += [th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1)),
+                     th_r.en.eq(Mux(acc.o.valid, acc.o_tag.lif, ao_valid & ~ao_half & ao_tag.lif & ao_tag.two))]
 
         # LIF layer input: one source per pass kind (set below)
         li = lif.i.payload

@@ -150,12 +150,15 @@ class Embedding(wiring.Component):
         m.d.comb += self.i.ready.eq(advance & (~busy | final))
         accept = self.i.valid & self.i.ready
         m.d.comb += [eg.load.eq(accept), eg.step.eq(advance & busy), eg.rewind.eq(advance & busy & eg.last & ~last_c)]
-        m.d.comb += [b_rd.en.eq(advance), b_rd.addr.eq(b_base + c)]
+        # Block RAM reads only what a multiply needs (a disabled port holds its data): a present slot's
+        # window beat and weight row, the chunk's bias with its first pair
+        m.d.comb += [b_rd.en.eq(advance & busy & first), b_rd.addr.eq(b_base + c)]
         for k, rd in enumerate(p_rds):              # the beat holding pixel idx[k]: the token, then the beat
-            m.d.comb += [rd.en.eq(advance), rd.addr.eq(Cat(eg.idx[k][log2(BEAT_BYTES):], token))]
+            m.d.comb += [rd.en.eq(advance & busy & eg.present[k]),
+                         rd.addr.eq(Cat(eg.idx[k][log2(BEAT_BYTES):], token))]
         # weight rows idx[0] and idx[1] of the chunk (a slot without a pixel reads any row: its pixel is 0)
         w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + eg.idx[k] for k in range(K)])
-        m.d.comb += [rd.en.eq(advance) for rd in w_rds]
+        m.d.comb += [rd.en.eq(advance & busy & eg.present[k]) for k, rd in enumerate(w_rds)]
 
         s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "present": K,
                                        "byte": data.ArrayLayout(range(BEAT_BYTES), K),

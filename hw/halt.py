@@ -71,7 +71,7 @@ class HaltUnit(wiring.Component):
         s1_valid = Signal()
         s1 = Signal(data.StructLayout({"token": range(self.max_tokens), "final": 1}))
         advance = ~self.o.valid | self.o.ready
-        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance), rd.addr.eq(clamped)]
+        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance & self.i.valid), rd.addr.eq(clamped)]
         with m.If(advance):
             m.d.sync += [s1_valid.eq(self.i.valid), s1.token.eq(p.token), s1.final.eq(p.final)]
             # Stage 1: the score is in rd.data; add, compare, write back, offer the decision.

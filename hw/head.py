@@ -92,7 +92,9 @@ class Head(wiring.Component):
         cls = Signal(range(max(self.classes, 2)))
         grp = Signal(range(max(self.groups, 2)))
         row0 = Signal(range(self.classes * self.groups + 1))  # weight row of (cls, 0): rows per class = groups
-        m.d.comb += [w_rd.en.eq(advance), w_rd.addr.eq(row0 + grp), b_rd.en.eq(advance), b_rd.addr.eq(cls)]
+        # weights read while the classifier runs, a class's bias with its first group (held until then)
+        m.d.comb += [w_rd.en.eq(advance & running), w_rd.addr.eq(row0 + grp),
+                     b_rd.en.eq(advance & running & (grp == 0)), b_rd.addr.eq(cls)]
         last_grp, last_cls = grp == self.n_groups - 1, cls == self.n_classes - 1
         ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "cls": range(max(self.classes, 2)),
                                  "grp": range(max(self.groups, 2)), "final": 1})

@@ -68,7 +68,8 @@ class LIFLayer(wiring.Component):
         valid = Signal(self.rows)  # row r holds membranes written since the last clear (else: zeros)
 
         advance = ~self.o.valid | self.o.ready
-        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance), rd.addr.eq(self.i.payload.row)]
+        # the membrane row is read only for an update (block RAM read power follows the work)
+        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance & self.i.valid), rd.addr.eq(self.i.payload.row)]
 
         s1_valid = Signal()
         s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits, self.tag_shape))

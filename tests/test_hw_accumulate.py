@@ -57,6 +57,31 @@ def test_accumulate_other_spike_slots(spikes):
     check(W, bias, rows, mon)
 
 
+def test_block_ram_reads_follow_the_work():
+    """The weight memory reads one row per present spike and the bias memory one row per output row, with
+    idle input and backpressure: what dynaspike/energy.py counts as the engine's block RAM accesses."""
+    lanes, weight_rows, bias_rows = 4, 24, 3
+    W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
+    rows = acc_rows(weight_rows, bias_rows, 20, SEED, fan_in=16)
+    dut = AccumulateEngine(lanes, weight_rows, bias_rows)
+    reads = [0, 0]
+
+    async def load(ctx):
+        await atb.write_rows(ctx, (dut.w_wr, W), (dut.b_wr, bias))
+
+    async def count(ctx):
+        async for _, _, en in ctx.tick().sample(dut.read_enables):
+            reads[0] += sum((en >> k) & 1 for k in range(cycles.ACC_SPIKES))
+            reads[1] += en >> cycles.ACC_SPIKES
+
+    drv = atb.StreamDriver(dut.i, [dut.i.payload.shape().const(e) for e in acc_events(rows, cycles.ACC_SPIKES)],
+                           idle=0.3, seed=SEED, delay=len(W) + len(bias))
+    mon = atb.StreamMonitor(dut.o, len(rows), stall=0.5, seed=SEED + 1)
+    atb.run(dut, load, drv, mon, background=[count])
+    check(W, bias, rows, mon)
+    assert reads == [sum(len(spikes) for spikes, _, _ in rows), len(rows)]
+
+
 def test_accumulate_64_lanes():
     lanes, weight_rows, bias_rows = 64, 64, 2
     W, bias = acc_memory(lanes, weight_rows, bias_rows, SEED)
