@@ -115,7 +115,8 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
 
     Keys: ``cycles``; accesses by memory (``*_rows``, each with its width in :func:`widths`);
     ``engine_acs``, ``attn_acs``, ``readout_acs`` (lane adds), ``lif_lanes``, ``res_lanes`` (lane updates),
-    ``dsp_ops``; and the two intermediate estimates ``attn_runs``, ``mlp_runs`` (token-module runs).
+    ``dsp_ops``; and the intermediate estimates ``attn_runs``, ``mlp_runs`` (token-module runs) and
+    ``x_reads`` (the X rows' reads, part of ``x_rows``).
     """
     P, D, N = lanes, cfg.dim, cfg.num_tokens
     hid, L, T = cfg.hidden_dim, cfg.blocks, cfg.t_max
@@ -133,15 +134,20 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     on = (2 * L * T - c("SKIPPED_MODULE_STEPS")) / (2 * L * T)
     attn_runs = mlp_runs = c("PROCESSED_UNITS") * on
     reps = N - c("MERGED_TOKENS")           # representatives: the readout walks them
-    # Per token and attention run: LIF on X (dc rows), q/k/v (3 dg engine rows, each a bias read, then per
-    # chunk a threshold read and a LIF update), Y (dc LIF updates), proj (dg engine rows: a bias read, then
-    # per chunk an X read and write). Per MLP run: LIF on X (dc), fc1 (hg engine rows: a bias read; hch
-    # threshold reads and LIF updates), fc2 (dg engine rows: a bias read; dc X reads and writes).
-    # Readout: per representative dc X reads and LIF updates. A LIF update reads and writes its membrane row
-    # and reads its threshold row.
-    lif_rows = attn_runs * 5 * dc + mlp_runs * (dc + hch) + reps * dc
+    # Per token and attention run: LIF on X (dc rows: dc X reads), q/k/v (3 dg engine rows, each a bias read,
+    # then per chunk a threshold read and a LIF update), Y (dc LIF updates), proj (dg engine rows: a bias
+    # read, then per chunk an X read and write; its rows feed the MLP's input LIF when the MLP runs). Per MLP
+    # run: LIF on X (dc), fc1 (hg engine rows: a bias read; hch threshold reads and LIF updates), fc2 (dg
+    # engine rows: a bias read; dc X reads and writes). Readout: per representative and step, dc LIF
+    # updates. A LIF update reads and writes its membrane row; only the rows from the engine (q, k, v, fc1)
+    # read a threshold row (the others' thresholds are scalars). Exact when nothing is skipped (checked
+    # against the RTL's enabled reads in tests/test_core_fast.py); not counted: the MIN pass's dc X reads
+    # where an MLP runs without its attention module, and the readout pass's over tokens halted early
+    # (the counters do not say where those fall).
+    lif_rows = attn_runs * 5 * dc + mlp_runs * (dc + hch) + reps * dc * T
+    threshold_rows = attn_runs * 3 * dc + mlp_runs * hch
     bias_rows = attn_runs * 4 * dg + mlp_runs * (hg + dg)
-    x_reads = attn_runs * 2 * dc + mlp_runs * 2 * dc + reps * dc
+    x_reads = attn_runs * 2 * dc + mlp_runs * dc
     x_writes = (attn_runs + mlp_runs) * dc
     E = emb_lanes(lanes)
     # the embedding skips zero pixels: per non-zero pixel and chunk of E channels, a weight row and a window
@@ -153,7 +159,7 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         "cycles": c("CYCLES"),
         "weight_rows": weight_rows,
         "bias_rows": bias_rows,
-        "threshold_rows": lif_rows,
+        "threshold_rows": threshold_rows,
         "membrane_rows": 2 * lif_rows,              # read and write
         "x_rows": x_reads + x_writes + N * dc,      # + the embedding's E rows, written once per token
         "emb_weight_rows": emb_steps,
@@ -168,6 +174,7 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         "dsp_ops": emb_steps * E + head_steps * HEAD_MULTS + zero,
         "attn_runs": attn_runs,
         "mlp_runs": mlp_runs,
+        "x_reads": x_reads,
     }
 
 

@@ -294,6 +294,8 @@ class Core(wiring.Component):
         # a threshold row is read for each half that goes to the LIF layer, and only then
         m.d.comb += [th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1)),
                      th_r.en.eq(Mux(acc.o.valid, acc.o_tag.lif, ao_valid & ~ao_half & ao_tag.lif & ao_tag.two))]
+        # for tests: the block RAM reads of this cycle, by memory (the units' own once they are elaborated)
+        self.reads = SimpleNamespace(acc=acc, lif=lif, thresholds=th_r.en, x=x_rd)
 
         # LIF layer input: one source per pass kind (set below)
         li = lif.i.payload

@@ -154,7 +154,9 @@ def pass_states(c):
                 m.d.comb += x_addr.eq(Mux(acc.o.valid, row0, xr_row + 1))
                 with m.If(res_valid):   # the row is written: its reads return X from now on
                     m.d.sync += [fresh.bit_select(xr_row, 1).eq(0), xr_fresh.eq(0)]
-                with m.If(acc.o.valid | (ao_valid & ~ao_half)):   # (after the clear: a new row's bit wins)
+                # the X row of each half that will be added (not of a LIF layer's row still in flight, nor
+                # of a second half the row does not have); after the clear above: a new row's bit wins
+                with m.If((acc.o.valid & ~acc.o_tag.lif) | (ao_valid & ~ao_half & ~ao_tag.lif & ao_tag.two)):
                     m.d.sync += read_row(x_addr)
                 m.d.comb += [x_w.addr.eq(xr_row), x_w.en.eq(res_valid)]
                 for p in range(P):

@@ -70,6 +70,7 @@ class LIFLayer(wiring.Component):
         advance = ~self.o.valid | self.o.ready
         # the membrane row is read only for an update (block RAM read power follows the work)
         m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance & self.i.valid), rd.addr.eq(self.i.payload.row)]
+        self.read_enables = rd.en   # for tests: a membrane row read this cycle
 
         s1_valid = Signal()
         s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits, self.tag_shape))

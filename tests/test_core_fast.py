@@ -229,3 +229,50 @@ def test_an_empty_section_is_refused_after_a_good_load():
 
     run(dut, host, deadline_cycles=20_000)
     assert status == {"error": 1, "loaded": 0, "code": regmap.ErrorCode.BAD_LENGTH}, status
+
+
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "dynamic"])
+def test_block_ram_reads_against_the_energy_model(dense):
+    """The core's enabled block RAM reads, counted cycle by cycle over one image, against the accesses
+    dynaspike/energy.py derives from the counters: weight and membrane rows exactly (the weights per spike
+    and engine row, a membrane row per LIF update), the others as the model documents them."""
+    from dynaspike import energy
+
+    cfg = WIDE
+    model = random_model(cfg, 3)
+    image = np.random.default_rng(2).integers(0, 256, size=(1, 4, 4), dtype=np.uint8)
+    dut = Core(8, cfg)
+    reads = dict.fromkeys(("weights", "biases", "membranes", "thresholds", "x"), 0)
+    state = {"on": False, "result": None}
+
+    async def host(ctx):
+        await load_model(ctx, dut, packing.pack_model(model, 8))
+        if dense:
+            await axil_write(ctx, dut.s_axil, REG["RUN_CONFIG"].offset, REG["RUN_CONFIG"].field("FORCE_DENSE").put(1))
+        state["on"] = True
+        await send(ctx, dut.s_axis, packing.pack_image(image, cfg, tag=0)[:2], last=False)
+        await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("START").put(1))
+        await send(ctx, dut.s_axis, packing.pack_image(image, cfg, tag=0)[2:])
+        state["result"] = packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes)
+
+    async def count(ctx):
+        r = dut.reads
+        async for _, _, acc, lif, th, x in ctx.tick().sample(r.acc.read_enables, r.lif.read_enables,
+                                                             r.thresholds, r.x):
+            if state["on"]:
+                reads["weights"] += (acc & 1) + ((acc >> 1) & 1)
+                reads["biases"] += acc >> 2
+                reads["membranes"] += lif
+                reads["thresholds"] += th
+                reads["x"] += x
+
+    run(dut, host, background=[count], deadline_cycles=20_000)
+    _, _, cycles, counts = state["result"]
+    ev = energy.events(dict(counts, CYCLES=cycles), cfg, 8)
+    assert reads["weights"] == ev["weight_rows"]                 # per spike and engine row: always exact
+    if dense:   # every derivation exact when nothing is skipped
+        assert (reads["biases"], reads["membranes"], reads["thresholds"], reads["x"]) == (
+            ev["bias_rows"], ev["membrane_rows"] / 2, ev["threshold_rows"], ev["x_reads"])
+    else:       # the token-module runs are the units times the fraction of modules on: an estimate
+        for name, key in (("biases", "bias_rows"), ("thresholds", "threshold_rows")):
+            assert abs(reads[name] - ev[key]) <= 0.25 * reads[name], (name, reads[name], ev[key])

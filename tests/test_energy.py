@@ -28,21 +28,23 @@ def test_events_by_hand():
     # groups: 1920/64*1 + 320/64*1 + 256/64*1 + 768/256*4
     assert ev["weight_rows"] == 30 + 5 + 4 + 12
     assert ev["attn_runs"] == ev["mlp_runs"] == 20 * 8 / 16              # units x fraction of modules on
-    assert ev["threshold_rows"] == 10 * 5 * 2 + 10 * (2 + 8) + 10 * 2     # attn 5 dc, mlp dc + hch, readout
-    assert ev["membrane_rows"] == 2 * 220
+    assert ev["threshold_rows"] == 10 * 3 * 2 + 10 * 8                    # q, k, v: 3 dc; fc1: hch
+    # LIF updates: attn 5 dc, mlp dc + hch, the readout dc per representative (10) and step (4); read, write
+    assert ev["membrane_rows"] == 2 * (10 * 5 * 2 + 10 * (2 + 8) + 10 * 2 * 4)
     assert ev["bias_rows"] == 10 * 4 * 1 + 10 * (4 + 1)
-    assert ev["x_rows"] == (40 + 40 + 20) + 40 + 32                       # reads, writes, E rows
+    assert ev["x_reads"] == 10 * 2 * 2 + 10 * 2                           # attn: LIF and proj's add; fc2's add
+    assert ev["x_rows"] == 60 + 40 + 32                                  # reads, writes, E rows
     assert ev["emb_weight_rows"] == 2 * 120                              # chunks of E x non-zero pixels
     assert ev["pixel_beats"] == 2 * 32 + 2 * 120                         # window writes (two copies), reads
     assert (ev["engine_acs"], ev["attn_acs"], ev["readout_acs"]) == (3264, 150, 40)
-    assert ev["lif_lanes"] == 220 * 32 and ev["res_lanes"] == (40 + 32) * 32
+    assert ev["lif_lanes"] == 280 * 32 and ev["res_lanes"] == (40 + 32) * 32
     assert ev["dsp_ops"] == 240 * 32 + 10 * 8 * 8
 
 
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
-    bits = (51 * 540 + 90 * 1548 + 220 * 792 + 440 * 828 + 172 * 540 + 240 * 540 + 304 * 72)
-    toggles = 3264 + 2 * 150 + 7040 + 8320 + 3 * 1000      # engine ACs, attention ACs, LIF lanes, DSP, cycles
+    bits = (51 * 540 + 90 * 1548 + 140 * 792 + 560 * 828 + 132 * 540 + 240 * 540 + 304 * 72)
+    toggles = 3264 + 2 * 150 + 8960 + 8320 + 3 * 1000      # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
             "logic": toggles * 100 * 1e-9, "dsp": 8320 * 10 * 1e-6}
     assert e["bram_bits"] == bits and e["toggles"] == toggles
