@@ -71,18 +71,22 @@ def connect_write(m, mem, wr, addr=None):
     return port
 
 
-def read_ports_sharing_write(m, mem, wr, addrs) -> list:
-    """Synchronous read ports of ``mem`` at ``addrs`` (one per address) and its write port from ``wr``.
+def read_ports_sharing_write(m, mem, wr, addrs, ens) -> list:
+    """Synchronous read ports of ``mem`` at ``addrs``, enabled by ``ens`` (one each), and its write port
+    from ``wr``.
 
     The write and the first read share one address (the write's while ``wr`` writes), so two read ports
     need only the two ports a block RAM has, not a second copy of the memory; reads during a write read
-    the written row, so write only while nothing reads. The caller drives the read enables.
+    the written row, so write only while nothing reads. The first read port is also enabled while ``wr``
+    writes: a block RAM port's one enable serves its read and its write, so a read port that held its
+    data through a write would need a copy of it outside the block RAM.
     """
     rds = [mem.read_port() for _ in addrs]
     port_a = Signal.like(rds[0].addr)
     connect_write(m, mem, wr, port_a)
     m.d.comb += port_a.eq(Mux(wr.en.any(), wr.addr, addrs[0]))
     m.d.comb += [rd.addr.eq(port_a if k == 0 else a) for k, (rd, a) in enumerate(zip(rds, addrs))]
+    m.d.comb += [rd.en.eq(en | wr.en.any() if k == 0 else en) for k, (rd, en) in enumerate(zip(rds, ens))]
     return rds
 
 
@@ -144,8 +148,6 @@ class AccumulateEngine(wiring.Component):
         m.submodules.bmem = bmem = Memory(shape=self.acc_shape, depth=self.bias_rows, init=[])
         connect_write(m, bmem, self.b_wr)
         ev = self.i.payload
-        # one weight read per slot (writes happen only while no events flow)
-        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)])
         b_rd = bmem.read_port()
 
         # Stage 1 holds the event whose weight rows are being read (the read takes one cycle); stage 2 its
@@ -170,8 +172,11 @@ class AccumulateEngine(wiring.Component):
         # weight rows, and the bias row on a row's first event.
         take = advance & self.i.valid
         m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(take & first), b_rd.addr.eq(ev.b_row)]
-        m.d.comb += [rd.en.eq(take & ev.present[k]) for k, rd in enumerate(w_rds)]
-        self.read_enables = Cat(*(rd.en for rd in w_rds), b_rd.en)   # for tests: the reads of this cycle
+        # one weight read per present slot (writes happen only while no events flow)
+        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)],
+                                         [take & ev.present[k] for k in range(K)])
+        # for tests: the reads of this cycle (the weight ports' own, without the loader's writes)
+        self.read_enables = Cat(*(take & ev.present[k] for k in range(K)), b_rd.en)
         # The bias row is read with the weights and held with the pair sums (the read port keeps it while
         # stalled, like the weight rows).
         bias = Signal(self.acc_shape)

@@ -157,8 +157,8 @@ class Embedding(wiring.Component):
             m.d.comb += [rd.en.eq(advance & busy & eg.present[k]),
                          rd.addr.eq(Cat(eg.idx[k][log2(BEAT_BYTES):], token))]
         # weight rows idx[0] and idx[1] of the chunk (a slot without a pixel reads any row: its pixel is 0)
-        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + eg.idx[k] for k in range(K)])
-        m.d.comb += [rd.en.eq(advance & busy & eg.present[k]) for k, rd in enumerate(w_rds)]
+        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [w_chunk + eg.idx[k] for k in range(K)],
+                                         [advance & busy & eg.present[k] for k in range(K)])
 
         s1 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "present": K,
                                        "byte": data.ArrayLayout(range(BEAT_BYTES), K),
