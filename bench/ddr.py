@@ -42,7 +42,8 @@ CLOCK_HZ = 100_000_000
 #: The published FPGA Spikformer's latency (ANCHORS.md: Spikformer-1-384, one block, on a ZU7EV at 200 MHz, 7.2 W).
 SPIKFORMER_FPGA_MS = 53.0
 ASSUMPTIONS = [
-    "one AXI HP port, 64 bits a cycle on each of its read and write channels, at the core's 100 MHz",
+    "one AXI HP port, 64 bits a cycle on each of its read and write channels, at the core's 100 MHz (the "
+    "two-port figures: the membranes on a second port); the DDR gives 16 bytes a cycle (1.6 GB/s usable)",
     f"read latency {ddr.Memory().read_latency} cycles per pass (dynaspike.ddr.Memory; assumed, not measured)",
     "weight-stationary passes: double-buffered tiles, compute and transfer overlapped within a pass, not across",
     "compute cycles: the on-chip cycle model (train/cycle_model.py) of a core with P = 32",
@@ -58,6 +59,7 @@ def figures(model: IntModel, images, lanes: int) -> dict:
            "state_buffer_bytes": ddr.state_buffer(model.config, lanes)["_bytes"]}
     for mode, dense in (("dynamic", False), ("dense", True)):
         p = predict_traffic(model, images, lanes, dense=dense, gm=gm)
+        two = predict_traffic(model, images, lanes, dense=dense, gm=gm, memory=ddr.Memory(ports=2))
         acs = gm.run(images, dense=dense).acs_total.numpy()
         out[mode] = {
             "ddr_bytes_per_image": float(p.total.mean()),
@@ -70,6 +72,7 @@ def figures(model: IntModel, images, lanes: int) -> dict:
             "transfer_cycles": float(p.transfer_cycles.mean()),
             "latency_cycles": float(p.latency_cycles.mean()),
             "latency_ms_100mhz": float(p.latency_cycles.mean() / CLOCK_HZ * 1e3),
+            "latency_ms_100mhz_two_ports": float(two.latency_cycles.mean() / CLOCK_HZ * 1e3),
             "latency_over_max": float((p.latency_cycles / np.maximum(p.compute_cycles, p.transfer_cycles)).mean()),
             "acs": float(acs.mean()),
         }
@@ -155,7 +158,8 @@ def main(argv=None):
               f"dense {n['latency_ms_100mhz']:6.2f} ms, {n['ddr_bytes_per_image'] / 1e6:6.2f} MB | "
               f"dynamic {d['latency_ms_100mhz']:6.2f} ms, {d['ddr_bytes_per_image'] / 1e6:6.2f} MB, "
               f"{d['traffic_over_bound']:.3f} x bound, latency / max(compute, transfer) {d['latency_over_max']:.3f} | "
-              f"traffic {r['dynamic_traffic_ratio']:.3f} vs ops {r['op_ratio']:.3f}")
+              f"traffic {r['dynamic_traffic_ratio']:.3f} vs ops {r['op_ratio']:.3f} | two HP ports: dense "
+              f"{n['latency_ms_100mhz_two_ports']:.2f} ms, dynamic {d['latency_ms_100mhz_two_ports']:.2f} ms")
     seed = rows["seed_cifar10"]
     path = Path(args.json)
     out = json.loads(path.read_text()) if path.exists() else {}
@@ -163,6 +167,7 @@ def main(argv=None):
     out["seed_cifar10"] = {
         "latency_ms_100mhz": seed["dense"]["latency_ms_100mhz"],
         "latency_ms_100mhz_masked": seed["dynamic"]["latency_ms_100mhz"],
+        "latency_ms_100mhz_two_ports": seed["dense"]["latency_ms_100mhz_two_ports"],
         "compute_cycles": seed["dense"]["compute_cycles"],
         "transfer_cycles": seed["dense"]["transfer_cycles"],
         "ddr_bytes_per_image": seed["dense"]["ddr_bytes_per_image"],

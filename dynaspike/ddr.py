@@ -176,13 +176,26 @@ def state_row(layout: dict, cfg: ModelConfig, key: str, chunk: int, token: int) 
 
 @dataclass(frozen=True)
 class Memory:
-    """The DDR port as the traffic model sees it: one beat per cycle on each of the read and write channels
-    (an AXI HP port's 64 bits at the core's clock), and ``read_latency`` cycles from a pass's first read
-    address to its first beat. The default is an assumption (about 400 ns to the PYNQ-Z2's DDR3 through
-    an HP port at 100 MHz), not a measurement: the board's cycle counter shows the difference."""
+    """The DDR as the traffic model sees it.
+
+    - ``ports``: AXI HP ports, each one beat per cycle on its read and its write channel (64 bits at the
+      core's clock). With one, weights and membranes share its read channel; with two, the membranes use
+      the second.
+    - ``read_latency``: cycles from a pass's first read address to its first beat.
+    - ``bytes_per_cycle``: what the DDR itself gives, reads and writes together.
+
+    The defaults are assumptions for the PYNQ-Z2 at 100 MHz, not measurements; the board's cycle counter
+    shows the difference. The latency is about 400 ns to its DDR3 through an HP port. Its 16-bit DDR3 at
+    1,050 MT/s gives about 1.6 GB/s usable (ANCHORS.md): 16 bytes a cycle."""
 
     read_latency: int = 40
+    ports: int = 1
+    bytes_per_cycle: int = 16
 
     def __post_init__(self):
-        if not isinstance(self.read_latency, int) or self.read_latency < 0:
-            raise ValueError(f"Memory.read_latency must be an int >= 0, got {self.read_latency!r}")
+        for name, lo in (("read_latency", 0), ("ports", 1), ("bytes_per_cycle", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"Memory.{name} must be an int >= {lo}, got {v!r}")
+        if self.ports > 2:
+            raise ValueError(f"Memory.ports is 1 (shared) or 2 (membranes on their own), not {self.ports}")

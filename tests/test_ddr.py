@@ -67,6 +67,25 @@ def test_state_rows_distinct_and_inside():
 def test_memory_checks():
     with pytest.raises(ValueError, match="read_latency"):
         ddr.Memory(read_latency=-1)
+    with pytest.raises(ValueError, match="ports is 1"):
+        ddr.Memory(ports=3)
+    with pytest.raises(ValueError, match="bytes_per_cycle"):
+        ddr.Memory(bytes_per_cycle=0)
+
+
+def test_ports_and_the_ddr_limit():
+    """A second port for the membranes never slows a pass; a DDR slower than the ports bounds every pass by
+    its bytes; neither changes the bytes."""
+    model = random_intmodel(TINY_CFG, 4)
+    images = random_images(TINY_CFG, 4, 4)
+    one = predict_traffic(model, images, 8)
+    two = predict_traffic(model, images, 8, memory=ddr.Memory(ports=2))
+    slow = predict_traffic(model, images, 8, memory=ddr.Memory(bytes_per_cycle=1))
+    assert (two.latency_cycles <= one.latency_cycles).all() and (two.latency_cycles < one.latency_cycles).any()
+    assert (two.total == one.total).all() and (slow.total == one.total).all()
+    # at one byte a cycle the transfers take at least their bytes (less the first tiles, read as fills)
+    assert (slow.transfer_cycles >= one.total - slow.weight_read).all()
+    assert (slow.latency_cycles > one.latency_cycles).all()
 
 
 def naive_traffic(model, images, lanes):

@@ -19,8 +19,9 @@ writes more only where a token halts (or its module stays masked) after its row 
 
 *Latency* (an estimate until the RTL exists): a pass first waits for the port's ``read_latency`` and, if it
 reads weights, for its first tile; then it takes the longest of its compute cycles (``cycle_model``), its
-remaining read beats and its write beats. That is one beat a cycle on each channel, so transfers overlap
-compute within a pass but not across passes. The front, the decisions and the classifier stay on chip.
+remaining beats on each channel (one a cycle; with ``Memory(ports=2)`` the membranes have their own port)
+and its bytes over what the DDR gives a cycle. So transfers overlap compute within a pass but not across
+passes. The front, the decisions and the classifier stay on chip.
 """
 
 from dataclasses import dataclass, field
@@ -112,7 +113,12 @@ def predict_traffic(model: IntModel, images, lanes: int, *, memory: ddr.Memory =
         by[kind] = by.get(kind, z()) + w + rd + wr
         moves = (w + rd + wr) > 0
         fill = np.where(moves, memory.read_latency, 0) + first // ddr.BEAT_BYTES
-        rest = np.maximum((w + rd) // ddr.BEAT_BYTES - first // ddr.BEAT_BYTES, wr // ddr.BEAT_BYTES)
+        w_left = (w - first) // ddr.BEAT_BYTES
+        if memory.ports == 1:   # weights and membranes on one read channel
+            rest = np.maximum(w_left + rd // ddr.BEAT_BYTES, wr // ddr.BEAT_BYTES)
+        else:                   # membranes on the second port
+            rest = np.maximum(np.maximum(w_left, rd // ddr.BEAT_BYTES), wr // ddr.BEAT_BYTES)
+        rest = np.maximum(rest, -(-(w - first + rd + wr) // memory.bytes_per_cycle))   # the DDR itself
         xfer += fill + rest
         lat += fill + np.maximum(compute, rest)
     on_chip = cyc.cycles - sum(c for _, _, _, c in cyc.passes)   # front, decisions, classifier
