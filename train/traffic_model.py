@@ -84,17 +84,15 @@ def predict_traffic(model: IntModel, images, lanes: int, *, memory: ddr.Memory =
             active = tr[f"t{t}.b{l}.active_after"].astype(bool)
 
     z = lambda: np.zeros(B, np.int64)  # noqa: E731
-    weight, s_read, s_write, reads_needed, lat, xfer = z(), z(), z(), z(), z(), z()
+    weight, s_read, s_write, lat, xfer = z(), z(), z(), z(), z()
     by = {}
     written = {}   # state layer -> (B, N): rows written earlier in this image
     for kind, t, l, compute in cyc.passes:
         toks = reps if kind == "readout" else active_at[t, l]
         n = toks.sum(1)
-        w = z()
-        for name in PASS_WEIGHTS.get(kind, ()):
-            tile = wbuf[f"b{l}.{name}"]
-            w = w + np.where(n > 0, tile["tile_bytes"] * tile["tiles"], 0)
-        first = np.where(n > 0, wbuf[f"b{l}.{PASS_WEIGHTS[kind][0]}"]["tile_bytes"], 0) if kind in PASS_WEIGHTS else z()
+        tiles = [wbuf[f"b{l}.{name}"] for name in PASS_WEIGHTS.get(kind, ())]
+        w = np.where(n > 0, sum(x["tile_bytes"] * x["tiles"] for x in tiles), 0)
+        first = np.where(n > 0, tiles[0]["tile_bytes"], 0) if tiles else z()   # read before the pass starts
         states = PASS_STATE.get(kind, ())
         if kind == "proj" and mask[2 * l + 1, t]:
             states = ("min",)
@@ -108,7 +106,6 @@ def predict_traffic(model: IntModel, images, lanes: int, *, memory: ddr.Memory =
             if (t < T - 1) if module is None else mask[module, t + 1:].any():
                 wr = wr + n * chunks * row
                 written[key] = prev | toks
-        reads_needed += rd
         weight, s_read, s_write = weight + w, s_read + rd, s_write + wr
         by[kind] = by.get(kind, z()) + w + rd + wr
         moves = (w + rd + wr) > 0
@@ -122,5 +119,5 @@ def predict_traffic(model: IntModel, images, lanes: int, *, memory: ddr.Memory =
         xfer += fill + rest
         lat += fill + np.maximum(compute, rest)
     on_chip = cyc.cycles - sum(c for _, _, _, c in cyc.passes)   # front, decisions, classifier
-    return TrafficPrediction(weight, s_read, s_write, weight + 2 * reads_needed, cyc.cycles, xfer,
-                             on_chip + lat, by)
+    # the bound: every read carries state written at an earlier step, and needs that one write
+    return TrafficPrediction(weight, s_read, s_write, weight + 2 * s_read, cyc.cycles, xfer, on_chip + lat, by)
