@@ -58,9 +58,10 @@ def figures(model: IntModel, images, lanes: int) -> dict:
     out = {"weight_buffer_bytes": ddr.weight_buffer(model.config, lanes)["_bytes"],
            "state_buffer_bytes": ddr.state_buffer(model.config, lanes)["_bytes"]}
     for mode, dense in (("dynamic", False), ("dense", True)):
-        p = predict_traffic(model, images, lanes, dense=dense, gm=gm)
-        two = predict_traffic(model, images, lanes, dense=dense, gm=gm, memory=ddr.Memory(ports=2))
-        acs = gm.run(images, dense=dense).acs_total.numpy()
+        g = gm.run(images, dense=dense, trace=True)   # one golden run for both memories and the ops
+        p = predict_traffic(model, images, lanes, dense=dense, golden=g, gm=gm)
+        two = predict_traffic(model, images, lanes, dense=dense, golden=g, gm=gm, memory=ddr.Memory(ports=2))
+        acs = g.acs_total.numpy()
         out[mode] = {
             "ddr_bytes_per_image": float(p.total.mean()),
             "ddr_bytes_read": float(p.read.mean()),

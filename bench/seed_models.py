@@ -101,14 +101,13 @@ def build(shape, images: np.ndarray, target: dict, *, bn_images: np.ndarray | No
 
     def calibrate(knobs, where):
         """Bisect the factors of ``knobs`` (name -> (kind it drives, set(f))) against block ``where``'s rates."""
-        nonlocal params
         lo, hi = dict.fromkeys(knobs, -8.0), dict.fromkeys(knobs, 8.0)
-        for step in range(BISECTIONS + 1):
-            last = step == BISECTIONS
+
+        def set_mids():
             for name, (_, set_f) in knobs.items():
                 set_f((lo[name] + hi[name]) / 2)
-            if last:
-                break
+        for _ in range(BISECTIONS):
+            set_mids()
             r = GoldenModel(IntModel(cfg, params, dict(tensors), model.info)).run(x, trace=True)
             for name, (kind, _) in knobs.items():
                 rate = np.mean([float(r.trace[f"t{t}.b{where}.{kind}"].float().mean()) for t in range(cfg.t_max)])
@@ -117,6 +116,7 @@ def build(shape, images: np.ndarray, target: dict, *, bn_images: np.ndarray | No
                     lo[name] = mid
                 else:
                     hi[name] = mid
+        set_mids()   # the middle of the last interval
         if progress:
             progress(f"{shape}: block {where} {', '.join(knobs)}")
 
@@ -125,7 +125,6 @@ def build(shape, images: np.ndarray, target: dict, *, bn_images: np.ndarray | No
         return lambda f: tensors.__setitem__(layer + "_th", _scaled(base, f))
 
     def param(name):
-        nonlocal params
         base = getattr(params, name)
 
         def set_f(f):

@@ -32,7 +32,7 @@ from dynaspike import ddr
 from dynaspike.artifact import IntModel
 
 from .cycle_model import predict
-from .golden import GoldenModel
+from .golden import GoldenModel, GoldenResult
 
 #: The weight layers of each event pass, and the state layer (``ddr.BLOCK_STATE``) each pass updates.
 PASS_WEIGHTS = {"qkv": ("q", "k", "v"), "proj": ("proj",), "fc1": ("fc1",), "fc2": ("fc2",)}
@@ -63,11 +63,13 @@ class TrafficPrediction:
 
 
 def predict_traffic(model: IntModel, images, lanes: int, *, memory: ddr.Memory = ddr.Memory(),
-                    dense: bool = False, gm: GoldenModel | None = None) -> TrafficPrediction:
-    """DDR traffic and latency of ``images`` on a DDR-mode core with ``lanes`` P."""
+                    dense: bool = False, golden: GoldenResult | None = None,
+                    gm: GoldenModel | None = None) -> TrafficPrediction:
+    """DDR traffic and latency of ``images`` on a DDR-mode core with ``lanes`` P; ``golden``: the golden
+    model's traced run of these images (run here if not given), as ``cycle_model.predict`` takes it."""
     cfg = model.config
     gm = gm or GoldenModel(model)
-    r = gm.run(images, dense=dense, trace=True)
+    r = golden if golden is not None and golden.trace else gm.run(images, dense=dense, trace=True)
     cyc = predict(model, images, lanes, dense=dense, golden=r, gm=gm)
     tr = {k: v.numpy() for k, v in r.trace.items()}
     B, N, T, L = r.logits.shape[0], cfg.num_tokens, cfg.t_max, cfg.blocks
