@@ -91,13 +91,24 @@ def unpack_lanes(buf: bytes, count: int, bits: int = FORMATS.acc_bits) -> np.nda
     return v - ((v >> (bits - 1)) << bits)
 
 
-def _tiles(cfg: ModelConfig, lanes: int):
-    """``(key, layout entry, tile g, tile's offset)`` of every weight tile, in buffer order."""
-    lay, buf = weight_layout(cfg, lanes), weight_buffer(cfg, lanes)
+def tiles(cfg: ModelConfig, lanes: int) -> list:
+    """Every weight tile of :func:`weight_buffer`, in buffer order: ``{"key", "g", "offset", "bytes",
+    "fan_in", "chunks", "thresholds", "w_base", "b_row", "th_row"}`` (``chunks``: the tile's chunks of P
+    outputs, ``ACC_ROWS`` or, in a layer's last tile, fewer). ``w_base``, ``b_row`` and ``th_row`` are where
+    the on-chip layout (``packing.weight_layout``) keeps the tile's rows (``th_row`` is None without
+    thresholds): the rows ``hw.tile_loader.TileLoader`` writes to rebuild the on-chip memories."""
+    lay, buf, out = weight_layout(cfg, lanes), weight_buffer(cfg, lanes), []
     for key, t in buf.items():
-        if not key.startswith("_"):
-            for g in range(t["tiles"]):
-                yield key, lay[key], g, t["offset"] + g * t["tile_bytes"]
+        if key.startswith("_"):
+            continue
+        w = lay[key]
+        for g in range(t["tiles"]):
+            out.append({"key": key, "g": g, "offset": t["offset"] + g * t["tile_bytes"], "bytes": t["tile_bytes"],
+                        "fan_in": w["fan_in"],
+                        "chunks": min(ACC_ROWS, w["chunks"] - ACC_ROWS * g), "thresholds": w["th_row"] is not None,
+                        "w_base": w["w_base"] + g * w["fan_in"], "b_row": w["b_row"] + g,
+                        "th_row": None if w["th_row"] is None else w["th_row"] + ACC_ROWS * g})
+    return out
 
 
 def pack_weights(model, lanes: int) -> bytes:
@@ -106,17 +117,14 @@ def pack_weights(model, lanes: int) -> bytes:
     thresholds ``acc_max``)."""
     mem = memory_images(model, lanes)
     out = bytearray(weight_buffer(model.config, lanes)["_bytes"])
-    for _, lay, g, pos in _tiles(model.config, lanes):
-        th = lay["th_row"]
-        parts = [pack_lanes(mem["biases"][lay["b_row"] + g])]
-        if th is not None:   # a layer's last group may have one chunk: its second row is padding
-            chunks = range(ACC_ROWS * g, ACC_ROWS * (g + 1))
-            parts.append(pack_lanes([mem["thresholds"][th + c] if c < lay["chunks"] else
-                                     np.full(lanes, FORMATS.acc_max) for c in chunks]))
-        w0 = lay["w_base"] + g * lay["fan_in"]
-        parts.append(pack_lanes(mem["weights"][w0:w0 + lay["fan_in"]], FORMATS.weight_bits))
+    for t in tiles(model.config, lanes):
+        parts = [pack_lanes(mem["biases"][t["b_row"]])]
+        if t["thresholds"]:   # a layer's last tile may have one chunk: its second row is padding
+            parts.append(pack_lanes([mem["thresholds"][t["th_row"] + c] if c < t["chunks"] else
+                                     np.full(lanes, FORMATS.acc_max) for c in range(ACC_ROWS)]))
+        parts.append(pack_lanes(mem["weights"][t["w_base"]:t["w_base"] + t["fan_in"]], FORMATS.weight_bits))
         tile = b"".join(parts)
-        out[pos:pos + len(tile)] = tile
+        out[t["offset"]:t["offset"] + len(tile)] = tile
     return bytes(out)
 
 
@@ -129,17 +137,17 @@ def unpack_weights(buf: bytes, cfg: ModelConfig, lanes: int) -> dict:
     rows, width = weight_layout(cfg, lanes)["_rows"], memory_lanes(lanes)
     mem = {k: np.zeros((rows[k], width[k]), np.int64) for k in rows}
     side = lane_row_bytes(ACC_ROWS * lanes)
-    for _, lay, g, pos in _tiles(cfg, lanes):
-        mem["biases"][lay["b_row"] + g] = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes)
+    for t in tiles(cfg, lanes):
+        pos = t["offset"]
+        mem["biases"][t["b_row"]] = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes)
         pos += side
-        if lay["th_row"] is not None:
+        if t["thresholds"]:
             th = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes).reshape(ACC_ROWS, lanes)
-            for c in range(ACC_ROWS * g, min(ACC_ROWS * (g + 1), lay["chunks"])):
-                mem["thresholds"][lay["th_row"] + c] = th[c - ACC_ROWS * g]
+            mem["thresholds"][t["th_row"]:t["th_row"] + t["chunks"]] = th[:t["chunks"]]
             pos += side
-        w0, n = lay["w_base"] + g * lay["fan_in"], lay["fan_in"] * ACC_ROWS * lanes
-        mem["weights"][w0:w0 + lay["fan_in"]] = unpack_lanes(buf[pos:pos + n], n, FORMATS.weight_bits).reshape(
-            lay["fan_in"], ACC_ROWS * lanes)
+        n = t["fan_in"] * ACC_ROWS * lanes
+        mem["weights"][t["w_base"]:t["w_base"] + t["fan_in"]] = unpack_lanes(
+            buf[pos:pos + n], n, FORMATS.weight_bits).reshape(t["fan_in"], ACC_ROWS * lanes)
     return layer_tensors(cfg, lanes, mem)
 
 
@@ -199,3 +207,47 @@ class Memory:
                 raise ValueError(f"Memory.{name} must be an int >= {lo}, got {v!r}")
         if self.ports > 2:
             raise ValueError(f"Memory.ports is 1 (shared) or 2 (membranes on their own), not {self.ports}")
+
+
+def bursts(addr: int, beats: int, burst: int = 16) -> list:
+    """The burst lengths ``hw.axi_master`` splits a read or write of ``beats`` beats at byte address
+    ``addr`` into: each up to the end of its aligned block of ``burst`` beats."""
+    out, beat = [], addr // BEAT_BYTES
+    while beats:
+        n = min(beats, burst - beat % burst)
+        out.append(n)
+        beat, beats = beat + n, beats - n
+    return out
+
+
+def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int = 4) -> list:
+    """``(accepted, last)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_reader.AxiReader``
+    is offered back to back from cycle 0: the cycle it is accepted and the cycle of its last beat (a
+    command of 0 beats: its acceptance). Exact for a memory that puts a burst's first beat on R
+    ``read_latency`` (>= 1) cycles after the burst's address handshake, the bursts' beats in order, one a
+    cycle, and takes every address at once.
+
+    The reader addresses a command's first burst the cycle after accepting it, then one burst a cycle
+    while fewer than ``outstanding`` are in flight (a burst leaves the count the cycle after its last
+    beat), and accepts the next command the cycle after addressing this one's last burst."""
+    if not isinstance(read_latency, int) or read_latency < 1:
+        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    ar, last, out, accept = [], [], [], 0
+    for addr, beats in commands:
+        a = accept
+        for n in bursts(addr, beats, burst):
+            i = len(ar)
+            a = max(a + 1, last[i - outstanding] + 1 if i >= outstanding else 0)
+            first = max(a + read_latency, last[-1] + 1 if last else 0)
+            ar.append(a)
+            last.append(first + n - 1)
+        out.append((accept, last[-1] if beats else accept))
+        accept = a + 1
+    return out
+
+
+def read_cycles(addr: int, beats: int, read_latency: int, burst: int = 16, outstanding: int = 4) -> int:
+    """Cycles one command of :func:`read_schedule` takes on an idle reader, from its acceptance to its last
+    beat, both counted (1 for a command of 0 beats)."""
+    (accepted, last), = read_schedule([(addr, beats)], read_latency, burst, outstanding)
+    return last - accepted + 1

@@ -62,8 +62,8 @@ class AxiMaster(wiring.Component):
     def bursts(self, m, prefix: str, room, counters) -> tuple:
         """Drive the address channel ``prefix`` (``ar``/``aw``) with the bursts of the command taken on ``cmd``
         (when ``cmd.ready``, which the caller drives): a burst goes out while ``room`` holds. The command's
-        beat count is also loaded into each of ``counters`` (the caller's). Returns ``(issued, length)``: a
-        burst's address handshake this cycle and its beats."""
+        beat count is also loaded into each of ``counters`` (the caller's). Returns ``(issued, length, left)``: a
+        burst's address handshake this cycle, its beats, and the command's beats still to address."""
         ax, shift = self.m_axi, self.shift
         ch = lambda name: getattr(ax, f"{prefix}{name}")  # noqa: E731
         beat = Signal(self.addr_bits - shift, name=f"{prefix}_beat")   # the next burst's first beat address
@@ -81,7 +81,7 @@ class AxiMaster(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             c = self.cmd.payload
             m.d.sync += [beat.eq(c.addr >> shift), left.eq(c.beats)] + [n.eq(c.beats) for n in counters]
-        return issued, length
+        return issued, length, left
 
     def responses(self, m, got, resp):
         """The sticky error of the responses ``resp`` taken when ``got``; ``clear`` resets it."""

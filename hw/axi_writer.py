@@ -51,7 +51,7 @@ class AxiWriter(AxiMaster):
         # all beats written means all addressed: idle once every response is in
         idle = (w_left == 0) & (b_wait == 0)
         m.d.comb += [self.busy.eq(~idle), self.cmd.ready.eq(idle)]
-        issued, length = self.bursts(m, "aw", b_wait != self.outstanding, [w_left])
+        issued, length, _ = self.bursts(m, "aw", b_wait != self.outstanding, [w_left])
         m.d.comb += [lengths.w_en.eq(issued), lengths.w_data.eq(length)]
 
         # W: the input's beats, burst after burst as addressed; WLAST on each burst's last beat

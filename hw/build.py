@@ -45,6 +45,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.lif_layer import LIFLayer
     from hw.merge import TokenMerge
     from hw.stream_in import StreamParser
+    from hw.tile_loader import TileLoader
 
     cap = packing.capacity_for(cfg, lanes)
     return {
@@ -65,9 +66,11 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                         "max_weight": cap.max_tokens}),
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
-        # not in the core yet: the AXI masters for weights and state in DDR (issue 11)
+        # not in the core yet: the AXI masters and the tile loader for weights and state in DDR (issue 11)
         "axi_reader": (AxiReader, {}),
         "axi_writer": (AxiWriter, {}),
+        "tile_loader": (TileLoader, {"lanes": lanes, "max_fan_in": cap.max_hidden, "weight_rows": cap.weight_rows,
+                                     "bias_rows": cap.bias_rows, "th_rows": cap.threshold_rows + 1}),
     }
 
 

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from dynaspike import ddr
 from hw.axi_reader import AxiReader
 from sim import amaranth_tb as atb
 from sim.cases import read_commands as commands
@@ -19,9 +20,11 @@ def word(addr: int) -> int:
     return (addr * 0x9E3779B97F4A7C15 + 0x1234) & ((1 << 64) - 1)
 
 
-def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=0.0, error_at=(), seed=SEED):
-    """Run ``cmds`` through an AxiReader; return (beats out as (data, last), AR log, max bursts in flight,
-    error, resp)."""
+def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=0.0, error_at=(), seed=SEED,
+               latency=1):
+    """Run ``cmds`` through an AxiReader, each burst's first beat ``latency`` cycles after its address at the
+    earliest; return (beats out as (data, last), AR log, state: max bursts in flight, error, resp, the
+    cycles of the commands' acceptances and of the last beats)."""
     dut = AxiReader(burst=burst, outstanding=outstanding)
     ax = dut.m_axi
     lay = dut.cmd.payload.shape()
@@ -33,11 +36,11 @@ def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=
     async def slave(ctx):
         """AR with random arready; R beats of the accepted bursts in order, with random idle cycles."""
         rng = random.Random(seed + 2)
-        pending, cur = [], []
+        pending, cur, now = [], [], 0
         while True:
             ar_ready = int(rng.random() >= ar_idle)
             ctx.set(ax.arready, ar_ready)
-            r_valid = bool(cur) and rng.random() >= r_idle
+            r_valid = bool(cur) and now >= cur_at and rng.random() >= r_idle
             if r_valid:
                 addr, last = cur[0]
                 ctx.set(ax.rdata, word(addr))
@@ -48,11 +51,12 @@ def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=
                 ax.arvalid, ax.araddr, ax.arlen, ax.arsize, ax.arburst, ax.rready)
             if arvalid and ar_ready:
                 ars.append((araddr, arlen, arsize, arburst))
-                pending.append([(araddr + 8 * k, k == arlen) for k in range(arlen + 1)])
+                pending.append((now + latency, [(araddr + 8 * k, k == arlen) for k in range(arlen + 1)]))
             if r_valid and rready:
                 cur.pop(0)
+            now += 1
             if not cur and pending:
-                cur = pending.pop(0)
+                cur_at, cur = pending.pop(0)
             state["max_in_flight"] = max(state["max_in_flight"], len(pending) + bool(cur))
 
     async def end(ctx):
@@ -69,6 +73,8 @@ def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=
         state["after_clear"] = (ctx.get(dut.error), ctx.get(dut.resp))
 
     atb.run(dut, end, mon, background=[slave], deadline_cycles=40_000)
+    state["accepted"] = drv.cycles
+    state["last_beats"] = [c for c, p in zip(mon.cycles, mon.payloads) if p.last]
     return [(p.data, p.last) for p in mon.payloads], ars, state
 
 
@@ -84,6 +90,16 @@ def test_reader_reads_every_beat_in_bursts_that_stay_inside_their_block(stall, a
     assert sum(arlen + 1 for _, arlen, _, _ in ars) == sum(n for _, n in cmds)
     assert 1 <= state["max_in_flight"] <= 4
     assert (state["error"], state["busy"]) == (0, 0)
+
+
+@pytest.mark.parametrize("latency", [1, 5, 40])
+def test_reader_takes_the_next_command_while_data_comes_back_when_read_schedule_says(latency):
+    cmds = commands(SEED)
+    beats, _, state = run_reader(cmds, latency=latency)
+    assert beats == [(word(a + 8 * k), k == n - 1) for a, n in cmds for k in range(n)]
+    sched = ddr.read_schedule(cmds, latency)
+    assert state["accepted"] == [a for a, _ in sched]
+    assert state["last_beats"] == [last for (_, last), (_, n) in zip(sched, cmds) if n]
 
 
 def test_reader_keeps_at_most_its_outstanding_bursts_and_reports_the_first_error():
