@@ -13,8 +13,10 @@ written in this image reads as zero without a DDR read (a valid bit per row on c
 the last time step writes nothing back (nothing reads it again).
 
 Formats: weights are 8-bit lanes, as in the model packet (``packing.weight_layout``'s rows, ``ACC_ROWS * P``
-lanes each). Biases, thresholds and membranes are ``FORMATS.acc_bits``-bit lanes, packed little-endian with
-lane 0 in the lowest bits. Every row is a whole number of 64-bit beats, because P is a multiple of 8.
+lanes each). Biases and thresholds are the model packet's 32-bit lanes (``SIDE_BITS``), so the tile loader
+writes their beats into the memories exactly as the stream loader does. Membranes are
+``FORMATS.acc_bits``-bit lanes (they are most of the state traffic). Lanes are packed little-endian with
+lane 0 in the lowest bits; every row is a whole number of 64-bit beats, because P is a multiple of 8.
 
 The driver, the golden transport and the traffic model import it; the buffers' contents
 (:func:`pack_weights`, :func:`unpack_weights`, :func:`pack_lanes`) use numpy, as ``packing`` does.
@@ -27,10 +29,12 @@ import numpy as np
 from .config import ModelConfig
 from .cycles import ACC_ROWS, engine_rows
 from .formats import FORMATS
-from .packing import SPIKE_LAYERS, PackingError, layer_tensors, memory_images, memory_lanes, weight_layout
+from .packing import SECTIONS, SPIKE_LAYERS, PackingError, layer_tensors, memory_images, memory_lanes, weight_layout
 
 #: Bytes per beat of the AXI HP port (64 bits a cycle in each direction).
 BEAT_BYTES = 8
+#: Bits per lane of a tile's bias and threshold rows: the model packet's (``packing.SECTIONS``)
+SIDE_BITS = {name: bits for _, name, bits in SECTIONS}["biases"]
 #: The LIF layers of a block whose membranes persist across time steps, as the golden model names them.
 BLOCK_STATE = ("ain", "q", "k", "v", "attn", "min", "hid")
 #: The readout's LIF layer: one for the whole network.
@@ -48,9 +52,10 @@ def lane_row_bytes(lanes: int, bits: int = FORMATS.acc_bits) -> int:
 
 
 def tile_bytes(fan_in: int, lanes: int, thresholds: bool) -> int:
-    """Bytes of one weight tile: its bias row (``ACC_ROWS * P`` lanes), its threshold rows (``ACC_ROWS``
-    chunks of P lanes: as many bytes) when the layer has them, then its ``fan_in`` weight rows."""
-    side = lane_row_bytes(ACC_ROWS * lanes)
+    """Bytes of one weight tile: its bias row (``ACC_ROWS * P`` lanes of ``SIDE_BITS``), its threshold rows
+    (``ACC_ROWS`` chunks of P such lanes: as many bytes) when the layer has them, then its ``fan_in`` weight
+    rows."""
+    side = lane_row_bytes(ACC_ROWS * lanes, SIDE_BITS)
     return side * (2 if thresholds else 1) + fan_in * lane_row_bytes(ACC_ROWS * lanes, FORMATS.weight_bits)
 
 
@@ -71,9 +76,9 @@ def weight_buffer(cfg: ModelConfig, lanes: int) -> dict:
 
 
 def pack_lanes(values, bits: int = FORMATS.acc_bits) -> bytes:
-    """Signed integers (any shape, row-major) as packed little-endian ``bits``-bit lanes (8, 16 or 24)."""
-    if bits not in (8, 16, 24):
-        raise ValueError(f"lanes of 8, 16 or 24 bits, not {bits}")
+    """Signed integers (any shape, row-major) as packed little-endian ``bits``-bit lanes (8, 16, 24 or 32)."""
+    if bits not in (8, 16, 24, 32):
+        raise ValueError(f"lanes of 8, 16, 24 or 32 bits, not {bits}")
     a = np.asarray(values, np.int64).ravel()
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if a.size and (a.min() < lo or a.max() > hi):
@@ -118,10 +123,10 @@ def pack_weights(model, lanes: int) -> bytes:
     mem = memory_images(model, lanes)
     out = bytearray(weight_buffer(model.config, lanes)["_bytes"])
     for t in tiles(model.config, lanes):
-        parts = [pack_lanes(mem["biases"][t["b_row"]])]
+        parts = [pack_lanes(mem["biases"][t["b_row"]], SIDE_BITS)]
         if t["thresholds"]:   # a layer's last tile may have one chunk: its second row is padding
             parts.append(pack_lanes([mem["thresholds"][t["th_row"] + c] if c < t["chunks"] else
-                                     np.full(lanes, FORMATS.acc_max) for c in range(ACC_ROWS)]))
+                                     np.full(lanes, FORMATS.acc_max) for c in range(ACC_ROWS)], SIDE_BITS))
         parts.append(pack_lanes(mem["weights"][t["w_base"]:t["w_base"] + t["fan_in"]], FORMATS.weight_bits))
         tile = b"".join(parts)
         out[t["offset"]:t["offset"] + len(tile)] = tile
@@ -136,13 +141,13 @@ def unpack_weights(buf: bytes, cfg: ModelConfig, lanes: int) -> dict:
         raise PackingError(f"a weight buffer for this model at P = {lanes} is {size} bytes, got {len(buf)}")
     rows, width = weight_layout(cfg, lanes)["_rows"], memory_lanes(lanes)
     mem = {k: np.zeros((rows[k], width[k]), np.int64) for k in rows}
-    side = lane_row_bytes(ACC_ROWS * lanes)
+    side = lane_row_bytes(ACC_ROWS * lanes, SIDE_BITS)
     for t in tiles(cfg, lanes):
         pos = t["offset"]
-        mem["biases"][t["b_row"]] = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes)
+        mem["biases"][t["b_row"]] = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes, SIDE_BITS)
         pos += side
         if t["thresholds"]:
-            th = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes).reshape(ACC_ROWS, lanes)
+            th = unpack_lanes(buf[pos:pos + side], ACC_ROWS * lanes, SIDE_BITS).reshape(ACC_ROWS, lanes)
             mem["thresholds"][t["th_row"]:t["th_row"] + t["chunks"]] = th[:t["chunks"]]
             pos += side
         n = t["fan_in"] * ACC_ROWS * lanes

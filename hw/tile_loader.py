@@ -1,36 +1,36 @@
-"""The tile loader of DDR mode (issue 11; docs/hardware.md, "DDR mode"): one weight tile read from DDR
-through ``hw.axi_reader.AxiReader`` and written into the accumulate engine's memories.
+"""The tile loader of DDR mode (issue 11; docs/hardware.md, "DDR mode"): weight tiles read from DDR through
+``hw.axi_reader.AxiReader`` and written into the accumulate engine's memories.
 
 A tile (``dynaspike.ddr.tile_bytes``, laid out by ``dynaspike.ddr.pack_weights``) holds what one engine row
 of ``A = ACC_ROWS * P`` outputs needs, in this order:
 
-1. its bias row: ``A`` lanes of ``FORMATS.acc_bits`` (24) bits, packed little-endian, lane 0 lowest;
+1. its bias row: ``A`` lanes of ``ddr.SIDE_BITS`` (32) bits, little-endian, lane 0 lowest;
 2. if the command says so, its ``ACC_ROWS`` threshold rows of ``P`` such lanes (the LIF layer's rows);
 3. its ``fan_in`` weight rows of ``A`` int8 lanes.
 
-Every part is a whole number of 64-bit beats. A command ``(addr, fan_in, thresholds, w_base, b_row,
-th_row)`` reads the tile at byte address ``addr`` and writes the bias row to row ``b_row`` of ``b_wr``, the
-threshold rows to rows ``th_row`` and ``th_row + 1`` of ``th_wr`` (both, also the padding row of a layer's
-last group of one chunk: in DDR mode these are the tile buffer's own rows) and weight row ``i`` to row
-``w_base + i`` of ``w_wr``. The write ports have the model loader's signatures and granules
-(``hw.loader.Loader``): a weight beat is one granule of 8 lanes; three beats of 24-bit lanes make 8 lanes,
-four granules of 2. Every write happens in the cycle its last beat arrives, so the memories never stall
-the read channel.
+A command ``(addr, fan_in, thresholds, w_base, b_row, th_row)`` reads the tile at byte address ``addr`` and
+writes the bias row to row ``b_row`` of ``b_wr``, the threshold rows to rows ``th_row`` and ``th_row + 1`` of
+``th_wr`` (both, also the padding row of a layer's last tile of one chunk: in DDR mode these are the tile
+buffer's own rows) and weight row ``i`` to row ``w_base + i`` of ``w_wr``. The write ports have the model
+loader's signatures and granules (``hw.loader.ModelLoader``), and every beat is written as that loader
+writes it: into the granule of its position in the row (8 weight lanes, or 2 lanes of 32 bits cut to
+``FORMATS.acc_bits``), in the cycle it arrives, so the memories never stall the read channel.
 
-``busy`` holds from the cycle after a command's acceptance until its last beat is written; the next
-command is taken when it falls (``cmd.ready``). How many cycles that takes with a memory of a given latency
-is ``dynaspike.ddr.read_cycles`` (exact against a memory that answers each burst ``read_latency`` cycles
-after its address, one beat a cycle). An AXI error response sets the reader's sticky ``error`` (``resp``;
-``clear`` resets it); the tile is still read to its end, so the caller decides what the error means.
+The reader takes the next command as soon as this one's bursts are addressed, so tiles follow each other
+on the bus without a gap for the memory's latency; where each tile's rows go waits in a queue for its
+first beat. ``busy`` holds from the cycle after a command's acceptance until the last beat of every
+command taken is written. ``dynaspike.ddr.read_schedule`` gives each command's acceptance and last beat
+against a memory of a fixed latency. An AXI error response sets the reader's sticky ``error`` (``resp``;
+``clear`` resets it); the tiles are still read to their end, so the caller decides what the error means.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import ACC_ROWS
-from dynaspike.ddr import BEAT_BYTES
+from dynaspike.ddr import BEAT_BYTES, SIDE_BITS
 from dynaspike.formats import FORMATS
 
 from .accumulate import write_signature
@@ -38,8 +38,6 @@ from .axi_master import BURST, OUTSTANDING
 from .axi_reader import AxiReader, axi_read_signature
 
 BEAT_BITS = 8 * BEAT_BYTES
-#: 24-bit lanes come in triples of beats: 3 x 64 bits = 8 lanes
-TRIPLE_LANES = 3 * BEAT_BITS // FORMATS.acc_bits
 
 
 def tile_command_layout(max_fan_in: int, weight_rows: int, bias_rows: int, th_rows: int,
@@ -63,8 +61,8 @@ class TileLoader(wiring.Component):
 
     def __init__(self, lanes: int, max_fan_in: int, weight_rows: int, bias_rows: int, th_rows: int, *,
                  addr_bits: int = 32, burst: int = BURST, outstanding: int = OUTSTANDING):
-        if not isinstance(lanes, int) or lanes < TRIPLE_LANES or lanes % TRIPLE_LANES:
-            raise ValueError(f"TileLoader lanes must be a positive multiple of {TRIPLE_LANES}, got {lanes!r}")
+        if not isinstance(lanes, int) or lanes < 8 or lanes % 8:
+            raise ValueError(f"TileLoader lanes must be a positive multiple of 8, got {lanes!r}")
         for name, v in (("max_fan_in", max_fan_in), ("weight_rows", weight_rows), ("bias_rows", bias_rows),
                         ("th_rows", th_rows)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -75,8 +73,8 @@ class TileLoader(wiring.Component):
         self.max_fan_in, self.burst, self.outstanding = max_fan_in, burst, outstanding
         acc = signed(FORMATS.acc_bits)
         self.w_beats = self.A * FORMATS.weight_bits // BEAT_BITS          # beats of a weight row
-        self.b_beats = self.A * FORMATS.acc_bits // BEAT_BITS             # of the bias row
-        self.th_beats = lanes * FORMATS.acc_bits // BEAT_BITS             # of one threshold row
+        self.b_beats = self.A * SIDE_BITS // BEAT_BITS                    # of the bias row
+        self.th_beats = lanes * SIDE_BITS // BEAT_BITS                    # of one threshold row
         beats = 2 * self.b_beats + max_fan_in * self.w_beats      # the largest tile's
         self.beat_count_bits = beats.bit_length()
         super().__init__({
@@ -114,63 +112,51 @@ class TileLoader(wiring.Component):
                      dests.w_en.eq(take),
                      dests.w_data.eq(Cat(c.thresholds, c.w_base, c.b_row, c.th_row))]
 
-        # Where the next beat goes: the bias row, the threshold rows, then the weight rows. The 24-bit parts
-        # go a triple of beats at a time (the first two held); `tri` counts a part's triples, `j` the
-        # beats of a weight row.
+        # Where the next beat goes: the bias row, the threshold rows, then the weight rows; `j` is the beat
+        # of the row (its granule), `row` the row of the part.
         BIAS, TH, W = range(3)
         cur = Signal(dest)
         have = Signal()                                   # `cur` is the tile whose beats come now
         part = Signal(range(3))
-        phase = Signal(range(3))                         # beat of the triple
-        tri = Signal(range(self.b_beats // 3))           # triple of the bias row or of both threshold rows
-        j = Signal(range(self.w_beats))
+        j = Signal(range(max(self.b_beats, self.w_beats)))
         row = Signal.like(c.w_base)
-        held = Signal(2 * BEAT_BITS)
         got = rd.o.valid                                  # the memories take a beat every cycle
         tile_end = got & rd.o.payload.last
         beat = rd.o.payload.data
         m.d.comb += rd.o.ready.eq(1)
-        triple = Cat(held, beat)
-        tri_last = tri == self.b_beats // 3 - 1
-        th_tri = self.th_beats // 3                      # triples of one threshold row
-        second = tri >= th_tri                           # in the second threshold row
+        side = [beat.word_select(k, SIDE_BITS)[:FORMATS.acc_bits] for k in range(BEAT_BITS // SIDE_BITS)]
         m.d.comb += [
             self.b_wr.addr.eq(cur.b_row),
-            self.b_wr.data.as_value().eq(triple.replicate(self.A // TRIPLE_LANES)),
-            self.th_wr.addr.eq(cur.th_row + second),
-            self.th_wr.data.as_value().eq(triple.replicate(self.P // TRIPLE_LANES)),
+            self.b_wr.data.as_value().eq(Cat(*side).replicate(self.b_beats)),
+            self.th_wr.addr.eq(cur.th_row + row),
+            self.th_wr.data.as_value().eq(Cat(*side).replicate(self.th_beats)),
             self.w_wr.addr.eq(row),
-            self.w_wr.data.as_value().eq(beat.replicate(self.A // 8)),
+            self.w_wr.data.as_value().eq(beat.replicate(self.w_beats)),
         ]
-        # a triple's 8 lanes are 4 granules of 2 lanes
-        quad = Const(0b1111, 4)
+        row_beats = Mux(part == BIAS, self.b_beats, Mux(part == TH, self.th_beats, self.w_beats))
+        row_end = j == row_beats - 1
         with m.If(got):
+            m.d.sync += j.eq(Mux(row_end, 0, j + 1))
             with m.Switch(part):
-                with m.Case(BIAS, TH):
-                    m.d.sync += phase.eq(Mux(phase == 2, 0, phase + 1))
-                    with m.If(phase != 2):
-                        m.d.sync += held.word_select(phase[0], BEAT_BITS).eq(beat)
-                    with m.Else():
-                        m.d.sync += tri.eq(Mux(tri_last, 0, tri + 1))
-                        with m.If(part == BIAS):
-                            m.d.comb += self.b_wr.en.eq(quad << (tri << 2))
-                            with m.If(tri_last):
-                                m.d.sync += part.eq(Mux(cur.thresholds, TH, W))
-                        with m.Else():
-                            m.d.comb += self.th_wr.en.eq(quad << (Mux(second, tri - th_tri, tri).as_unsigned() << 2))
-                            with m.If(tri_last):
-                                m.d.sync += part.eq(W)
+                with m.Case(BIAS):
+                    m.d.comb += self.b_wr.en.eq(1 << j)
+                    with m.If(row_end):
+                        m.d.sync += [part.eq(Mux(cur.thresholds, TH, W)), row.eq(Mux(cur.thresholds, 0, cur.w_base))]
+                with m.Case(TH):
+                    m.d.comb += self.th_wr.en.eq(1 << j)
+                    with m.If(row_end):
+                        m.d.sync += row.eq(Mux(row == ACC_ROWS - 1, cur.w_base, row + 1))
+                        with m.If(row == ACC_ROWS - 1):
+                            m.d.sync += part.eq(W)
                 with m.Case(W):
                     m.d.comb += self.w_wr.en.eq(1 << j)
-                    m.d.sync += j.eq(Mux(j == self.w_beats - 1, 0, j + 1))
-                    with m.If(j == self.w_beats - 1):
+                    with m.If(row_end):
                         m.d.sync += row.eq(row + 1)
         # after the beat's own updates, so that a tile's last beat starts the next tile's counters
         with m.If((~have | tile_end) & dests.r_rdy):
             nxt = Signal(dest)
             m.d.comb += [nxt.eq(dests.r_data), dests.r_en.eq(1)]
-            m.d.sync += [cur.eq(nxt), have.eq(1), part.eq(BIAS), phase.eq(0), tri.eq(0), j.eq(0),
-                         row.eq(nxt.w_base)]
+            m.d.sync += [cur.eq(nxt), have.eq(1), part.eq(BIAS), j.eq(0)]
         with m.Elif(tile_end):
             m.d.sync += have.eq(0)
         return m

@@ -20,9 +20,10 @@ SEED_CFG = ModelConfig(img_size=32, in_channels=3, patch_size=4, embed_kernel=4,
 def test_rows_by_hand():
     assert ddr.lane_row_bytes(32) == 96                     # 32 lanes of 24 bits: 12 beats
     assert ddr.lane_row_bytes(64, 8) == 64
-    # D = 64, P = 32: a q tile is its bias row (64 x 24 bits), its thresholds (as many) and 64 rows of 64 bytes
-    assert ddr.tile_bytes(64, 32, thresholds=True) == 192 + 192 + 64 * 64
-    assert ddr.tile_bytes(256, 32, thresholds=False) == 192 + 256 * 64
+    # D = 64, P = 32: a q tile is its bias row (64 lanes of 32 bits), its thresholds (as many) and 64 rows of
+    # 64 bytes
+    assert ddr.tile_bytes(64, 32, thresholds=True) == 256 + 256 + 64 * 64
+    assert ddr.tile_bytes(256, 32, thresholds=False) == 256 + 256 * 64
     for bad in (0, 4, 12, 33):
         with pytest.raises(ValueError, match="multiple of 8"):
             ddr.lane_row_bytes(bad)
@@ -177,7 +178,7 @@ def test_weight_buffer_round_trip(cfg, lanes):
         assert np.array_equal(v, model[k]) and v.dtype == model[k].dtype, k
     # tile 0 of block 0's q starts with its bias row: q's biases of outputs 0 .. 2P - 1
     q = lay["b0.q"]
-    got = ddr.unpack_lanes(buf[q["offset"]:], 2 * lanes)
+    got = ddr.unpack_lanes(buf[q["offset"]:], 2 * lanes, ddr.SIDE_BITS)
     want = np.zeros(2 * lanes, np.int64)
     n = min(2 * lanes, cfg.dim)
     want[:n] = model["b0.q_b"][:n]

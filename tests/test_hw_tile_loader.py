@@ -124,12 +124,12 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
 
 
 def check_memories(written, state, model, lanes, cmds):
-    """The memories equal the on-chip images, and each tile wrote its own rows once (a write a weight beat,
-    a write a triple of 24-bit beats)."""
+    """The memories equal the on-chip images, and each tile wrote its own rows once (a write a beat: 8
+    weight lanes, or 2 bias or threshold lanes)."""
     assert state["writes"] == {
         "w": sum(c["fan_in"] for c in cmds) * ACC_ROWS * lanes // 8,
-        "b": len(cmds) * ACC_ROWS * lanes // 8,
-        "th": sum(c["thresholds"] for c in cmds) * ACC_ROWS * lanes // 8}
+        "b": len(cmds) * ACC_ROWS * lanes // 2,
+        "th": sum(c["thresholds"] for c in cmds) * ACC_ROWS * lanes // 2}
     mem = memory_images(model, lanes)
     for name, key in (("w", "weights"), ("b", "biases"), ("th", "thresholds")):
         rows = mem[key]
