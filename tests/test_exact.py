@@ -144,5 +144,5 @@ def test_digits_config_torch_equals_golden():
     same("digits predictions", logits.argmax(1), r.pred)
     same("digits units", st["units"].round().to(torch.int64), r.units.sum((1, 2)))
     same("digits accumulate operations (the training log's energy)", st["acs"].round().to(torch.int64), r.acs_total)
-    assert st["macs"] == r.macs[0].item(), f"MACs: model {st['macs']}, golden {r.macs[0].item()}"
+    same("digits MACs (the embedding's non-zero pixels)", st["macs"], r.macs)
     assert (r.size == 0).any() and (r.mask == 0).any(), "the dynamic parts should act in this test"

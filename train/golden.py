@@ -246,7 +246,8 @@ class GoldenModel:
         if trace:
             tr["hacc"], tr["x_final"] = hacc.clone(), X.clone()  # what the core's TAP packet holds
         logits = counts @ self.head_w.T + self.head_b
-        macs = torch.full((B,), N * D * cfg.patch_dim + cfg.num_classes * D, dtype=torch.int64)
+        # the embedding multiplies only the non-zero window pixels (the core skips the rest), the classifier all
+        macs = D * (x != 0).sum((1, 2)) + cfg.num_classes * D
         size_out = torch.where(rep == torch.arange(N), size, torch.zeros_like(size))
         return GoldenResult(logits, counts, macs, acs, units, halt_t, halt_l, rep, size_out,
                             mask.clone(), (x != 0).sum(2), {k: v.to(torch.int32) if v.dtype == torch.bool else v

@@ -159,7 +159,7 @@ class SpikingViT(nn.Module):
         """images: (B, C, H, W) uint8 (or float in [0, 255]). Returns (logits, stats).
 
         ``stats``: ponder (B,) ACT ponder cost, units (B,) token units processed, mask (M, T) used, acs (B,)
-        accumulate operations and macs (per image) counted as docs/integer_model.md counts them.
+        accumulate operations and macs (B,) counted as docs/integer_model.md counts them.
         ``dense=True`` switches every dynamic part off (all steps, all tokens).
         """
         cfg, ad, q = self.cfg, self.ad, self.quant
@@ -299,7 +299,7 @@ class SpikingViT(nn.Module):
             logits_int = None
         remainder = 1 - cum_before
         ponder = units / N + (remainder * reps).sum(1) / N
-        macs = N * D * cfg.patch_dim + cfg.num_classes * D
+        macs = D * (x != 0).sum((1, 2)) + cfg.num_classes * D   # (B,): non-zero window pixels, as the golden model
         return logits, {"ponder": ponder, "units": units, "mask": mask.detach(), "counts": counts,
                         "logits_int": logits_int, "acs": acs, "macs": macs}
 

@@ -151,10 +151,11 @@ def load_data(tc: TrainConfig):
 
 @torch.no_grad()
 def accuracy(model, x, y, batch=512, dense=False):
-    """``(accuracy, token fraction, fraction of mask on, 45 nm energy per image in uJ)`` on ``(x, y)``."""
+    """``(accuracy, token fraction, fraction of mask on, 45 nm energy per image in uJ, MACs per image)`` on
+    ``(x, y)``."""
     was = model.training
     model.eval()
-    correct, units, masks, energy = 0, 0.0, None, 0.0
+    correct, units, masks, energy, macs = 0, 0.0, None, 0.0, 0
     for i in range(0, len(x), batch):
         logits, st = model(x[i:i + batch], dense=dense)
         if st["logits_int"] is not None:  # quant mode: decide on the exact integers, as the golden model
@@ -162,11 +163,12 @@ def accuracy(model, x, y, batch=512, dense=False):
         correct += (logits.argmax(1) == y[i:i + batch]).sum().item()
         units += st["units"].sum().item()
         masks = st["mask"]
-        energy += (PJ_PER_MAC * st["macs"] * len(logits) + PJ_PER_AC * st["acs"].sum().item()) * 1e-6
+        energy += (PJ_PER_MAC * st["macs"].sum().item() + PJ_PER_AC * st["acs"].sum().item()) * 1e-6
+        macs += st["macs"].sum().item()
     model.train(was)
     cfg = model.cfg
     return (correct / len(x), units / (len(x) * cfg.num_tokens * cfg.blocks * cfg.t_max), masks.mean().item(),
-            energy / len(x))
+            energy / len(x), macs / len(x))
 
 
 def shift_images(x, k: int, gen):
@@ -338,7 +340,7 @@ def main(argv=None):
             sched.step()
             state["epoch"] = ep + 1
             if rank == 0:
-                acc, tok, msk, _ = accuracy(model, xev_d, yev_d)
+                acc, tok, msk = accuracy(model, xev_d, yev_d)[:3]
                 train_acc = accuracy(model, xtr[:450].to(device), ytr[:450].to(device))[0]
                 state["elapsed"] = time.time() - t_start
                 rec = {"phase": phase, "epoch": ep + 1, eval_key: acc, "train_acc": train_acc, "token_fraction": tok,
@@ -356,9 +358,9 @@ def main(argv=None):
         if ddp:
             steps_by_rank = check_replicas(model, steps_run)
         if rank == 0:
-            acc, tok, msk, energy = accuracy(model, xte_d, yte_d)
+            acc, tok, msk, energy, macs = accuracy(model, xte_d, yte_d)
             state["results"][phase] = {"test_acc": acc, "token_fraction": tok, "mask_on": msk,
-                                       "energy_uj_45nm": energy}
+                                       "energy_uj_45nm": energy, "macs": macs}
             if has_val:
                 state["results"][phase]["val_acc"] = accuracy(model, xev_d, yev_d)[0]
             if ddp:
