@@ -194,7 +194,8 @@ class Memory:
     - ``ports``: AXI HP ports, each one beat per cycle on its read and its write channel (64 bits at the
       core's clock). With one, weights and membranes share its read channel; with two, the membranes use
       the second.
-    - ``read_latency``: cycles from a pass's first read address to its first beat.
+    - ``read_latency``: cycles from a burst's address handshake to its first beat on R (:func:`read_schedule`
+      is exact for a memory of such a fixed latency).
     - ``bytes_per_cycle``: what the DDR itself gives, reads and writes together.
 
     The defaults are assumptions for the PYNQ-Z2 at 100 MHz, not measurements; the board's cycle counter
