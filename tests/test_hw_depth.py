@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""hw/depth.py counts LUT and carry levels between registers in a yosys JSON netlist; hw/synth.py reports them.
+"""hw/depth.py counts LUT and carry levels between registers in a yosys JSON netlist, hw/parts.py its cells by part; hw/synth.py reports both.
 
 The netlists here are hand-written in yosys' ``write_json`` form: bits are integers, constants strings."""
 
@@ -231,3 +231,21 @@ def test_endpoints_over_the_limit_are_grouped_by_signal():
     r = depth.analyze(netlist(cells, names), limit=3)
     assert r["over_limit"] == {"limit": 3, "endpoint_bits": 2, "signals": [{"end": "deep", "bits": 2, "lut": 4}]}
     assert depth.analyze(netlist(cells, names))["over_limit"]["endpoint_bits"] == 0   # the default limit, 10
+
+
+def test_parts_attribute_logic_to_the_register_it_computes():
+    """hw.parts: a named register is its part's; anonymous LUTs take the part of the register they feed (or of
+    a named net they drive); logic that reaches nothing named is "(unnamed)"; LUT-RAM counts its LUTs."""
+    from hw import parts
+
+    cells = {"$r0": fdre("0", 10), "$l0": lut(10, 11), "$l1": lut(11, 12), "$r1": fdre(12, 13),   # acc
+             "$l2": lut(10, 14), "$r2": fdre(14, 15),                                            # lif
+             "$l3": lut(13, 16),                                                                  # seq (named out)
+             "$l4": lut(15, 17),                                                                  # nothing named
+             "$m": cell("RAM32M", {"ADDRA": IN, "DOA": OUT}, {"ADDRA": [10], "DOA": [18]})}
+    names = {"acc.src": [10], "$abc$1": [11], "$abc$2": [12], "acc.pair": [13], "$abc$3": [14], "lif.v": [15],
+             "seq.word": [16], "$abc$4": [17], "(top)x": [18], "top_sig": [18]}
+    got = parts.by_part(netlist(cells, names)["modules"]["top"], {"RAM32M": 4})
+    assert got == {"(top)": {"lut": 4, "ff": 0}, "acc": {"lut": 2, "ff": 2}, "(unnamed)": {"lut": 1, "ff": 0},
+                   "lif": {"lut": 1, "ff": 1}, "seq": {"lut": 1, "ff": 0}}
+    assert parts.part_of("\\acc.pair") == "acc" and parts.part_of("cycles") == "(top)"
