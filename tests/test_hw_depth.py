@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""hw/depth.py counts LUT and carry levels between registers in a yosys JSON netlist, hw/parts.py its cells by part; hw/synth.py reports both.
+"""hw/depth.py counts LUT and carry levels between registers in a yosys JSON netlist, hw/parts.py its cells by
+part; hw/synth.py reports both.
 
 The netlists here are hand-written in yosys' ``write_json`` form: bits are integers, constants strings."""
 
