@@ -252,6 +252,34 @@ def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int
     return out
 
 
+def write_schedule(commands, response_latency: int, burst: int = 16, outstanding: int = 4) -> list:
+    """``(accepted, response)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_writer.AxiWriter``
+    is offered back to back from cycle 0, with its data beats always offered: the cycle it is accepted and
+    the cycle of its last burst's write response (a command of 0 beats: its acceptance). Exact for a memory
+    that takes every address and beat at once and answers a burst ``response_latency`` (>= 1) cycles after
+    its last beat.
+
+    The writer addresses a command's first burst the cycle after accepting it, then one burst a cycle
+    while fewer than ``outstanding`` wait for their response (a burst leaves the count the cycle after its
+    response); a burst's data starts two cycles after its address (its length passes a FIFO) or right after
+    the burst before; the next command is accepted the cycle after this one's last burst is addressed."""
+    if not isinstance(response_latency, int) or response_latency < 1:
+        raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
+    aw, w_last, resp, out, accept = [], [], [], [], 0
+    for addr, beats in commands:
+        a = accept
+        for n in bursts(addr, beats, burst):
+            i = len(aw)
+            a = max(a + 1, resp[i - outstanding] + 1 if i >= outstanding else 0)
+            first = max(a + 2, w_last[-1] + 1 if w_last else 0)
+            aw.append(a)
+            w_last.append(first + n - 1)
+            resp.append(w_last[-1] + response_latency)
+        out.append((accept, resp[-1] if beats else accept))
+        accept = a + 1
+    return out
+
+
 def read_cycles(addr: int, beats: int, read_latency: int, burst: int = 16, outstanding: int = 4) -> int:
     """Cycles one command of :func:`read_schedule` takes on an idle reader, from its acceptance to its last
     beat, both counted (1 for a command of 0 beats)."""

@@ -4,12 +4,15 @@ PYNQ-Z2's HP ports). With ``hw.axi_reader.AxiReader``, the second piece of weigh
 
 ``AxiWriter`` serves a command ``(addr, beats)`` by writing the next ``beats`` beats of ``i`` in the bursts of
 ``hw.axi_master`` (at most ``burst`` beats, each inside its aligned block, none across 4 KiB), every byte
-strobed. A burst's data follows its address (the lengths wait in a FIFO for the W channel: from the cycle
-after the address, or right after the burst before); up to ``outstanding`` bursts wait for their write
-response. A response other than OKAY sets the sticky ``error`` (``resp``: the first one). ``busy`` holds from
-a command's acceptance until the last burst's response, and the next command is taken then, so when ``busy``
-falls the data is in memory. A command of 0 beats does nothing. ``i.last`` is not used: the command's count
-decides.
+strobed. A burst's data follows its address (the lengths wait in a FIFO for the W channel: from the
+second cycle after the address, or right after the burst before); up to ``outstanding`` bursts wait for
+their write response. The next command is taken as soon as this one's last burst is addressed
+(``cmd.ready``), so commands follow each other on the bus without waiting for their responses. A response
+other than OKAY sets the sticky ``error`` (``resp``: the first one). ``busy`` holds from a command's
+acceptance until every burst taken has its response, so when ``busy`` falls the data is in memory. A
+command of 0 beats does nothing. ``i.last`` is not used: the command's count decides.
+``dynaspike.ddr.write_schedule`` gives each command's acceptance and last response against a memory that
+answers a fixed number of cycles after a burst's last beat.
 
 Ports are the AXI signal names (Verilog ``<port>__awaddr`` etc.: cocotbext-axi's ``AxiWriteBus.from_prefix(dut,
 "m_axi", bus_separator="__")``).
@@ -43,16 +46,14 @@ class AxiWriter(AxiMaster):
     def elaborate(self, platform):
         m = Module()
         ax = self.m_axi
-        w_left = Signal.like(self.cmd.payload.beats)    # beats still to write
         b_wait = Signal(range(self.outstanding + 1))    # bursts addressed whose response has not come
         w_in_burst = Signal(range(self.burst + 1))       # beats left in the burst the W channel is in
         # the addressed bursts' lengths, in order, for the W channel (at most `outstanding` wait for a response)
         m.submodules.lengths = lengths = SyncFIFO(width=len(w_in_burst), depth=self.outstanding)
-        # all beats written means all addressed: idle once every response is in
-        idle = (w_left == 0) & (b_wait == 0)
-        m.d.comb += [self.busy.eq(~idle), self.cmd.ready.eq(idle)]
-        issued, length, _ = self.bursts(m, "aw", b_wait != self.outstanding, [w_left])
+        issued, length, aw_left = self.bursts(m, "aw", b_wait != self.outstanding, [])
         m.d.comb += [lengths.w_en.eq(issued), lengths.w_data.eq(length)]
+        # busy: bursts still to address, or addressed ones without their response (which follows their data)
+        m.d.comb += [self.busy.eq((aw_left != 0) | (b_wait != 0)), self.cmd.ready.eq(aw_left == 0)]
 
         # W: the input's beats, burst after burst as addressed; WLAST on each burst's last beat
         in_burst = w_in_burst != 0
@@ -66,8 +67,6 @@ class AxiWriter(AxiMaster):
             m.d.sync += w_in_burst.eq(lengths.r_data)
         with m.Elif(sent):
             m.d.sync += w_in_burst.eq(w_in_burst - 1)
-        with m.If(sent):
-            m.d.sync += w_left.eq(w_left - 1)
 
         # B: count the responses; keep the first error
         m.d.comb += ax.bready.eq(1)

@@ -2,10 +2,12 @@
 """hw/axi_writer.py: commands of beats written through AXI, into a memory model (fast tier: Amaranth's
 simulator, a slave written here; cocotb + Verilator: cocotbext-axi's AxiRamWrite, sim/tb_axi_writer.py)."""
 
+import itertools
 import random
 
 import pytest
 
+from dynaspike import ddr
 from hw.axi_writer import AxiWriter
 from sim import amaranth_tb as atb
 from sim.cases import read_commands as commands
@@ -29,7 +31,7 @@ def run_writer(cmds, *, burst=16, outstanding=4, idle=0.0, aw_idle=0.0, w_idle=0
     beats = [blay.const({"data": data_of(a, k), "last": k == n - 1}) for a, n in cmds for k in range(n)]
     cdrv = atb.StreamDriver(dut.cmd, [lay.const({"addr": a, "beats": n}) for a, n in cmds], seed=seed)
     ddrv = atb.StreamDriver(dut.i, beats, idle=idle, seed=seed + 1)
-    mem, aws, state = {}, [], {"max_waiting": 0, "bursts": 0}
+    mem, aws, state = {}, [], {"max_waiting": 0, "bursts": 0, "responses": []}
 
     async def slave(ctx):
         """AW and W with random ready; a burst's data goes where its address says; B a few cycles after the
@@ -65,6 +67,7 @@ def run_writer(cmds, *, burst=16, outstanding=4, idle=0.0, aw_idle=0.0, w_idle=0
             if b_valid and bready:
                 b_due.pop(0)
                 waiting -= 1
+                state["responses"].append(cycle)
             state["max_waiting"] = max(state["max_waiting"], waiting)
             state["waiting"] = waiting
             cycle += 1
@@ -79,6 +82,7 @@ def run_writer(cmds, *, burst=16, outstanding=4, idle=0.0, aw_idle=0.0, w_idle=0
         assert state["waiting"] == 0, "busy fell before every burst's write response"
 
     atb.run(dut, end, ddrv, background=[slave], deadline_cycles=60_000)
+    state["accepted"] = cdrv.cycles
     return mem, aws, state
 
 
@@ -104,6 +108,18 @@ def test_writer_writes_every_beat_in_bursts_that_stay_inside_their_block(idle, a
         assert addr // 128 == (addr + 8 * awlen) // 128, f"burst {addr:#x}+{awlen + 1} leaves its 16-beat block"
     assert 1 <= state["max_waiting"] <= 4
     assert state["error"] == 0
+
+
+@pytest.mark.parametrize("b_delay", [1, 6, 40])
+def test_writer_takes_the_next_command_before_the_responses_when_write_schedule_says(b_delay):
+    cmds = unique(commands(SEED))
+    mem, aws, state = run_writer(cmds, b_delay=b_delay)
+    assert mem == {a + 8 * k: data_of(a, k) for a, n in cmds for k in range(n)}
+    sched = ddr.write_schedule(cmds, b_delay)
+    assert state["accepted"] == [a for a, _ in sched]
+    ends = list(itertools.accumulate(len(ddr.bursts(a, n)) for a, n in cmds))
+    assert [state["responses"][e - 1] for e, (_, n) in zip(ends, cmds) if n] == [r for (_, r), (_, n) in
+                                                                               zip(sched, cmds) if n]
 
 
 def test_writer_keeps_at_most_its_outstanding_bursts_and_reports_the_first_error():
