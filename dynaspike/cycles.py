@@ -89,14 +89,37 @@ def halt_cycles(tokens: int) -> int:
     """Cycles for ``tokens`` back-to-back halting checks."""
     return _pipelined(tokens, HALT_LATENCY, "halt_cycles")
 
-#: Token merge (hw/merge.py): one cycle to register the token, one for its distances to the earlier tokens, one
-#: to compare them with the threshold, one to pick the representative.
-MERGE_LATENCY = 4
+def merge_compares(bits, threshold: int) -> list:
+    """Per token of one image (spike vectors as ints), the earlier representatives the token merge
+    (hw/merge.py) compares it with: in index order up to the first close one (``popcount(a ^ b) <=
+    threshold``), all of them if none is close; 0 for every token when ``threshold`` < 0."""
+    reps, out = [], []
+    for b in bits:
+        c, taken = 0, False
+        if threshold >= 0:
+            for r in reps:
+                c += 1
+                if bin(r ^ b).count("1") <= threshold:
+                    taken = True
+                    break
+        out.append(c)
+        if not taken:
+            reps.append(b)
+    return out
 
 
-def merge_cycles(tokens: int) -> int:
-    """Cycles to merge the ``tokens`` tokens of one image (tokens stream back to back)."""
-    return _pipelined(tokens, MERGE_LATENCY, "merge_cycles")
+def merge_decisions(arrivals, compares) -> list:
+    """The cycle each token's merge decision is offered (hw/merge.py, always taken), for tokens that came in
+    the cycles ``arrivals`` and are compared with ``compares`` representatives (:func:`merge_compares`):
+    a token's vector is read the cycle after it came or in the cycle its predecessor is decided, whichever
+    is later; it is decided the cycle after (no comparison) or ``2 + c`` cycles after the read, and offered
+    the cycle after that."""
+    out, decided = [], None
+    for a, c in zip(arrivals, compares):
+        read = a + 1 if decided is None else max(a + 1, decided)
+        decided = read + 1 if c == 0 else read + 2 + c
+        out.append(decided + 1)
+    return out
 
 #: Attention K^T V / Q (K^T V) unit (hw/attention.py): one cycle to switch from the KV phase to the Y
 #: phase, one cycle for the last row's output register.
@@ -154,15 +177,21 @@ def embed_cycles(nnzs, chunks: int) -> int:
     return sum(chunks * embed_beats(n) for n in nnzs) + EMB_LATENCY
 
 
-def embed_stream_end(nnzs, chunks: int, bpt: int) -> int:
+def embed_token_ends(nnzs, chunks: int, bpt: int) -> list:
     """The cycle (counted from the image's first beat, one beat per cycle, ``bpt`` beats per window) at which
-    the embedding issues the last token's last pixel pair. Token ``k`` starts when its window is in (the
+    the embedding issues each token's last pixel pair. Token ``k`` starts when its window is in (the
     cycle after its last beat, ``(k + 1) * bpt``) and the token before it is done, whichever is later: a
     window of few non-zero pixels can be embedded faster than the stream brings the next one."""
-    end = 0
+    ends, end = [], 0
     for k, n in enumerate(nnzs):
         end = max(end, (k + 1) * bpt) + chunks * embed_beats(n)
-    return end
+        ends.append(end)
+    return ends
+
+
+def embed_stream_end(nnzs, chunks: int, bpt: int) -> int:
+    """The last token's :func:`embed_token_ends`."""
+    return embed_token_ends(nnzs, chunks, bpt)[-1]
 
 #: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
 LIF_LAYER_LATENCY = 2

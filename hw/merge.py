@@ -1,19 +1,23 @@
-"""Token merge at the embedding (docs/integer_model.md, step 2), one token per cycle.
+"""Token merge at the embedding (docs/integer_model.md, step 2), one earlier representative compared per cycle.
 
 Tokens ``j = 0 .. n-1`` arrive in order with their spike vectors ``B[j]`` (D bits: the spikes block 0's
 input LIF emits at step 0 from rest, ``E >= 2 * res_threshold``). The first earlier *representative*
 ``i`` (in index order) with ``popcount(B[i] xor B[j]) <= threshold`` takes ``j``: ``rep[j] = i``,
 ``size[i] += 1``; otherwise ``j`` is a representative with ``size[j] = 1``. A negative threshold never
 merges. ``size`` of a merged token is 0, so the sizes of a packet always sum to ``n``.
+
+The vectors go into a memory as they arrive (N rows of D bits), and the unit compares each token with the
+earlier representatives one a cycle, in index order, until one is close: one popcount of D bits instead
+of one per earlier token (N x D bits of registers and N popcounts in parallel before), so its size grows
+with D + N, not D x N, which the seeds' 64 tokens of 384 channels need (issue 11).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from dynaspike.cycles import MERGE_LATENCY
-
-from .arith import lowest_set, prefix_or
+from .arith import lowest_set
 
 
 def merge_in_layout(dim: int) -> data.StructLayout:
@@ -31,25 +35,29 @@ def popcount(value) -> "Value":
     terms = [value[k] for k in range(len(value))]
     while len(terms) > 1:
         terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k] for k in range(0, len(terms), 2)]
-    return terms[0] if terms else Const(0)
+    return terms[0] if terms else 0
 
 
 class TokenMerge(wiring.Component):
     """Find each token's representative and every representative's size.
 
-    Contract (``dynaspike.cycles``): latency ``MERGE_LATENCY`` (4) cycles (register the token, its distance
-    to every earlier token in parallel, which of them are close, then pick the first representative), one
-    token per cycle, stalls only on backpressure; a packet of ``n`` tokens takes ``merge_cycles(n)``.
-    Packets (images) follow each other without a gap; nothing carries over from one to the next. ``sizes``
-    is final while the ``last`` token's output is offered (``o.valid & o.payload.last``): the consumer reads
-    it when it takes that output. ``threshold`` is the model's ``merge_threshold``, sampled with each token.
+    Contract (``dynaspike.cycles.merge_decisions``): tokens are taken one a cycle as they come (their vectors
+    are stored); an image's next token waits only once this image's ``last`` token is in, until that
+    token's decision. The unit takes the tokens in order: it reads a token's vector the cycle after it
+    came or the cycle its predecessor is decided, whichever is later, and decides it in the next cycle
+    when no earlier representative is to be compared (token 0, a negative threshold, or no
+    representative yet), else ``2 + c`` cycles after reading it, ``c`` the representatives compared (one a
+    cycle, up to the first close one; all of them if none is close). A decision is offered on ``o`` the
+    cycle after; while an offered decision is not taken, the unit waits. ``sizes`` is final while the
+    ``last`` token's decision is offered (the consumer reads it when it takes that output).
+    ``threshold`` is the model's ``merge_threshold``, sampled with each image's first token.
     """
 
     def __init__(self, max_tokens: int, dim: int):
         for name, value in (("max_tokens", max_tokens), ("dim", dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"TokenMerge {name} must be a positive integer, got {value!r}")
-        self.max_tokens, self.dim, self.latency = max_tokens, dim, MERGE_LATENCY
+        self.max_tokens, self.dim = max_tokens, dim
         super().__init__({
             "i": In(stream.Signature(merge_in_layout(dim))),
             "o": Out(stream.Signature(merge_out_layout(max_tokens))),
@@ -60,80 +68,91 @@ class TokenMerge(wiring.Component):
     def elaborate(self, platform):
         N = self.max_tokens
         m = Module()
-        store = [Signal(self.dim, name=f"store{k}") for k in range(N)]
+        m.submodules.store = store = Memory(shape=self.dim, depth=N, init=[])
+        wr, rd = store.write_port(), store.read_port()
         is_rep = Signal(N)
         sizes = Array(Signal(range(N + 1), name=f"size{k}") for k in range(N))
         m.d.comb += [self.sizes[k].eq(sizes[k]) for k in range(N)]
-        # Index of the next input token. A packet is at most max_tokens long (the stream parser checks
-        # the model's num_tokens against the capacity), so j never passes N - 1 without `last`.
-        j = Signal(range(N))
 
+        # ---- arrivals: each token's vector into row `arr` of the store. A packet is at most max_tokens long
+        # (the stream parser checks the model's num_tokens against the capacity).
+        arr = Signal(range(N + 1))       # tokens of this image stored
+        closed = Signal()                # this image's last token is in: the next image waits
+        last_tok = Signal(range(N))      # ... and its index
+        th = Signal.like(self.threshold)
+        m.d.comb += [self.i.ready.eq(~closed), wr.addr.eq(arr), wr.data.eq(self.i.payload.bits),
+                     wr.en.eq(self.i.valid & ~closed)]
+        arrive = self.i.valid & self.i.ready
+        with m.If(arrive):
+            m.d.sync += arr.eq(arr + 1)
+            with m.If(arr == 0):
+                m.d.sync += th.eq(self.threshold)
+            with m.If(self.i.payload.last):
+                m.d.sync += [closed.eq(1), last_tok.eq(arr)]
+
+        # ---- decisions, token after token: read the token's vector (`loading`), then its earlier
+        # representatives one a cycle (`cand`, lowest first; `pend`: a read issued last cycle), their distances
+        # a cycle later (`dist`), each checked the cycle after that.
         advance = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(advance)
+        q = Signal(range(N))             # the token being decided (or the next to be)
+        busy = Signal()                  # q's vector has been read
+        loading = Signal()               # q's vector is on the read port
+        cur = Signal(self.dim)
+        cand = Signal(N)                 # q's earlier representatives not yet read
+        pend = Signal()
+        rd_i = Signal(range(N))          # the representative whose vector is on the read port
+        dist = Signal(range(self.dim + 1))
+        dist_i = Signal(range(N))
+        dist_valid = Signal()
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
 
-        # Stage 0: the token's bits into a register (they come from a compare of the embedding's output:
-        # the popcounts of stage A must start from a flip-flop).
-        s0_valid = Signal()
-        s0 = Signal(merge_in_layout(self.dim))
-        s0_th = Signal.like(self.threshold)   # the threshold goes with its token
+        decide = Signal()
+        rep = Signal(range(N))
+        earlier = Signal(N)
+        m.d.comb += earlier.eq(is_rep & ((1 << q) - 1))
+        close = dist_valid & (th >= 0) & (dist <= th.as_unsigned())
+        # the representatives left to read after this cycle's read, and that read's index
+        left = Signal(N)
+        m.d.comb += left.eq(Mux(loading, earlier, cand))
+        nxt, more = lowest_set(m, left, "nxt")
+        with m.If(loading):
+            with m.If((th < 0) | (earlier == 0)):
+                m.d.comb += [decide.eq(1), rep.eq(q)]
+        with m.Elif(busy):
+            with m.If(close):
+                m.d.comb += [decide.eq(1), rep.eq(dist_i)]
+            with m.Elif(~pend & ~more):    # the last one compared was not close: q is a representative
+                m.d.comb += [decide.eq(1), rep.eq(q)]
+
+        # the next read: a representative of q, or the next token's vector once q is decided
+        q_next = Mux(decide, q + 1, q)
+        load = ~(busy | loading) | decide
+        start = load & (q_next < arr) & ~(decide & (q == last_tok) & closed)
+        read_rep = (busy | loading) & ~decide & more
+        m.d.comb += [rd.en.eq(advance & (start | read_rep)), rd.addr.eq(Mux(read_rep, nxt, q_next))]
         with m.If(advance):
-            m.d.sync += [s0_valid.eq(self.i.valid), s0.eq(self.i.payload), s0_th.eq(self.threshold)]
-
-        # Stage A1: the token's distance to every stored token, in parallel (a popcount of 64 bits is as deep as
-        # a stage can be); store it.
-        sa_valid = Signal()
-        sa = Signal(data.StructLayout({"token": range(N), "last": 1, "th": len(s0_th), "earlier": N}))
-        dist = [Signal(range(self.dim + 1), name=f"dist{k}") for k in range(N)]
-        with m.If(advance):
-            m.d.sync += sa_valid.eq(s0_valid)
-            with m.If(s0_valid):
-                m.d.sync += [sa.token.eq(j), sa.last.eq(s0.last), sa.th.eq(s0_th),
-                             sa.earlier.eq(Cat(*(k < j for k in range(N)))), j.eq(j + 1)]
-                m.d.sync += [dist[k].eq(popcount(store[k] ^ s0.bits)) for k in range(N)]
-                with m.If(s0.last):
-                    m.d.sync += j.eq(0)
-                with m.Switch(j):
-                    for k in range(N):
-                        with m.Case(k):
-                            m.d.sync += store[k].eq(s0.bits)
-
-        # Stage A2: which earlier tokens are close (only i < j count).
-        s1_valid = Signal()
-        s1 = Signal(data.StructLayout({"token": range(N), "last": 1, "close": N}))
-        th = sa.th.as_signed()
-        close = Cat(*(sa.earlier[k] & (th >= 0) & (dist[k] <= th) for k in range(N)))
-        with m.If(advance):
-            m.d.sync += s1_valid.eq(sa_valid)
-            with m.If(sa_valid):
-                m.d.sync += [s1.token.eq(sa.token), s1.last.eq(sa.last), s1.close.eq(close)]
-
-            # Stage B: the first close representative takes the token (is_rep is up to date: the
-            # previous token's decision was written in the previous cycle). `take` is that
-            # representative one-hot, so its size's increment needs no index decode.
-            m.d.sync += self.o.valid.eq(s1_valid)
-            with m.If(s1_valid):
-                first_token = s1.token == 0
-                cand = Signal(N)
-                m.d.comb += cand.eq(s1.close & is_rep)
-                first, _ = lowest_set(m, cand, "first")
-                take = Signal(N)
-                m.d.comb += take.eq(cand & ~prefix_or(cand))
-                m.d.sync += [self.o.payload.token.eq(s1.token), self.o.payload.last.eq(s1.last)]
-                # A new image starts at token 0: forget the previous one's representatives and sizes.
-                none = cand == 0    # the token is a representative
-                with m.If(first_token):
-                    m.d.sync += self.o.payload.rep.eq(0)
-                with m.Elif(none):
-                    m.d.sync += self.o.payload.rep.eq(s1.token)
-                with m.Else():
-                    m.d.sync += self.o.payload.rep.eq(first)
+            m.d.sync += [loading.eq(start), pend.eq(read_rep), dist_valid.eq(pend & ~decide)]
+            with m.If(loading):
+                m.d.sync += [cur.eq(rd.data), busy.eq(~decide)]
+            with m.If(read_rep):
+                m.d.sync += [rd_i.eq(nxt), cand.eq(left & ~(1 << nxt))]
+            with m.If(pend):
+                m.d.sync += [dist.eq(popcount(cur ^ rd.data)), dist_i.eq(rd_i)]
+            with m.If(decide):
+                last = closed & (q == last_tok)
+                m.d.sync += [busy.eq(0), q.eq(Mux(last, 0, q + 1)), self.o.valid.eq(1),
+                             self.o.payload.token.eq(q), self.o.payload.rep.eq(rep), self.o.payload.last.eq(last)]
+                with m.If(last):   # the image is done: the next one's tokens may come
+                    m.d.sync += [closed.eq(0), arr.eq(0)]
                 # bit by bit (a decoded index, not a bit_select assignment): its own state for the token, one
-                # more member for the representative that takes it
+                # more member for the representative that takes it; token 0 starts the image's
+                new = rep == q
                 for k in range(N):
-                    with m.If(first_token):
+                    with m.If(q == 0):
                         m.d.sync += [is_rep[k].eq(k == 0), sizes[k].eq(k == 0)]
-                    with m.Elif(s1.token == k):
-                        m.d.sync += [is_rep[k].eq(none), sizes[k].eq(none)]
-                    with m.Elif(take[k]):
+                    with m.Elif(q == k):
+                        m.d.sync += [is_rep[k].eq(new), sizes[k].eq(new)]
+                    with m.Elif(~new & (rep == k)):
                         m.d.sync += sizes[k].eq(sizes[k] + 1)
         return m

@@ -83,13 +83,46 @@ def test_merge_odd_sizes():
     check(5, images, mon, sizes)
 
 
-def test_merge_cycles_match_model():
-    images = [(3, vecs) for _, vecs in merge_images(16, 64, 6, SEED)]
-    in_cycles, mon, sizes = run_merge(16, 64, images, 0.0, 0.0, SEED)
+@pytest.mark.parametrize("idle", [0.0, 0.5])
+def test_merge_decides_each_token_when_the_cycle_model_says(idle):
+    """Every decision is offered in the cycle ``cycles.merge_decisions`` gives for its image's arrivals; an
+    image's tokens are taken as they come, and the next image's first one waits for the last decision."""
+    images = [(th, vecs) for th, vecs in merge_images(16, 64, 8, SEED)]
+    in_cycles, mon, sizes = run_merge(16, 64, images, idle, 0.0, SEED)
     check(16, images, mon, sizes)
-    assert in_cycles == list(range(len(in_cycles))), "the merge unit stalled its input"
-    assert [o - i for i, o in zip(in_cycles, mon.cycles)] == [cycles.MERGE_LATENCY] * len(in_cycles)
-    assert mon.cycles[len(images[0][1]) - 1] - in_cycles[0] == cycles.merge_cycles(len(images[0][1]))
+    pos = 0
+    for k, (th, vecs) in enumerate(images):
+        n = len(vecs)
+        arrivals, offered = in_cycles[pos:pos + n], mon.cycles[pos:pos + n]
+        assert offered == cycles.merge_decisions(arrivals, cycles.merge_compares(vecs, th)), f"image {k}"
+        if idle == 0.0:
+            assert arrivals == list(range(arrivals[0], arrivals[0] + n)), f"image {k}: a token waited"
+            if pos:   # the image's first token came the cycle after the last one's decision was made
+                assert arrivals[0] == mon.cycles[pos - 1], f"image {k}"
+        pos += n
+
+
+def test_merge_timing_by_hand():
+    # token 0: read the cycle after it came (1), decided at 2, offered at 3; token 1 (came at 1) is read
+    # when token 0 is decided (2) and compared with token 0: decided at 2 + 2 + 1, offered at 6
+    assert cycles.merge_decisions([0, 1], cycles.merge_compares([0b0, 0b1], 1)) == [3, 6]
+    # far apart, a threshold that merges nothing: token 2 is compared with both representatives
+    assert cycles.merge_compares([0b0011, 0b1100, 0b0101, 0b0011], 1) == [0, 1, 2, 1]
+    assert cycles.merge_compares([1, 2, 3], -1) == [0, 0, 0]
+
+
+def test_merge_compares_follow_the_reference():
+    for th, vecs in merge_images(16, 64, 30, SEED + 2):
+        rep, _ = ref.merge(vecs, th)
+        comps = cycles.merge_compares(vecs, th)
+        for j, c in enumerate(comps):   # a merged token's count ends at its representative
+            reps_before = sum(1 for i in range(j) if rep[i] == i)
+            if th < 0:
+                assert c == 0
+            elif rep[j] != j:
+                assert c == sum(1 for i in range(rep[j] + 1) if rep[i] == i)
+            else:
+                assert c == reps_before
 
 
 def test_reference_merge_rule():

@@ -24,7 +24,7 @@ from .golden import GoldenModel, GoldenResult
 
 
 # Fixed sequencing costs measured once on the RTL (cocotb state log) and explained in docs/hardware.md.
-EMB_EXTRA = 1 + cy.EMB_LATENCY + cy.MERGE_LATENCY   # enter, multiply, last chunk out, merge out
+EMB_EXTRA = 1 + cy.EMB_LATENCY   # a token's last pixel pair issued -> its vector reaches the merge
 ATTN_EXTRA = 1    # from entering the attention pass to its last Y row, beyond attn_cycles
 DECISION = 1      # STEP (the first step's only), BLOCK, ENDBLOCK: one cycle each (the halting checks ride
                   # on the block's last residual add)
@@ -83,11 +83,19 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     ech = -(-D // E)                                    # the embedding's chunks of E channels
     nnz = r.emb_nonzero.numpy()                        # (B, N) non-zero pixels of each window
     # The embedding starts on a token once its window is in and the token before it is done
-    # (cycles.embed_stream_end); the image's first window costs its beats ("img"), the rest is "emb".
-    ends = np.array([cy.embed_stream_end(row, ech, bpt) for row in nnz.tolist()], np.int64)
+    # (cycles.embed_token_ends); each token's vector then goes to the merge, which decides the tokens in
+    # order (cycles.merge_decisions); the front ends with the last decision. The image's first window
+    # costs its beats ("img"), the rest is "emb".
+    bits = tr["merge_bits"]                            # (B, N, D) the merge's spike vectors
+    th = -1 if dense else model.params.merge_threshold
+    weights = 1 << np.arange(D, dtype=object)
+    for b, row in enumerate(nnz.tolist()):
+        vecs = [int((bits[b, k].astype(object) * weights).sum()) for k in range(N)]
+        arrivals = [e + EMB_EXTRA for e in cy.embed_token_ends(row, ech, bpt)]
+        by["emb"][b] = cy.merge_decisions(arrivals, cy.merge_compares(vecs, th))[-1] - bpt
     by["img"][:] = bpt
-    by["emb"][:] = ends - bpt + EMB_EXTRA
     by["head"][:] = head_tail(cfg)
+
     def per_token(key, active):                        # (B, N) spike counts of the active tokens
         return np.where(active, tr[key].sum(-1), 0) if key in tr else np.zeros(active.shape, np.int64)
 
