@@ -77,8 +77,8 @@ class TokenMerge(wiring.Component):
         # ---- arrivals: each token's vector into row `arr` of the store. A packet is at most max_tokens long
         # (the stream parser checks the model's num_tokens against the capacity).
         arr = Signal(range(N + 1))       # tokens of this image stored
+        waiting = Signal(range(N + 1))   # ... whose vectors have not been read yet
         closed = Signal()                # this image's last token is in: the next image waits
-        last_tok = Signal(range(N))      # ... and its index
         th = Signal.like(self.threshold)
         m.d.comb += [self.i.ready.eq(~closed), wr.addr.eq(arr), wr.data.eq(self.i.payload.bits),
                      wr.en.eq(self.i.valid & ~closed)]
@@ -88,71 +88,75 @@ class TokenMerge(wiring.Component):
             with m.If(arr == 0):
                 m.d.sync += th.eq(self.threshold)
             with m.If(self.i.payload.last):
-                m.d.sync += [closed.eq(1), last_tok.eq(arr)]
+                m.d.sync += closed.eq(1)
 
         # ---- decisions, token after token: read the token's vector (`loading`), then its earlier
         # representatives one a cycle (`cand`, lowest first; `pend`: a read issued last cycle), their distances
-        # a cycle later (`dist`), each checked the cycle after that.
+        # a cycle later (`dist`), each checked the cycle after that. Indices that feed the decisions are kept
+        # one-hot as well (`q_oh`, `below`, `dist_oh`), so no comparator sits between a register and them.
         advance = ~self.o.valid | self.o.ready
         q = Signal(range(N))             # the token being decided (or the next to be)
+        q_oh = Signal(N, init=1)         # ... one-hot
+        below = Signal(N)                # the tokens before q
+        rq = Signal(range(N))            # the next token whose vector is to be read
         busy = Signal()                  # q's vector has been read
         loading = Signal()               # q's vector is on the read port
         cur = Signal(self.dim)
         cand = Signal(N)                 # q's earlier representatives not yet read
         pend = Signal()
         rd_i = Signal(range(N))          # the representative whose vector is on the read port
+        rd_oh = Signal(N)
         dist = Signal(range(self.dim + 1))
         dist_i = Signal(range(N))
+        dist_oh = Signal(N)
         dist_valid = Signal()
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        decide = Signal()
-        rep = Signal(range(N))
         earlier = Signal(N)
-        m.d.comb += earlier.eq(is_rep & ((1 << q) - 1))
+        m.d.comb += earlier.eq(is_rep & below)
         close = dist_valid & (th >= 0) & (dist <= th.as_unsigned())
-        # the representatives left to read after this cycle's read, and that read's index
-        left = Signal(N)
+        left = Signal(N)                 # the representatives left to read before this cycle's read
         m.d.comb += left.eq(Mux(loading, earlier, cand))
         nxt, more = lowest_set(m, left, "nxt")
+        nxt_oh = left & ~(left - 1)
+        decide = Signal()
+        merged = Signal()                # decided into an earlier representative (dist_i)
         with m.If(loading):
-            with m.If((th < 0) | (earlier == 0)):
-                m.d.comb += [decide.eq(1), rep.eq(q)]
+            m.d.comb += decide.eq((th < 0) | (earlier == 0))
         with m.Elif(busy):
-            with m.If(close):
-                m.d.comb += [decide.eq(1), rep.eq(dist_i)]
-            with m.Elif(~pend & ~more):    # the last one compared was not close: q is a representative
-                m.d.comb += [decide.eq(1), rep.eq(q)]
+            m.d.comb += [decide.eq(close | (~pend & ~more)), merged.eq(close)]
+        last = closed & (waiting == 0)   # q is the image's last token (every stored vector has been read)
 
         # the next read: a representative of q, or the next token's vector once q is decided
-        q_next = Mux(decide, q + 1, q)
-        load = ~(busy | loading) | decide
-        start = load & (q_next < arr) & ~(decide & (q == last_tok) & closed)
+        start = (~(busy | loading) | decide) & (waiting != 0)
         read_rep = (busy | loading) & ~decide & more
-        m.d.comb += [rd.en.eq(advance & (start | read_rep)), rd.addr.eq(Mux(read_rep, nxt, q_next))]
+        m.d.comb += [rd.en.eq(advance & (start | read_rep)), rd.addr.eq(Mux(read_rep, nxt, rq))]
+        m.d.sync += waiting.eq(waiting + arrive - (advance & start))   # arrivals go on while the output waits
         with m.If(advance):
             m.d.sync += [loading.eq(start), pend.eq(read_rep), dist_valid.eq(pend & ~decide)]
+            with m.If(start):
+                m.d.sync += rq.eq(rq + 1)
             with m.If(loading):
                 m.d.sync += [cur.eq(rd.data), busy.eq(~decide)]
             with m.If(read_rep):
-                m.d.sync += [rd_i.eq(nxt), cand.eq(left & ~(1 << nxt))]
+                m.d.sync += [rd_i.eq(nxt), rd_oh.eq(nxt_oh), cand.eq(left & ~nxt_oh)]
             with m.If(pend):
-                m.d.sync += [dist.eq(popcount(cur ^ rd.data)), dist_i.eq(rd_i)]
+                m.d.sync += [dist.eq(popcount(cur ^ rd.data)), dist_i.eq(rd_i), dist_oh.eq(rd_oh)]
             with m.If(decide):
-                last = closed & (q == last_tok)
-                m.d.sync += [busy.eq(0), q.eq(Mux(last, 0, q + 1)), self.o.valid.eq(1),
-                             self.o.payload.token.eq(q), self.o.payload.rep.eq(rep), self.o.payload.last.eq(last)]
+                m.d.sync += [busy.eq(0), self.o.valid.eq(1), self.o.payload.token.eq(q),
+                             self.o.payload.rep.eq(Mux(merged, dist_i, q)), self.o.payload.last.eq(last)]
                 with m.If(last):   # the image is done: the next one's tokens may come
-                    m.d.sync += [closed.eq(0), arr.eq(0)]
-                # bit by bit (a decoded index, not a bit_select assignment): its own state for the token, one
-                # more member for the representative that takes it; token 0 starts the image's
-                new = rep == q
+                    m.d.sync += [closed.eq(0), arr.eq(0), q.eq(0), rq.eq(0), q_oh.eq(1), below.eq(0)]
+                with m.Else():
+                    m.d.sync += [q.eq(q + 1), q_oh.eq(q_oh << 1), below.eq(below | q_oh)]
+                # bit by bit (one-hot indices, no decode): its own state for the token, one more member for
+                # the representative that takes it; token 0 starts the image's
                 for k in range(N):
-                    with m.If(q == 0):
+                    with m.If(q_oh[0]):
                         m.d.sync += [is_rep[k].eq(k == 0), sizes[k].eq(k == 0)]
-                    with m.Elif(q == k):
-                        m.d.sync += [is_rep[k].eq(new), sizes[k].eq(new)]
-                    with m.Elif(~new & (rep == k)):
+                    with m.Elif(q_oh[k]):
+                        m.d.sync += [is_rep[k].eq(~merged), sizes[k].eq(~merged)]
+                    with m.Elif(merged & dist_oh[k]):
                         m.d.sync += sizes[k].eq(sizes[k] + 1)
         return m
