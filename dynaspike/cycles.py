@@ -89,31 +89,34 @@ def halt_cycles(tokens: int) -> int:
     """Cycles for ``tokens`` back-to-back halting checks."""
     return _pipelined(tokens, HALT_LATENCY, "halt_cycles")
 
-def merge_compares(bits, threshold: int) -> list:
-    """Per token of one image (spike vectors as ints), the earlier representatives the token merge
-    (hw/merge.py) compares it with: in index order up to the first close one (``popcount(a ^ b) <=
-    threshold``), all of them if none is close; 0 for every token when ``threshold`` < 0."""
-    reps, out = [], []
-    for b in bits:
-        c, taken = 0, False
+#: Token merge (hw/merge.py): the consecutive token indices whose vectors it reads and compares a token with in
+#: one cycle (one read port each); it skips groups that hold no earlier representative.
+MERGE_GROUP = 4
+
+
+def merge_compares(bits, threshold: int, group: int = MERGE_GROUP) -> list:
+    """Per token of one image (spike vectors as ints), the cycles the token merge (hw/merge.py) compares it:
+    the groups of ``group`` consecutive token indices that hold an earlier representative, in index order,
+    up to the group of the first close one (``popcount(a ^ b) <= threshold``), all of them if none is close;
+    0 for every token when ``threshold`` < 0."""
+    reps, out = [], []                   # reps: (index, vector) of the representatives so far
+    for j, b in enumerate(bits):
+        rep = None
         if threshold >= 0:
-            for r in reps:
-                c += 1
-                if bin(r ^ b).count("1") <= threshold:
-                    taken = True
-                    break
-        out.append(c)
-        if not taken:
-            reps.append(b)
+            rep = next((i for i, r in reps if bin(r ^ b).count("1") <= threshold), None)
+        stop = 0 if threshold < 0 else j if rep is None else rep + 1
+        out.append(len({i // group for i, _ in reps if i < stop}))
+        if rep is None:
+            reps.append((j, b))
     return out
 
 
 def merge_decisions(arrivals, compares) -> list:
     """The cycle each token's merge decision is offered (hw/merge.py, always taken), for tokens that came in
-    the cycles ``arrivals`` and are compared with ``compares`` representatives (:func:`merge_compares`):
-    a token's vector is read the cycle after it came or in the cycle its predecessor is decided, whichever
-    is later; it is decided the cycle after (no comparison) or ``2 + c`` cycles after the read, and offered
-    the cycle after that."""
+    the cycles ``arrivals`` and are compared in ``compares`` cycles (:func:`merge_compares`): a token's
+    vector is read the cycle after it came or in the cycle its predecessor is decided, whichever is later;
+    it is decided the cycle after (no comparison) or ``2 + c`` cycles after the read, and offered the cycle
+    after that."""
     out, decided = [], None
     for a, c in zip(arrivals, compares):
         read = a + 1 if decided is None else max(a + 1, decided)

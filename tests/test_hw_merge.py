@@ -14,9 +14,9 @@ from sim.cases import merge_images
 SEED = 77
 
 
-def run_merge(N, D, images, idle, stall, seed):
+def run_merge(N, D, images, idle, stall, seed, group=cycles.MERGE_GROUP):
     """Send the images back to back (threshold set with each token); collect outputs and sizes."""
-    dut = TokenMerge(N, D)
+    dut = TokenMerge(N, D, group)
     rng = random.Random(seed)
     lay = dut.i.payload.shape()
     total = sum(len(v) for _, v in images)
@@ -83,18 +83,18 @@ def test_merge_odd_sizes():
     check(5, images, mon, sizes)
 
 
-@pytest.mark.parametrize("idle", [0.0, 0.5])
-def test_merge_decides_each_token_when_the_cycle_model_says(idle):
+@pytest.mark.parametrize("idle,group,N", [(0.0, 2, 16), (0.5, 2, 16), (0.0, 1, 16), (0.3, 4, 13)])
+def test_merge_decides_each_token_when_the_cycle_model_says(idle, group, N):
     """Every decision is offered in the cycle ``cycles.merge_decisions`` gives for its image's arrivals; an
     image's tokens are taken as they come, and the next image's first one waits for the last decision."""
-    images = [(th, vecs) for th, vecs in merge_images(16, 64, 8, SEED)]
-    in_cycles, mon, sizes = run_merge(16, 64, images, idle, 0.0, SEED)
-    check(16, images, mon, sizes)
+    images = [(th, vecs) for th, vecs in merge_images(N, 64, 8, SEED)]
+    in_cycles, mon, sizes = run_merge(N, 64, images, idle, 0.0, SEED, group)
+    check(N, images, mon, sizes)
     pos = 0
     for k, (th, vecs) in enumerate(images):
         n = len(vecs)
         arrivals, offered = in_cycles[pos:pos + n], mon.cycles[pos:pos + n]
-        assert offered == cycles.merge_decisions(arrivals, cycles.merge_compares(vecs, th)), f"image {k}"
+        assert offered == cycles.merge_decisions(arrivals, cycles.merge_compares(vecs, th, group)), f"image {k}"
         if idle == 0.0:
             assert arrivals == list(range(arrivals[0], arrivals[0] + n)), f"image {k}: a token waited"
             if pos:   # the image's first token came the cycle after the last one's decision was made
@@ -106,15 +106,19 @@ def test_merge_timing_by_hand():
     # token 0: read the cycle after it came (1), decided at 2, offered at 3; token 1 (came at 1) is read
     # when token 0 is decided (2) and compared with token 0: decided at 2 + 2 + 1, offered at 6
     assert cycles.merge_decisions([0, 1], cycles.merge_compares([0b0, 0b1], 1)) == [3, 6]
-    # far apart, a threshold that merges nothing: token 2 is compared with both representatives
-    assert cycles.merge_compares([0b0011, 0b1100, 0b0101, 0b0011], 1) == [0, 1, 2, 1]
+    # token 2 is close to neither representative: one a cycle, two cycles; a group of two, one cycle
+    vecs = [0b0011, 0b1100, 0b0101, 0b0011]
+    assert cycles.merge_compares(vecs, 1, group=1) == [0, 1, 2, 1]
+    assert cycles.merge_compares(vecs, 1, group=2) == [0, 1, 1, 1]
+    # representatives 0, 2 and 4 (1 and 3 merged): groups {0, 1}, {2, 3}, {4, 5}: three cycles for token 5
+    assert cycles.merge_compares([0, 0, 0xF0, 0xF0, 0xF00, 0xF000], 0, group=2) == [0, 1, 1, 2, 2, 3]
     assert cycles.merge_compares([1, 2, 3], -1) == [0, 0, 0]
 
 
 def test_merge_compares_follow_the_reference():
     for th, vecs in merge_images(16, 64, 30, SEED + 2):
         rep, _ = ref.merge(vecs, th)
-        comps = cycles.merge_compares(vecs, th)
+        comps = cycles.merge_compares(vecs, th, group=1)
         for j, c in enumerate(comps):   # a merged token's count ends at its representative
             reps_before = sum(1 for i in range(j) if rep[i] == i)
             if th < 0:
