@@ -124,12 +124,12 @@ class TileLoader(wiring.Component):
         tile_end = got & rd.o.payload.last
         beat = rd.o.payload.data
         m.d.comb += rd.o.ready.eq(1)
-        side = [beat.word_select(k, SIDE_BITS)[:FORMATS.acc_bits] for k in range(BEAT_BITS // SIDE_BITS)]
+        lanes = Cat(*(beat.word_select(k, SIDE_BITS)[:FORMATS.acc_bits] for k in range(BEAT_BITS // SIDE_BITS)))
         m.d.comb += [
             self.b_wr.addr.eq(cur.b_row),
-            self.b_wr.data.as_value().eq(Cat(*side).replicate(self.b_beats)),
+            self.b_wr.data.as_value().eq(lanes.replicate(self.b_beats)),
             self.th_wr.addr.eq(cur.th_row + row),
-            self.th_wr.data.as_value().eq(Cat(*side).replicate(self.th_beats)),
+            self.th_wr.data.as_value().eq(lanes.replicate(self.th_beats)),
             self.w_wr.addr.eq(row),
             self.w_wr.data.as_value().eq(beat.replicate(self.w_beats)),
         ]
