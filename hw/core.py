@@ -340,11 +340,10 @@ class Core(wiring.Component):
                      halt.i.payload.token.eq(hin_tok), halt.i.payload.final.eq(0), halt.i.payload.x.eq(hin_x)]
         halt_c = (prm["halt_channel"] >> log2(P))[:max(1, (g.dc - 1).bit_length())]  # the halting channel's chunk of D
         halt_lane = prm["halt_channel"][:log2(P)]
-        # the halting lane's residual add (core_passes), again on operands selected first: the same value as
-        # that lane of the add's output, without a lane multiplexer behind the adder and the clamp
-        hin_sum = Signal(signed(fmt.acc_bits + 1))
-        m.d.comb += hin_sum.eq(xval.as_value().word_select(halt_lane, fmt.res_bits).as_signed()
-                               + ao_acc.as_value().word_select(Cat(halt_lane, ao_half), fmt.acc_bits).as_signed())
+        # the halting lane of the residual add's output (core_passes): one lane multiplexer of res_bits behind
+        # the adder and the clamp (selecting both operands first took two wider multiplexers: 0.6 k LUT)
+        hin_x_lane = Signal(signed(fmt.res_bits))
+        m.d.comb += hin_x_lane.eq(x_w.data.as_value().word_select(halt_lane, fmt.res_bits).as_signed())
         # readout
         lo_dmask = dmask.word_select(lo.tag.c, P)  # the channels among the LIF row's lanes
         m.d.comb += [head.i.payload.chunk.eq(lo.tag.c), head.i.payload.spike.eq(lo.spike & lo_dmask),

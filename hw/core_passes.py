@@ -52,10 +52,10 @@ def pass_states(c):
         c.half, c.half_valid, c.half_tag)
     # the LIF layer's input, attention, spike memories, halting input, classifier
     (lif, li, lif_from_res, lif_from_y, lif_th0, lif_ml, lif_to, OUT_ROW, att, kv_acs, kv_add, y_add,
-     dh, qm_r, sin_r, zm_r, hin_valid, hin_tok, hin_x, hin_sum, halt_c, head) = (
+     dh, qm_r, sin_r, zm_r, hin_valid, hin_tok, hin_x, hin_x_lane, halt_c, head) = (
         c.lif, c.li, c.lif_from_res, c.lif_from_y, c.lif_th0, c.lif_ml, c.lif_to, c.OUT_ROW, c.att,
         c.kv_acs, c.kv_add, c.y_add, c.dh, c.qm_r, c.sin_r, c.zm_r, c.hin_valid, c.hin_tok, c.hin_x,
-        c.hin_sum, c.halt_c, c.head)
+        c.hin_x_lane, c.halt_c, c.head)
 
     def start_step():
         """A time step begins: X reads of the active tokens return E until their first residual add."""
@@ -176,7 +176,7 @@ def pass_states(c):
                                  li.tag.to.eq(Mux(feed_min, SPIKES_S, SPIKES_OUT)), lif_from_res.eq(1)]
                 with m.If(res_valid & (half_tag.c == halt_c) & dest["last"] & ~dense):
                     m.d.sync += [hin_valid.eq(1), hin_tok.eq(half_tag.tok),
-                                 hin_x.eq(saturate(hin_sum, fmt.res_bits))]
+                                 hin_x.eq(hin_x_lane)]
 
     # membrane rows of block l (hw.loader.Geometry.stride), bias and threshold rows of its layers
     # (packing.weight_layout: q, k, v, proj, fc1, fc2)
