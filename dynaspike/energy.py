@@ -48,7 +48,7 @@ class Coefficients:
     toggles_per_attn_ac: float = 12.43  # attention unit, per K^T V or Q (K^T V) accumulate
     toggles_per_lif_lane: float = 403.17  # LIF layer, per lane update (its pipeline moves every pass cycle)
     toggles_per_dsp_op: float = 194.57  # embedding and classifier (readout counts included), per DSP operation
-    toggles_per_cycle: float = 4707.55  # the rest (sequencer, event generator, residual adds, the wires
+    toggles_per_cycle: float = 4652.55  # the rest (sequencer, event generator, residual adds, the wires
     #                                     between components, merge, halting, registers), per active cycle
 
     def to_dict(self) -> dict:
