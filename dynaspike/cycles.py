@@ -191,11 +191,6 @@ def embed_token_ends(nnzs, chunks: int, bpt: int) -> list:
         ends.append(end)
     return ends
 
-
-def embed_stream_end(nnzs, chunks: int, bpt: int) -> int:
-    """The last token's :func:`embed_token_ends`."""
-    return embed_token_ends(nnzs, chunks, bpt)[-1]
-
 #: LIF layer with stored membranes (hw/lif_layer.py): membrane read, then update into the output register.
 LIF_LAYER_LATENCY = 2
 

@@ -110,3 +110,10 @@ def test_embed_verilator():
 
     run_cocotb("embed", Embedding, {"lanes": 16, "max_dim": 64, "max_patch_dim": 16, "max_tokens": 16},
                "tb_embed", {"seed": SEED})
+
+
+def test_embed_token_ends_by_hand():
+    """Token k starts when its window is in ((k + 1) * bpt) and token k - 1 is done: 2 chunks, 4 beats per
+    window; windows of 6, 0 and 1 non-zero pixels take 2 x 3, 2 x 1 and 2 x 1 cycles."""
+    assert cycles.embed_token_ends([6, 0, 1], 2, 4) == [4 + 6, 10 + 2, 12 + 2]
+    assert cycles.embed_token_ends([0, 0], 1, 8) == [9, 17]   # the stream, not the embedding, sets the pace
