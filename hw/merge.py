@@ -1,4 +1,4 @@
-"""Token merge at the embedding (docs/integer_model.md, step 2), one earlier representative compared per cycle.
+"""Token merge at the embedding (docs/integer_model.md, step 2), a group of earlier tokens compared per cycle.
 
 Tokens ``j = 0 .. n-1`` arrive in order with their spike vectors ``B[j]`` (D bits: the spikes block 0's
 input LIF emits at step 0 from rest, ``E >= 2 * res_threshold``). The first earlier *representative*
@@ -6,10 +6,11 @@ input LIF emits at step 0 from rest, ``E >= 2 * res_threshold``). The first earl
 ``size[i] += 1``; otherwise ``j`` is a representative with ``size[j] = 1``. A negative threshold never
 merges. ``size`` of a merged token is 0, so the sizes of a packet always sum to ``n``.
 
-The vectors go into a memory as they arrive (N rows of D bits), and the unit compares each token with the
-earlier representatives one a cycle, in index order, until one is close: one popcount of D bits instead
-of one per earlier token (N x D bits of registers and N popcounts in parallel before), so its size grows
-with D + N, not D x N, which the seeds' 64 tokens of 384 channels need (issue 11).
+The vectors go into a memory as they arrive (N rows of D bits), and the unit compares each token with its
+earlier representatives a group of ``group`` consecutive token indices a cycle, in index order, until one is
+close: ``group`` popcounts of D bits instead of one per earlier token (N x D bits of registers and N
+popcounts in parallel before), so its size grows with ``group x (D + N)``, not D x N, which the seeds' 64
+tokens of 384 channels need (issue 11).
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
