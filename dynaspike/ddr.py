@@ -226,6 +226,26 @@ def bursts(addr: int, beats: int, burst: int = 16) -> list:
     return out
 
 
+def _schedule(commands, data_after: int, done_after: int, burst: int, outstanding: int) -> list:
+    """What :func:`read_schedule` and :func:`write_schedule` share (``hw.axi_master``'s rules): the master
+    addresses a command's first burst the cycle after accepting it, then one burst a cycle while fewer than
+    ``outstanding`` are open (a burst closes the cycle after it is done), and accepts the next command the
+    cycle after addressing this one's last burst. A burst's data starts ``data_after`` cycles after its
+    address, or right after the burst before; it is done ``done_after`` cycles after its last beat.
+    Returns each command's ``(accepted, done)`` (a command of 0 beats: its acceptance)."""
+    last, done, out, accept = [], [], [], 0
+    for addr, beats in commands:
+        a = accept
+        for n in bursts(addr, beats, burst):
+            i = len(done)
+            a = max(a + 1, done[i - outstanding] + 1 if i >= outstanding else 0)
+            last.append(max(a + data_after, last[-1] + 1 if last else 0) + n - 1)
+            done.append(last[-1] + done_after)
+        out.append((accept, done[-1] if beats else accept))
+        accept = a + 1
+    return out
+
+
 def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int = 4) -> list:
     """``(accepted, last)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_reader.AxiReader``
     is offered back to back from cycle 0: the cycle it is accepted and the cycle of its last beat (a
@@ -238,18 +258,7 @@ def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int
     beat), and accepts the next command the cycle after addressing this one's last burst."""
     if not isinstance(read_latency, int) or read_latency < 1:
         raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
-    ar, last, out, accept = [], [], [], 0
-    for addr, beats in commands:
-        a = accept
-        for n in bursts(addr, beats, burst):
-            i = len(ar)
-            a = max(a + 1, last[i - outstanding] + 1 if i >= outstanding else 0)
-            first = max(a + read_latency, last[-1] + 1 if last else 0)
-            ar.append(a)
-            last.append(first + n - 1)
-        out.append((accept, last[-1] if beats else accept))
-        accept = a + 1
-    return out
+    return _schedule(commands, read_latency, 0, burst, outstanding)
 
 
 def write_schedule(commands, response_latency: int, burst: int = 16, outstanding: int = 4) -> list:
@@ -265,19 +274,7 @@ def write_schedule(commands, response_latency: int, burst: int = 16, outstanding
     the burst before; the next command is accepted the cycle after this one's last burst is addressed."""
     if not isinstance(response_latency, int) or response_latency < 1:
         raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
-    aw, w_last, resp, out, accept = [], [], [], [], 0
-    for addr, beats in commands:
-        a = accept
-        for n in bursts(addr, beats, burst):
-            i = len(aw)
-            a = max(a + 1, resp[i - outstanding] + 1 if i >= outstanding else 0)
-            first = max(a + 2, w_last[-1] + 1 if w_last else 0)
-            aw.append(a)
-            w_last.append(first + n - 1)
-            resp.append(w_last[-1] + response_latency)
-        out.append((accept, resp[-1] if beats else accept))
-        accept = a + 1
-    return out
+    return _schedule(commands, 2, response_latency, burst, outstanding)
 
 
 def read_cycles(addr: int, beats: int, read_latency: int, burst: int = 16, outstanding: int = 4) -> int:
