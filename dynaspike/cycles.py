@@ -94,20 +94,16 @@ def halt_cycles(tokens: int) -> int:
 MERGE_GROUP = 4
 
 
-def merge_compares(bits, threshold: int, group: int = MERGE_GROUP) -> list:
-    """Per token of one image (spike vectors as ints), the cycles the token merge (hw/merge.py) compares it:
-    the groups of ``group`` consecutive token indices that hold an earlier representative, in index order,
-    up to the group of the first close one (``popcount(a ^ b) <= threshold``), all of them if none is close;
-    0 for every token when ``threshold`` < 0."""
-    reps, out = [], []                   # reps: (index, vector) of the representatives so far
-    for j, b in enumerate(bits):
-        rep = None
-        if threshold >= 0:
-            rep = next((i for i, r in reps if bin(r ^ b).count("1") <= threshold), None)
-        stop = 0 if threshold < 0 else j if rep is None else rep + 1
-        out.append(len({i // group for i, _ in reps if i < stop}))
-        if rep is None:
-            reps.append((j, b))
+def merge_compares(rep, merging: bool, group: int = MERGE_GROUP) -> list:
+    """Per token of one image, the cycles the token merge (hw/merge.py) compares it, given every token's
+    representative ``rep`` (the merge's outcome: the golden model's, or ``hw.reference.merge``): the groups
+    of ``group`` consecutive token indices that hold an earlier representative, in index order, up to the
+    group of its own representative if it was merged, all of them if not; 0 for every token when not
+    ``merging`` (a negative threshold: nothing is compared)."""
+    out = []
+    for j, r in enumerate(rep):
+        stop = 0 if not merging else j if r == j else r + 1
+        out.append(len({i // group for i in range(stop) if rep[i] == i}))
     return out
 
 

@@ -94,7 +94,8 @@ def test_merge_decides_each_token_when_the_cycle_model_says(idle, group, N):
     for k, (th, vecs) in enumerate(images):
         n = len(vecs)
         arrivals, offered = in_cycles[pos:pos + n], mon.cycles[pos:pos + n]
-        assert offered == cycles.merge_decisions(arrivals, cycles.merge_compares(vecs, th, group)), f"image {k}"
+        compares = cycles.merge_compares(ref.merge(vecs, th)[0], th >= 0, group)
+        assert offered == cycles.merge_decisions(arrivals, compares), f"image {k}"
         if idle == 0.0:
             assert arrivals == list(range(arrivals[0], arrivals[0] + n)), f"image {k}: a token waited"
             if pos:   # the image's first token came the cycle after the last one's decision was made
@@ -105,28 +106,30 @@ def test_merge_decides_each_token_when_the_cycle_model_says(idle, group, N):
 def test_merge_timing_by_hand():
     # token 0: read the cycle after it came (1), decided at 2, offered at 3; token 1 (came at 1) is read
     # when token 0 is decided (2) and compared with token 0: decided at 2 + 2 + 1, offered at 6
-    assert cycles.merge_decisions([0, 1], cycles.merge_compares([0b0, 0b1], 1)) == [3, 6]
+    assert cycles.merge_decisions([0, 1], cycles.merge_compares([0, 0], True)) == [3, 6]
     # token 2 is close to neither representative: one a cycle, two cycles; a group of two, one cycle
-    vecs = [0b0011, 0b1100, 0b0101, 0b0011]
-    assert cycles.merge_compares(vecs, 1, group=1) == [0, 1, 2, 1]
-    assert cycles.merge_compares(vecs, 1, group=2) == [0, 1, 1, 1]
+    rep = ref.merge([0b0011, 0b1100, 0b0101, 0b0011], 1)[0]
+    assert rep == [0, 1, 2, 0]
+    assert cycles.merge_compares(rep, True, group=1) == [0, 1, 2, 1]
+    assert cycles.merge_compares(rep, True, group=2) == [0, 1, 1, 1]
     # representatives 0, 2 and 4 (1 and 3 merged): groups {0, 1}, {2, 3}, {4, 5}: three cycles for token 5
-    assert cycles.merge_compares([0, 0, 0xF0, 0xF0, 0xF00, 0xF000], 0, group=2) == [0, 1, 1, 2, 2, 3]
-    assert cycles.merge_compares([1, 2, 3], -1) == [0, 0, 0]
+    assert cycles.merge_compares([0, 0, 2, 2, 4, 5], True, group=2) == [0, 1, 1, 2, 2, 3]
+    assert cycles.merge_compares([0, 1, 2], False) == [0, 0, 0]
 
 
 def test_merge_compares_follow_the_reference():
+    """One a cycle, a merged token is compared with the representatives up to its own, a representative
+    with all the earlier ones."""
     for th, vecs in merge_images(16, 64, 30, SEED + 2):
         rep, _ = ref.merge(vecs, th)
-        comps = cycles.merge_compares(vecs, th, group=1)
-        for j, c in enumerate(comps):   # a merged token's count ends at its representative
-            reps_before = sum(1 for i in range(j) if rep[i] == i)
+        comps = cycles.merge_compares(rep, th >= 0, group=1)
+        for j, c in enumerate(comps):
             if th < 0:
                 assert c == 0
             elif rep[j] != j:
                 assert c == sum(1 for i in range(rep[j] + 1) if rep[i] == i)
             else:
-                assert c == reps_before
+                assert c == sum(1 for i in range(j) if rep[i] == i)
 
 
 def test_reference_merge_rule():

@@ -86,13 +86,10 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     # (cycles.embed_token_ends); each token's vector then goes to the merge, which decides the tokens in
     # order (cycles.merge_decisions); the front ends with the last decision. The image's first window
     # costs its beats ("img"), the rest is "emb".
-    bits = tr["merge_bits"]                            # (B, N, D) the merge's spike vectors
-    th = -1 if dense else model.params.merge_threshold
-    weights = 1 << np.arange(D, dtype=object)
+    merging = not dense and model.params.merge_threshold >= 0
     for b, row in enumerate(nnz.tolist()):
-        vecs = [int((bits[b, k].astype(object) * weights).sum()) for k in range(N)]
         arrivals = [e + EMB_EXTRA for e in cy.embed_token_ends(row, ech, bpt)]
-        by["emb"][b] = cy.merge_decisions(arrivals, cy.merge_compares(vecs, th))[-1] - bpt
+        by["emb"][b] = cy.merge_decisions(arrivals, cy.merge_compares(rep[b].tolist(), merging))[-1] - bpt
     by["img"][:] = bpt
     by["head"][:] = head_tail(cfg)
 
