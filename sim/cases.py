@@ -6,7 +6,7 @@ first, so a failure can be reproduced from the seed in the test log.
 
 import random
 
-from dynaspike import cycles
+from dynaspike import cycles, ddr
 from dynaspike.formats import FORMATS
 from dynaspike.packing import BEAT_BYTES
 
@@ -278,3 +278,22 @@ def read_commands(seed: int, count: int = 12) -> list:
     cmds = [(0x1000, 1), (0x2000, 16), (0x2078, 3), (0x0FF8, 2), (0x3000, 0), (0x4008, 40)]
     cmds += [(rng.randrange(0, 1 << 20) * 8, rng.choice([1, 2, 15, 16, 17, 33, 100])) for _ in range(count)]
     return cmds
+
+
+def tile_commands(cfg, lanes: int, base: int) -> list:
+    """``hw.tile_loader.TileLoader`` commands for every tile of a weight buffer at byte address ``base``
+    (``dynaspike.ddr.tiles``), each writing where the on-chip layout keeps that tile's rows, so that the
+    memories end up as ``packing.memory_images``."""
+    return [{"addr": base + t["offset"], "fan_in": t["fan_in"], "thresholds": t["thresholds"],
+             "w_base": t["w_base"], "b_row": t["b_row"], "th_row": t["th_row"] or 0} for t in ddr.tiles(cfg, lanes)]
+
+
+def write_granules(rows: dict, addr: int, en: int, value: int, lanes: int, bits: int, granules: int):
+    """Apply one cycle of a granular memory write port (``en`` one bit per granule, ``value`` the row of
+    ``lanes`` signed ``bits``-bit lanes) to ``rows`` (row -> list of lanes; None where never written), as
+    the memory would."""
+    data = ddr.unpack_lanes(value.to_bytes(lanes * bits // 8, "little"), lanes, bits).tolist()
+    row, per = rows.setdefault(addr, [None] * lanes), lanes // granules
+    for g in range(granules):
+        if en >> g & 1:
+            row[g * per:(g + 1) * per] = data[g * per:(g + 1) * per]

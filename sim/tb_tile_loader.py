@@ -16,16 +16,12 @@ from dynaspike import ddr
 from dynaspike.artifact import IntModel
 from dynaspike.packing import memory_images
 from sim import cocotb_tb as tb
+from sim.cases import tile_commands, write_granules
 from sim.runner import tb_params
 
 TIMEOUT_MS = tb.TIMEOUT_MS
 RAM_BYTES = 1 << 22
 BASE = 0x1F_FFC8    # not burst-aligned: bursts split inside tiles, and one run crosses a 4 KiB page
-
-
-def lanes_of(value: int, count: int, bits: int) -> list:
-    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
-    return [(((value >> (bits * k)) & mask) ^ sign) - sign for k in range(count)]
 
 
 async def watch_writes(dut, mem: dict, stamps: dict):
@@ -48,14 +44,8 @@ async def watch_writes(dut, mem: dict, stamps: dict):
             en = int(getattr(dut, f"{port}__en").value)
             if not en:
                 continue
-            addr = int(getattr(dut, f"{port}__addr").value)
-            lanes = lanes_of(int(getattr(dut, f"{port}__data").value), n, bits)
-            granules = len(getattr(dut, f"{port}__en"))
-            per = n // granules
-            row = mem[name].setdefault(addr, [None] * n)
-            for g in range(granules):
-                if en >> g & 1:
-                    row[g * per:(g + 1) * per] = lanes[g * per:(g + 1) * per]
+            write_granules(mem[name], int(getattr(dut, f"{port}__addr").value), en,
+                           int(getattr(dut, f"{port}__data").value), n, bits, len(getattr(dut, f"{port}__en")))
 
 
 async def run(dut, pause: float, seed: int, exact: bool):
@@ -70,9 +60,7 @@ async def run(dut, pause: float, seed: int, exact: bool):
     cocotb.start_soon(watch_writes(dut, mem, stamps))
     src = tb.source(dut, "cmd", pause, params["seed"] + seed + 7)
     lay = dut_layout(params)
-    for t in tiles:
-        cmd = {"addr": BASE + t["offset"], "fan_in": t["fan_in"], "thresholds": t["thresholds"],
-               "w_base": t["w_base"], "b_row": t["b_row"], "th_row": t["th_row"] or 0}
+    for cmd in tile_commands(model.config, P, BASE):
         await src.send(tb.PayloadTransaction(payload=tb.pack(lay, cmd)))
     beats = sum(t["bytes"] for t in tiles) // ddr.BEAT_BYTES
     while len(stamps["r"]) < beats:   # every write happens in the cycle of its beat

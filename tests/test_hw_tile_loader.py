@@ -18,16 +18,10 @@ from dynaspike.cycles import ACC_ROWS
 from dynaspike.packing import memory_images, weight_layout
 from hw.tile_loader import TileLoader
 from sim import amaranth_tb as atb
+from sim.cases import tile_commands, write_granules
 
 SLVERR = 2
 BASE = 0x10_0040    # the buffer's byte address: not burst-aligned, so bursts split inside tiles
-
-
-def tile_commands(cfg, lanes: int, base: int = BASE) -> list:
-    """One command per tile of the weight buffer, each writing where the on-chip layout keeps that tile's
-    rows (so the memories end up as ``memory_images``)."""
-    return [{"addr": base + t["offset"], "fan_in": t["fan_in"], "thresholds": t["thresholds"],
-             "w_base": t["w_base"], "b_row": t["b_row"], "th_row": t["th_row"] or 0} for t in ddr.tiles(cfg, lanes)]
 
 
 def make_loader(cfg, lanes: int, **kw) -> TileLoader:
@@ -35,11 +29,6 @@ def make_loader(cfg, lanes: int, **kw) -> TileLoader:
     max_fan_in = max(v["fan_in"] for k, v in weight_layout(cfg, lanes).items() if not k.startswith("_"))
     # one threshold row more: a layer's last tile of one chunk writes a padding row after its own
     return TileLoader(lanes, max_fan_in, rows["weights"], rows["biases"], rows["thresholds"] + 1, **kw)
-
-
-def lanes_of(value: int, count: int, bits: int) -> list:
-    return [((value >> (bits * k)) & ((1 << bits) - 1)) - (((value >> (bits * k + bits - 1)) & 1) << bits)
-            for k in range(count)]
 
 
 def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_idle=0.0, error_at=(),
@@ -89,12 +78,7 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
             for k, (name, (port, n, bits)) in enumerate(ports.items()):
                 en, addr, row = vals[3 * k], vals[3 * k + 1], vals[3 * k + 2]
                 if en:
-                    per = n // len(port.en)
-                    data = lanes_of(row, n, bits)
-                    old = written[name].setdefault(addr, [None] * n)
-                    for gi in range(len(port.en)):
-                        if en >> gi & 1:
-                            old[gi * per:(gi + 1) * per] = data[gi * per:(gi + 1) * per]
+                    write_granules(written[name], addr, en, row, n, bits, len(port.en))
                     state["last_write"].append(now)
                     state["writes"][name] += 1
                     if name == "w":
@@ -143,7 +127,7 @@ def check_memories(written, state, model, lanes, cmds):
 @pytest.mark.parametrize("lanes", [8, 16])
 def test_every_tile_lands_where_the_on_chip_layout_keeps_it_in_the_predicted_cycles(lanes):
     model = random_intmodel(TINY_CFG, seed=3)
-    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes)
+    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes, BASE)
     dut = make_loader(TINY_CFG, lanes)
     for latency in (1, 9):
         written, state = run_tiles(dut, image, cmds, latency=latency)
@@ -163,7 +147,7 @@ def test_every_tile_lands_where_the_on_chip_layout_keeps_it_in_the_predicted_cyc
 def test_random_gaps_and_address_stalls_change_nothing_but_time():
     lanes = 8
     model = random_intmodel(TINY_CFG, seed=4)
-    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes)
+    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes, BASE)
     written, state = run_tiles(make_loader(TINY_CFG, lanes), image, cmds, latency=3, ar_idle=0.5, r_idle=0.4, seed=5)
     check_memories(written, state, model, lanes, cmds)
     assert state["error"] == 0
@@ -172,7 +156,7 @@ def test_random_gaps_and_address_stalls_change_nothing_but_time():
 def test_an_error_response_is_kept_and_the_tile_still_ends():
     lanes = 8
     model = random_intmodel(TINY_CFG, seed=4)
-    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes)
+    image, cmds = ddr.pack_weights(model, lanes), tile_commands(TINY_CFG, lanes, BASE)
     written, state = run_tiles(make_loader(TINY_CFG, lanes), image, cmds[:2], error_at={cmds[1]["addr"] + 16})
     assert (state["error"], state["resp"]) == (1, SLVERR)
 
