@@ -33,6 +33,13 @@ from .packing import SECTIONS, SPIKE_LAYERS, PackingError, layer_tensors, memory
 
 #: Bytes per beat of the AXI HP port (64 bits a cycle in each direction).
 BEAT_BYTES = 8
+#: Beats per burst at most: the Zynq-7000 HP ports are AXI3, whose INCR bursts are 16 beats at most.
+BURST = 16
+#: Bursts the AXI masters keep in flight (``hw.axi_master``). Membrane runs are short (24 beats: 16 + 8 at
+#: the burst blocks), so 4 bursts of 12 beats on average do not cover a 40-cycle read latency (19 % over the
+#: run's beats, against 2.7 % with 8; docs/hardware.md, "DDR mode"). 8 is the HP ports' AFI command queue
+#: depth as UG1085 gives it for the Zynq UltraScale+; UG585 (Zynq-7000) was not checked for the exact figure.
+OUTSTANDING = 8
 #: Bits per lane of a tile's bias and threshold rows: the model packet's (``packing.SECTIONS``)
 SIDE_BITS = {name: bits for _, name, bits in SECTIONS}["biases"]
 #: The LIF layers of a block whose membranes persist across time steps, as the golden model names them.
@@ -215,7 +222,7 @@ class Memory:
             raise ValueError(f"Memory.ports is 1 (shared) or 2 (membranes on their own), not {self.ports}")
 
 
-def bursts(addr: int, beats: int, burst: int = 16) -> list:
+def bursts(addr: int, beats: int, burst: int = BURST) -> list:
     """The burst lengths ``hw.axi_master`` splits a read or write of ``beats`` beats at byte address
     ``addr`` into: each up to the end of its aligned block of ``burst`` beats."""
     out, beat = [], addr // BEAT_BYTES
@@ -246,7 +253,7 @@ def _schedule(commands, data_after: int, done_after: int, burst: int, outstandin
     return out
 
 
-def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int = 4) -> list:
+def read_schedule(commands, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
     """``(accepted, last)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_reader.AxiReader``
     is offered back to back from cycle 0: the cycle it is accepted and the cycle of its last beat (a
     command of 0 beats: its acceptance). Exact for a memory that puts a burst's first beat on R
@@ -261,7 +268,7 @@ def read_schedule(commands, read_latency: int, burst: int = 16, outstanding: int
     return _schedule(commands, read_latency, 0, burst, outstanding)
 
 
-def write_schedule(commands, response_latency: int, burst: int = 16, outstanding: int = 4) -> list:
+def write_schedule(commands, response_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
     """``(accepted, response)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_writer.AxiWriter``
     is offered back to back from cycle 0, with its data beats always offered: the cycle it is accepted and
     the cycle of its last burst's write response (a command of 0 beats: its acceptance). Exact for a memory
@@ -277,7 +284,7 @@ def write_schedule(commands, response_latency: int, burst: int = 16, outstanding
     return _schedule(commands, 2, response_latency, burst, outstanding)
 
 
-def read_cycles(addr: int, beats: int, read_latency: int, burst: int = 16, outstanding: int = 4) -> int:
+def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> int:
     """Cycles one command of :func:`read_schedule` takes on an idle reader, from its acceptance to its last
     beat, both counted (1 for a command of 0 beats)."""
     (accepted, last), = read_schedule([(addr, beats)], read_latency, burst, outstanding)

@@ -3,19 +3,17 @@ beat layouts, the checks of their shape, and ``AxiMaster``, their base: a comman
 address channel (AR or AW) and the sticky error of the responses (R or B).
 
 A command ``(addr, beats)`` (``addr`` a byte address, its bits below a beat ignored) is served as INCR bursts
-of at most ``burst`` beats (16: the Zynq-7000 HP ports are AXI3, whose bursts are 16 beats at most), each
-inside one aligned block of ``burst`` beats, so no burst crosses a 4 KiB boundary; ID 0 throughout (the slave
-answers in order). A response other than OKAY sets ``error`` (sticky until ``clear``) and keeps the first
-such response in ``resp``; the data still flows, so a command always ends (its user decides what an error
-means).
+of at most ``burst`` beats (``dynaspike.ddr.BURST``, 16: the Zynq-7000 HP ports are AXI3), each inside one
+aligned block of ``burst`` beats, so no burst crosses a 4 KiB boundary, with up to ``outstanding``
+(``dynaspike.ddr.OUTSTANDING``) in flight; ID 0 throughout (the slave answers in order). A response other
+than OKAY sets ``error`` (sticky until ``clear``) and keeps the first such response in ``resp``; the data
+still flows, so a command always ends (its user decides what an error means).
 """
 
 from amaranth.hdl import Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-BURST = 16          # beats: the AXI3 limit of the Zynq-7000 HP ports
-OUTSTANDING = 4     # bursts in flight
 OKAY = 0
 
 

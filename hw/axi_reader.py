@@ -23,7 +23,9 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from .axi_master import BURST, OUTSTANDING, AxiMaster, address_members
+from dynaspike.ddr import BURST, OUTSTANDING
+
+from .axi_master import AxiMaster, address_members
 
 
 def axi_read_signature(addr_bits: int = 32, data_bits: int = 64, id_bits: int = 1) -> wiring.Signature:

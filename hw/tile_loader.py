@@ -30,11 +30,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import ACC_ROWS
-from dynaspike.ddr import BEAT_BYTES, SIDE_BITS
+from dynaspike.ddr import BEAT_BYTES, BURST, OUTSTANDING, SIDE_BITS
 from dynaspike.formats import FORMATS
 
 from .accumulate import write_signature
-from .axi_master import BURST, OUTSTANDING
 from .axi_reader import AxiReader, axi_read_signature
 
 BEAT_BITS = 8 * BEAT_BYTES

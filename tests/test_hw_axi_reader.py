@@ -20,7 +20,7 @@ def word(addr: int) -> int:
     return (addr * 0x9E3779B97F4A7C15 + 0x1234) & ((1 << 64) - 1)
 
 
-def run_reader(cmds, *, burst=16, outstanding=4, stall=0.0, ar_idle=0.0, r_idle=0.0, error_at=(), seed=SEED,
+def run_reader(cmds, *, burst=ddr.BURST, outstanding=ddr.OUTSTANDING, stall=0.0, ar_idle=0.0, r_idle=0.0, error_at=(), seed=SEED,
                latency=1):
     """Run ``cmds`` through an AxiReader, each burst's first beat ``latency`` cycles after its address at the
     earliest; return (beats out as (data, last), AR log, state: max bursts in flight, error, resp, the
@@ -88,7 +88,7 @@ def test_reader_reads_every_beat_in_bursts_that_stay_inside_their_block(stall, a
         assert (arsize, arburst) == (3, 1) and arlen <= 15
         assert addr // 128 == (addr + 8 * arlen) // 128, f"burst {addr:#x}+{arlen + 1} leaves its 16-beat block"
     assert sum(arlen + 1 for _, arlen, _, _ in ars) == sum(n for _, n in cmds)
-    assert 1 <= state["max_in_flight"] <= 4
+    assert 1 <= state["max_in_flight"] <= ddr.OUTSTANDING
     assert (state["error"], state["busy"]) == (0, 0)
 
 

@@ -21,7 +21,7 @@ def data_of(a: int, k: int) -> int:
     return ((a + 8 * k) * 0x2545F4914F6CDD1D + k) & ((1 << 64) - 1)
 
 
-def run_writer(cmds, *, burst=16, outstanding=4, idle=0.0, aw_idle=0.0, w_idle=0.0, b_delay=0,
+def run_writer(cmds, *, burst=ddr.BURST, outstanding=ddr.OUTSTANDING, idle=0.0, aw_idle=0.0, w_idle=0.0, b_delay=0,
                error_bursts=(), seed=SEED):
     """Run ``cmds`` through an AxiWriter; return (memory {byte address: beat}, AW log, max bursts waiting for a
     response, state at the end)."""
@@ -106,7 +106,7 @@ def test_writer_writes_every_beat_in_bursts_that_stay_inside_their_block(idle, a
     for addr, awlen, awsize, awburst in aws:
         assert (awsize, awburst) == (3, 1) and awlen <= 15
         assert addr // 128 == (addr + 8 * awlen) // 128, f"burst {addr:#x}+{awlen + 1} leaves its 16-beat block"
-    assert 1 <= state["max_waiting"] <= 4
+    assert 1 <= state["max_waiting"] <= ddr.OUTSTANDING
     assert state["error"] == 0
 
 
