@@ -9,8 +9,9 @@ spike is a single event with ``present = 0`` and ``last = 1`` that emits the bia
 
 Weights (block RAM) and biases (distributed RAM: a shallow, wide memory) live in memories owned by the
 engine and written at run time through ``w_wr`` / ``b_wr`` (one row per cycle, no backpressure); nothing is
-baked into the bitstream. Reads are
-not transparent: writing a row while an event reads it gives the old row, so load before computing.
+baked into the bitstream. A weight write takes the weight memory's port A, which the first spike slot
+reads, so the engine accepts no event in a cycle with a weight write: DDR mode's tile loader
+(``hw.tile_loader``) writes the next tile's rows into one bank while the engine reads the other.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
@@ -95,8 +96,11 @@ class AccumulateEngine(wiring.Component):
 
     Contract (``dynaspike.cycles``): one cycle per event (up to ``spikes`` present spikes, or an empty row);
     the result of a row is valid ``ACC_LATENCY`` (3) cycles after its last event's transfer; rows follow
-    each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls only on
-    backpressure: while a result waits on ``o.ready``, the next event that needs the accumulators waits.
+    each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls on
+    backpressure (while a result waits on ``o.ready``, the next event that needs the accumulators waits) and
+    in a cycle with a weight write (``w_wr.en``: the write takes the read port of slot 0). A weight write
+    must not come while a result waits on ``o.ready`` (it would replace the row read for the event held in
+    stage 1); the core takes every result at once.
 
     The sum is exact as long as it fits ``acc_bits``, which the artifact loader guarantees for every layer
     (``|bias| + sum|w| <= acc_max``); beyond that it wraps modulo ``2**acc_bits``.
@@ -170,9 +174,10 @@ class AccumulateEngine(wiring.Component):
         # Block RAM reads only what an accepted event needs (a disabled port holds its data), so the
         # memories' read power follows the spikes, as dynaspike/energy.py counts it: the present slots'
         # weight rows, and the bias row on a row's first event.
-        take = advance & self.i.valid
-        m.d.comb += [self.i.ready.eq(advance), b_rd.en.eq(take & first), b_rd.addr.eq(ev.b_row)]
-        # one weight read per present slot (writes happen only while no events flow)
+        accept = advance & ~self.w_wr.en.any()
+        take = accept & self.i.valid
+        m.d.comb += [self.i.ready.eq(accept), b_rd.en.eq(take & first), b_rd.addr.eq(ev.b_row)]
+        # one weight read per present slot (a write's cycle takes no event: it has slot 0's port)
         w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)],
                                          [take & ev.present[k] for k in range(K)])
         # for tests: the reads of this cycle (the weight ports' own, without the loader's writes)
@@ -182,8 +187,8 @@ class AccumulateEngine(wiring.Component):
         bias = Signal(self.acc_shape)
         with m.If(advance):
             # Stage 0 -> 1: accept an event and start its reads.
-            m.d.sync += s1_valid.eq(self.i.valid)
-            with m.If(self.i.valid):
+            m.d.sync += s1_valid.eq(take)
+            with m.If(take):
                 m.d.sync += [s1.present.eq(ev.present), s1.last.eq(ev.last), s1.first.eq(first),
                              first.eq(ev.last), s1.tag.eq(ev.tag)]
             # Stage 1 -> 2: the sum of the present slots' weight rows, lane by lane.

@@ -103,6 +103,41 @@ def test_accumulate_cycles_match_model():
     assert mon.cycles[-1] - start == cycles.acc_cycles(counts)
 
 
+def test_a_weight_write_takes_one_event_cycle_and_the_other_bank_reads_on():
+    # DDR mode: the tile loader writes the next tile's rows into one bank while the engine reads the other;
+    # each write takes the cycle (port A), and nothing else changes
+    lanes, bank, bias_rows = 4, 12, 3
+    W, bias = acc_memory(lanes, 2 * bank, bias_rows, SEED)
+    W2, _ = acc_memory(lanes, bank, bias_rows, SEED + 1)
+    rows = [(sp, w, b) for sp, w, b in acc_rows(bank, bias_rows, 30, SEED, fan_in=bank) if sp]   # bank 0
+    later = [(sp, w + bank, b) for sp, w, b in acc_rows(bank, bias_rows, 6, SEED + 2, fan_in=bank) if sp]
+    dut = AccumulateEngine(lanes, 2 * bank, bias_rows)
+    ev = dut.i.payload.shape()
+    load_cycles = 2 * bank + bias_rows
+    write_at = [load_cycles + 4 + 3 * k for k in range(bank)]   # bank 1's new rows, one every third cycle
+
+    async def load(ctx):
+        await atb.write_rows(ctx, (dut.w_wr, W), (dut.b_wr, bias))
+        cycle = load_cycles
+        for k, at in enumerate(write_at):
+            for _ in range(at - cycle):
+                await ctx.tick()
+            cycle = at + 1
+            ctx.set(dut.w_wr.en, 1)
+            ctx.set(dut.w_wr.addr, bank + k)
+            ctx.set(dut.w_wr.data, W2[k])
+            await ctx.tick()
+            ctx.set(dut.w_wr.en, 0)
+
+    drv = atb.StreamDriver(dut.i, [ev.const(e) for e in acc_events(rows + later)], delay=load_cycles)
+    mon = atb.StreamMonitor(dut.o, len(rows) + len(later))
+    atb.run(dut, load, drv, mon)
+    check(W[:bank] + W2, bias, rows + later, mon)
+    start, end = drv.cycles[0], drv.cycles[-1]
+    assert write_at[-1] < end - 40, "the test writes bank 1 while bank 0 is read"
+    assert drv.cycles == [c for c in range(start, end + 1) if c not in write_at]
+
+
 def test_cycle_model_counts_one_cycle_per_spike_pair():
     # Two present spikes per cycle (cycles.ACC_SPIKES); absent spikes cost nothing; an empty row costs its
     # one marker beat; latency is added once.

@@ -38,7 +38,7 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
     ax, lay = dut.m_axi, dut.cmd.payload.shape()
     written = {"w": {}, "b": {}, "th": {}}
     state = {"accepted": [], "last_write": [], "error": None, "writes": {"w": 0, "b": 0, "th": 0},
-             "weight_writes": []}
+             "weight_writes": [], "done": []}
 
     def word(addr: int) -> int:
         off = addr - BASE
@@ -73,8 +73,11 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
         now = 0
         ports = {"w": (dut.w_wr, dut.A, 8), "b": (dut.b_wr, dut.A, 24), "th": (dut.th_wr, dut.P, 24)}
         while True:
-            vals = (await ctx.tick().sample(*(s for p, _, _ in ports.values()
-                                              for s in (p.en, p.addr, p.data.as_value()))))[2:]
+            vals = (await ctx.tick().sample(dut.done, *(s for p, _, _ in ports.values()
+                                                        for s in (p.en, p.addr, p.data.as_value()))))[2:]
+            if vals[0]:
+                state["done"].append(now)
+            vals = vals[1:]
             for k, (name, (port, n, bits)) in enumerate(ports.items()):
                 en, addr, row = vals[3 * k], vals[3 * k + 1], vals[3 * k + 2]
                 if en:
@@ -82,6 +85,7 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
                     state["last_write"].append(now)
                     state["writes"][name] += 1
                     if name == "w":
+                        assert en == (1 << len(port.en)) - 1, "a weight row is written whole"
                         state["weight_writes"].append(now)
             now += 1
 
@@ -108,10 +112,10 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
 
 
 def check_memories(written, state, model, lanes, cmds):
-    """The memories equal the on-chip images, and each tile wrote its own rows once (a write a beat: 8
-    weight lanes, or 2 bias or threshold lanes)."""
+    """The memories equal the on-chip images, and each tile wrote its own rows once (a whole weight row in
+    one write; a bias or threshold write a beat: 2 lanes)."""
     assert state["writes"] == {
-        "w": sum(c["fan_in"] for c in cmds) * ACC_ROWS * lanes // 8,
+        "w": sum(c["fan_in"] for c in cmds),
         "b": len(cmds) * ACC_ROWS * lanes // 2,
         "th": sum(c["thresholds"] for c in cmds) * ACC_ROWS * lanes // 2}
     mem = memory_images(model, lanes)
@@ -137,8 +141,8 @@ def test_every_tile_lands_where_the_on_chip_layout_keeps_it_in_the_predicted_cyc
         sched = ddr.read_schedule([(c["addr"], ddr.tile_bytes(c["fan_in"], lanes, c["thresholds"]) // ddr.BEAT_BYTES)
                                    for c in cmds], latency)
         assert state["accepted"] == [acc for acc, _ in sched]
-        ends = np.cumsum([c["fan_in"] * ACC_ROWS * lanes // 8 for c in cmds]) - 1   # a tile ends on a weight beat
-        assert [state["weight_writes"][e] for e in ends] == [last for _, last in sched]
+        ends = np.cumsum([c["fan_in"] for c in cmds]) - 1   # a tile ends on a weight row
+        assert [state["weight_writes"][e] for e in ends] == [last for _, last in sched] == state["done"]
         alone = sum(ddr.read_cycles(c["addr"], ddr.tile_bytes(c["fan_in"], lanes, c["thresholds"]) // ddr.BEAT_BYTES,
                                     latency) for c in cmds)
         assert sched[-1][1] + 1 - sched[0][0] <= alone - (len(cmds) - 1) * latency   # the latency hidden
