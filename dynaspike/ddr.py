@@ -233,39 +233,62 @@ def bursts(addr: int, beats: int, burst: int = BURST) -> list:
     return out
 
 
-def _schedule(commands, data_after: int, done_after: int, burst: int, outstanding: int) -> list:
+def _bursts_schedule(commands, data_after: int, done_after: int, burst: int, outstanding: int,
+                     offers=None) -> list:
     """What :func:`read_schedule` and :func:`write_schedule` share (``hw.axi_master``'s rules): the master
-    addresses a command's first burst the cycle after accepting it, then one burst a cycle while fewer than
-    ``outstanding`` are open (a burst closes the cycle after it is done), and accepts the next command the
-    cycle after addressing this one's last burst. A burst's data starts ``data_after`` cycles after its
-    address, or right after the burst before; it is done ``done_after`` cycles after its last beat.
-    Returns each command's ``(accepted, done)`` (a command of 0 beats: its acceptance)."""
-    last, done, out, accept = [], [], [], 0
-    for addr, beats in commands:
-        a = accept
+    accepts a command when it is offered (``offers[i]``; back to back from cycle 0 if None) and it has
+    addressed the command before; addresses its first burst the cycle after accepting it, then one burst a
+    cycle while fewer than ``outstanding`` are open (a burst closes the cycle after it is done), and can
+    accept the next command the cycle after addressing this one's last burst. A burst's data starts
+    ``data_after`` cycles after its address, or right after the burst before; it is done ``done_after``
+    cycles after its last beat. Returns, per command, ``(accepted, [(first data cycle, beats, done)] per
+    burst)``."""
+    last, done, out, ready = [], [], [], 0
+    for k, (addr, beats) in enumerate(commands):
+        a = accept = max(ready, offers[k] if offers is not None else 0)
+        runs = []
         for n in bursts(addr, beats, burst):
             i = len(done)
             a = max(a + 1, done[i - outstanding] + 1 if i >= outstanding else 0)
-            last.append(max(a + data_after, last[-1] + 1 if last else 0) + n - 1)
+            first = max(a + data_after, last[-1] + 1 if last else 0)
+            last.append(first + n - 1)
             done.append(last[-1] + done_after)
-        out.append((accept, done[-1] if beats else accept))
-        accept = a + 1
+            runs.append((first, n, done[-1]))
+        out.append((accept, runs))
+        ready = a + 1
     return out
 
 
-def read_schedule(commands, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+def _ends(schedule) -> list:
+    """``(accepted, done)`` of each command of a :func:`_bursts_schedule` (0 beats: its acceptance)."""
+    return [(accept, runs[-1][2] if runs else accept) for accept, runs in schedule]
+
+
+def read_schedule(commands, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING,
+                  offers=None) -> list:
     """``(accepted, last)`` cycles of each ``(byte address, beats)`` command that ``hw.axi_reader.AxiReader``
-    is offered back to back from cycle 0: the cycle it is accepted and the cycle of its last beat (a
-    command of 0 beats: its acceptance). Exact for a memory that puts a burst's first beat on R
-    ``read_latency`` (>= 1) cycles after the burst's address handshake, the bursts' beats in order, one a
-    cycle, and takes every address at once.
+    is offered back to back from cycle 0 (or command ``i`` from cycle ``offers[i]`` on, in order): the cycle
+    it is accepted and the cycle of its last beat (a command of 0 beats: its acceptance). Exact for a memory
+    that puts a burst's first beat on R ``read_latency`` (>= 1) cycles after the burst's address handshake,
+    the bursts' beats in order, one a cycle, and takes every address at once.
 
     The reader addresses a command's first burst the cycle after accepting it, then one burst a cycle
     while fewer than ``outstanding`` are in flight (a burst leaves the count the cycle after its last
     beat), and accepts the next command the cycle after addressing this one's last burst."""
+    return _ends(_read_bursts(commands, read_latency, burst, outstanding, offers))
+
+
+def _read_bursts(commands, read_latency: int, burst: int, outstanding: int, offers) -> list:
     if not isinstance(read_latency, int) or read_latency < 1:
         raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
-    return _schedule(commands, read_latency, 0, burst, outstanding)
+    return _bursts_schedule(commands, read_latency, 0, burst, outstanding, offers)
+
+
+def read_beats(commands, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING,
+               offers=None) -> list:
+    """As :func:`read_schedule`, with every beat: ``(accepted, [cycle of each beat])`` per command."""
+    return [(accept, [first + k for first, n, _ in runs for k in range(n)])
+            for accept, runs in _read_bursts(commands, read_latency, burst, outstanding, offers)]
 
 
 def write_schedule(commands, response_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
@@ -281,7 +304,7 @@ def write_schedule(commands, response_latency: int, burst: int = BURST, outstand
     the burst before; the next command is accepted the cycle after this one's last burst is addressed."""
     if not isinstance(response_latency, int) or response_latency < 1:
         raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
-    return _schedule(commands, 2, response_latency, burst, outstanding)
+    return _ends(_bursts_schedule(commands, 2, response_latency, burst, outstanding))
 
 
 def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> int:
@@ -289,3 +312,45 @@ def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, ou
     beat, both counted (1 for a command of 0 beats)."""
     (accepted, last), = read_schedule([(addr, beats)], read_latency, burst, outstanding)
     return last - accepted + 1
+
+
+def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: int, read_latency: int,
+                       start: int = 0, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+    """The cycles of one DDR event pass's tiles through ``hw.tile_pass.TilePass`` and
+    ``hw.tile_loader.TileLoader`` against a memory of fixed ``read_latency`` (as :func:`read_schedule`).
+    The pass has ``len(work)`` tiles of ``fan_in`` weight rows from byte address ``addr`` on, taken in cycle
+    ``start``; its consumer spends ``work[i]`` (>= 1) event cycles on tile ``i``, one a cycle from the cycle
+    the tile is ready, except in the cycles the loader writes a weight row (the engine accepts no event
+    then), and raises ``next`` with its last event.
+
+    Returns, per tile, ``{"offered", "accepted", "last_beat", "ready", "done"}``: the first cycle its
+    command is offered, accepted, its last beat (and ``done`` pulse), the first cycle it is ready, the cycle
+    of its last event. The pass's ``busy`` falls the cycle after the last tile's ``done``."""
+    if any(not isinstance(w, int) or w < 1 for w in work):
+        raise ValueError(f"every tile needs at least one event cycle, got {list(work)}")
+    size = tile_bytes(fan_in, lanes, thresholds)
+    side = (size - fan_in * lane_row_bytes(ACC_ROWS * lanes, FORMATS.weight_bits)) // BEAT_BYTES
+    w_beats = lane_row_bytes(ACC_ROWS * lanes, FORMATS.weight_bits) // BEAT_BYTES
+    commands = [(addr + i * size, size // BEAT_BYTES) for i in range(len(work))]
+    out, offers = [], []
+    for i in range(len(work)):
+        offers.append(start + 1 + i if i < 2 else out[i - 2]["done"] + 1)
+        accepted, beats = read_beats(commands[:i + 1], read_latency, burst, outstanding, offers)[i]
+        if i:   # tile i - 1's events run while tile i's weight rows are written (each write takes a cycle)
+            _schedule_events(out[i - 1], work[i - 1], {beats[side + (r + 1) * w_beats - 1] for r in range(fan_in)})
+        out.append({"offered": offers[i], "accepted": accepted, "last_beat": beats[-1],
+                    "ready": max(beats[-1], out[i - 1]["done"] if i else start) + 1})
+    _schedule_events(out[-1], work[-1], set())
+    return out
+
+
+def _schedule_events(tile: dict, work: int, writes: set):
+    """``tile["done"]``: the cycle of the ``work``-th cycle from ``tile["ready"]`` on that is not a write."""
+    cycle, left = tile["ready"], work
+    while True:
+        if cycle not in writes:
+            left -= 1
+            if not left:
+                tile["done"] = cycle
+                return
+        cycle += 1

@@ -19,7 +19,7 @@ from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
 
 
-from dynaspike.cycles import DEFAULT_LANES, HEAD_MULTS, emb_lanes
+from dynaspike.cycles import DEFAULT_LANES, HEAD_MULTS, emb_lanes, engine_rows
 
 
 def membrane_rows(cfg: ModelConfig, lanes: int) -> int:
@@ -46,6 +46,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.merge import TokenMerge
     from hw.stream_in import StreamParser
     from hw.tile_loader import TileLoader
+    from hw.tile_pass import TilePass
 
     cap = packing.capacity_for(cfg, lanes)
     return {
@@ -66,11 +67,16 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                         "max_weight": cap.max_tokens}),
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
-        # not in the core yet: the AXI masters and the tile loader for weights and state in DDR (issue 11)
+        # not in the core yet: the AXI masters, the tile loader and the tile pass for weights and state in DDR
+        # (issue 11)
         "axi_reader": (AxiReader, {}),
         "axi_writer": (AxiWriter, {}),
         "tile_loader": (TileLoader, {"lanes": lanes, "max_fan_in": cap.max_hidden, "weight_rows": cap.weight_rows,
                                      "bias_rows": cap.bias_rows, "th_rows": cap.threshold_rows + 1}),
+        "tile_pass": (TilePass, {"lanes": lanes, "max_fan_in": cap.max_hidden, "weight_rows": cap.weight_rows,
+                                 "bias_rows": cap.bias_rows, "th_rows": cap.threshold_rows + 1,
+                                 "max_tiles": max(3 * engine_rows(-(-cap.max_dim // lanes)),
+                                                  engine_rows(-(-cap.max_hidden // lanes)))}),
     }
 
 

@@ -132,3 +132,34 @@ async def axil_read(ctx, bus, addr: int, rready_delay: int = 0) -> int:
     ctx.set(bus.rready, 0)
     assert resp == 0, f"read of {addr:#x} answered RRESP {resp}"
     return data
+
+
+def axi_read_slave(ax, word, *, latency: int = 1, ar_idle: float = 0.0, r_idle: float = 0.0, error_at=(),
+                   seed: int = 0):
+    """A background process serving an AXI read master's port ``ax`` (``hw.axi_reader.axi_read_signature``)
+    from ``word(byte address) -> 64-bit int``: each burst's first beat ``latency`` cycles after its address
+    handshake at the earliest, then one beat a cycle in order, with an idle cycle at random with
+    probability ``r_idle``; addresses taken at once unless ``ar_idle``; SLVERR (2) on the beats at the
+    addresses in ``error_at``. With no idles, ``dynaspike.ddr.read_schedule`` gives its timing exactly."""
+    async def slave(ctx):
+        rng = random.Random(seed)
+        bursts, now = [], 0
+        while True:
+            ar_ready = int(rng.random() >= ar_idle)
+            ctx.set(ax.arready, ar_ready)
+            r_valid = bool(bursts) and now >= bursts[0][0] and rng.random() >= r_idle
+            if r_valid:
+                addr, last = bursts[0][1][0]
+                ctx.set(ax.rdata, word(addr))
+                ctx.set(ax.rlast, last)
+                ctx.set(ax.rresp, 2 if addr in error_at else 0)
+            ctx.set(ax.rvalid, r_valid)
+            _, _, arvalid, araddr, arlen, rready = await ctx.tick().sample(ax.arvalid, ax.araddr, ax.arlen, ax.rready)
+            if arvalid and ar_ready:
+                bursts.append((now + latency, [(araddr + 8 * k, k == arlen) for k in range(arlen + 1)]))
+            if r_valid and rready:
+                bursts[0][1].pop(0)
+                if not bursts[0][1]:
+                    bursts.pop(0)
+            now += 1
+    return slave

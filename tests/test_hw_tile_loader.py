@@ -6,7 +6,6 @@ fixed latency (fast tier: Amaranth's simulator, a slave written here; cocotb + V
 AxiRamRead, sim/tb_tile_loader.py)."""
 
 import os
-import random
 
 import numpy as np
 import pytest
@@ -43,30 +42,6 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
     def word(addr: int) -> int:
         off = addr - BASE
         return int.from_bytes(image[off:off + 8], "little")
-
-    async def slave(ctx):
-        """Each burst's first beat ``latency`` cycles after its address handshake, then one a cycle (gaps at
-        random with ``r_idle``); addresses taken at once unless ``ar_idle``."""
-        rng = random.Random(seed + 2)
-        bursts, now = [], 0
-        while True:
-            ar_ready = int(rng.random() >= ar_idle)
-            ctx.set(ax.arready, ar_ready)
-            r_valid = bool(bursts) and now >= bursts[0][0] and rng.random() >= r_idle
-            if r_valid:
-                addr, last = bursts[0][1][0]
-                ctx.set(ax.rdata, word(addr))
-                ctx.set(ax.rlast, last)
-                ctx.set(ax.rresp, SLVERR if addr in error_at else 0)
-            ctx.set(ax.rvalid, r_valid)
-            _, _, arvalid, araddr, arlen, rready = await ctx.tick().sample(ax.arvalid, ax.araddr, ax.arlen, ax.rready)
-            if arvalid and ar_ready:
-                bursts.append((now + latency, [(araddr + 8 * k, k == arlen) for k in range(arlen + 1)]))
-            if r_valid and rready:
-                bursts[0][1].pop(0)
-                if not bursts[0][1]:
-                    bursts.pop(0)
-            now += 1
 
     async def writes(ctx):
         """Apply every write port's enabled granules to the rows written so far (as a memory would)."""
@@ -107,6 +82,8 @@ def run_tiles(dut: TileLoader, image: bytes, cmds, *, latency=4, ar_idle=0.0, r_
                 break
         state["error"], state["resp"] = ctx.get(dut.error), ctx.get(dut.resp)
 
+    slave = atb.axi_read_slave(ax, word, latency=latency, ar_idle=ar_idle, r_idle=r_idle, error_at=error_at,
+                               seed=seed + 2)
     atb.run(dut, driver, background=[slave, writes], deadline_cycles=200_000)
     return written, state
 
