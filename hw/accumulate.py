@@ -9,10 +9,15 @@ spike is a single event with ``present = 0`` and ``last = 1`` that emits the bia
 
 Weights (block RAM) and biases (distributed RAM: a shallow, wide memory) live in memories owned by the
 engine and written at run time through ``w_wr`` / ``b_wr`` (one row per cycle, no backpressure); nothing is
-baked into the bitstream. A weight write takes the weight memory's port A, which the first spike slot
-reads, so the engine accepts no event in a cycle with a weight write: DDR mode's tile loader
-(``hw.tile_loader``) writes the next tile's rows into one bank while the engine reads the other.
+baked into the bitstream. A weight row written in parts (``w_granules`` > 1, a beat at a time as the stream
+loader and the tile loader write) must come in order, its last part last: the engine keeps the parts
+before it in a register and writes the row with its last part, in one cycle. That write takes the weight
+memory's port A, which the first spike slot reads, so the engine accepts no event in that cycle: DDR
+mode's tile loader (``hw.tile_loader``) writes the next tile's rows into one bank while the engine reads the
+other, and costs it one cycle per weight row, not one per beat.
 """
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -98,9 +103,9 @@ class AccumulateEngine(wiring.Component):
     the result of a row is valid ``ACC_LATENCY`` (3) cycles after its last event's transfer; rows follow
     each other with no bubble, so ``R`` rows take ``acc_cycles(spike_counts)`` cycles. It stalls on
     backpressure (while a result waits on ``o.ready``, the next event that needs the accumulators waits) and
-    in a cycle with a weight write (``w_wr.en``: the write takes the read port of slot 0). A weight write
-    must not come while a result waits on ``o.ready`` (it would replace the row read for the event held in
-    stage 1); the core takes every result at once.
+    in the cycle of a weight row's write (its last part: the write takes the read port of slot 0). A row
+    must not be written while a result waits on ``o.ready`` (it would replace the row read for the event
+    held in stage 1); the core takes every result at once.
 
     The sum is exact as long as it fits ``acc_bits``, which the artifact loader guarantees for every layer
     (``|bias| + sum|w| <= acc_max``); beyond that it wraps modulo ``2**acc_bits``.
@@ -142,6 +147,22 @@ class AccumulateEngine(wiring.Component):
             "b_wr": In(write_signature(bias_rows, self.acc_shape, b_granules)),
         })
 
+    def _whole_rows(self, m):
+        """The weight memory's write: ``w_wr`` as whole rows (each written with its last part)."""
+        parts = len(self.w_wr.en)
+        if parts == 1:
+            return self.w_wr
+        row = SimpleNamespace(en=Signal(), addr=Signal.like(self.w_wr.addr), data=Signal(self.w_shape))
+        bits = self.w_shape.size // parts
+        kept = Signal(bits * (parts - 1))   # the row's parts before its last
+        data = self.w_wr.data.as_value()
+        for k in range(parts - 1):
+            with m.If(self.w_wr.en[k]):
+                m.d.sync += kept.word_select(k, bits).eq(data.word_select(k, bits))
+        m.d.comb += [row.en.eq(self.w_wr.en[-1]), row.addr.eq(self.w_wr.addr),
+                     row.data.eq(Cat(kept, data.word_select(parts - 1, bits)))]
+        return row
+
     def elaborate(self, platform):
         m = Module()
         K = self.spikes
@@ -174,11 +195,12 @@ class AccumulateEngine(wiring.Component):
         # Block RAM reads only what an accepted event needs (a disabled port holds its data), so the
         # memories' read power follows the spikes, as dynaspike/energy.py counts it: the present slots'
         # weight rows, and the bias row on a row's first event.
-        accept = advance & ~self.w_wr.en.any()
+        w_wr = self._whole_rows(m)
+        accept = advance & ~w_wr.en
         take = accept & self.i.valid
         m.d.comb += [self.i.ready.eq(accept), b_rd.en.eq(take & first), b_rd.addr.eq(ev.b_row)]
-        # one weight read per present slot (a write's cycle takes no event: it has slot 0's port)
-        w_rds = read_ports_sharing_write(m, wmem, self.w_wr, [ev.w_base + ev.index[k] for k in range(K)],
+        # one weight read per present slot (a row write's cycle takes no event: it has slot 0's port)
+        w_rds = read_ports_sharing_write(m, wmem, w_wr, [ev.w_base + ev.index[k] for k in range(K)],
                                          [take & ev.present[k] for k in range(K)])
         # for tests: the reads of this cycle (the weight ports' own, without the loader's writes)
         self.read_enables = Cat(*(take & ev.present[k] for k in range(K)), b_rd.en)

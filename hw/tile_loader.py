@@ -12,13 +12,11 @@ A command ``(addr, fan_in, thresholds, w_base, b_row, th_row)`` reads the tile a
 writes the bias row to row ``b_row`` of ``b_wr``, the threshold rows to rows ``th_row`` and ``th_row + 1`` of
 ``th_wr`` (both, also the padding row of a layer's last tile of one chunk: in DDR mode these are the tile
 buffer's own rows) and weight row ``i`` to row ``w_base + i`` of ``w_wr``. The write ports have the model
-loader's signatures and granules (``hw.loader.ModelLoader``). Bias and threshold beats are written as that
-loader writes them: into the granule of their position in the row (2 lanes of 32 bits cut to
-``FORMATS.acc_bits``), in the cycle they arrive. A weight row is written whole, in the cycle of its last
-beat (its first beats wait in a register): the weight memory's write shares its port A with the engine's
-first read (``hw.accumulate.read_ports_sharing_write``), so the engine loses one cycle per weight row
-written while it runs, not one per beat. So the memories never stall the read channel. ``done`` pulses in
-the cycle a tile's last beat is written.
+loader's signatures and granules (``hw.loader.ModelLoader``), and every beat is written as that loader
+writes it: into the granule of its position in the row (8 weight lanes, or 2 lanes of 32 bits cut to
+``FORMATS.acc_bits``), in the cycle it arrives, so the memories never stall the read channel (the engine
+keeps a weight row's granules and writes the row with its last: ``hw.accumulate``). ``done`` pulses in the
+cycle a tile's last beat is written.
 
 The reader takes the next command as soon as this one's bursts are addressed, so tiles follow each other
 on the bus without a gap for the memory's latency; where each tile's rows go waits in a queue for its
@@ -127,8 +125,6 @@ class TileLoader(wiring.Component):
         tile_end = got & rd.o.payload.last
         beat = rd.o.payload.data
         m.d.comb += rd.o.ready.eq(1)
-        # a weight row's beats before its last, in order (the last goes straight into the write)
-        gathered = Signal((self.w_beats - 1) * BEAT_BITS)
         lanes = Cat(*(beat.word_select(k, SIDE_BITS)[:FORMATS.acc_bits] for k in range(BEAT_BITS // SIDE_BITS)))
         m.d.comb += [
             self.b_wr.addr.eq(cur.b_row),
@@ -136,7 +132,7 @@ class TileLoader(wiring.Component):
             self.th_wr.addr.eq(cur.th_row + row),
             self.th_wr.data.as_value().eq(lanes.replicate(self.th_beats)),
             self.w_wr.addr.eq(row),
-            self.w_wr.data.as_value().eq(Cat(gathered, beat)),
+            self.w_wr.data.as_value().eq(beat.replicate(self.w_beats)),
             self.done.eq(tile_end),
         ]
         row_beats = Mux(part == BIAS, self.b_beats, Mux(part == TH, self.th_beats, self.w_beats))
@@ -155,11 +151,9 @@ class TileLoader(wiring.Component):
                         with m.If(row == ACC_ROWS - 1):
                             m.d.sync += part.eq(W)
                 with m.Case(W):
+                    m.d.comb += self.w_wr.en.eq(1 << j)
                     with m.If(row_end):
-                        m.d.comb += self.w_wr.en.eq(-1)   # every granule: the whole row
                         m.d.sync += row.eq(row + 1)
-                    with m.Else():
-                        m.d.sync += gathered.word_select(j, BEAT_BITS).eq(beat)
         # after the beat's own updates, so that a tile's last beat starts the next tile's counters
         with m.If((~have | tile_end) & dests.r_rdy):
             nxt = Signal(dest)
