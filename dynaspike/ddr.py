@@ -315,13 +315,13 @@ def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, ou
 
 
 def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: int, read_latency: int,
-                       start: int = 0, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+                       start: int = 0, lead: int = 0, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
     """The cycles of one DDR event pass's tiles through ``hw.tile_pass.TilePass`` and
     ``hw.tile_loader.TileLoader`` against a memory of fixed ``read_latency`` (as :func:`read_schedule`).
     The pass has ``len(work)`` tiles of ``fan_in`` weight rows from byte address ``addr`` on, taken in cycle
-    ``start``; its consumer spends ``work[i]`` (>= 1) event cycles on tile ``i``, one a cycle from the cycle
-    the tile is ready, except in the cycles the loader writes a weight row (the engine accepts no event
-    then), and raises ``next`` with its last event.
+    ``start``; its consumer spends ``work[i]`` (>= 1) event cycles on tile ``i``, one a cycle from ``lead``
+    cycles after the tile is ready (the core loads its event generator first: 1), except in the cycles the
+    loader writes a weight row (the engine accepts no event then), and raises ``next`` with its last event.
 
     Returns, per tile, ``{"offered", "accepted", "last_beat", "ready", "done"}``: the first cycle its
     command is offered, accepted, its last beat (and ``done`` pulse), the first cycle it is ready, the cycle
@@ -337,16 +337,17 @@ def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: in
         offers.append(start + 1 + i if i < 2 else out[i - 2]["done"] + 1)
         accepted, beats = read_beats(commands[:i + 1], read_latency, burst, outstanding, offers)[i]
         if i:   # tile i - 1's events run while tile i's weight rows are written (each write takes a cycle)
-            _schedule_events(out[i - 1], work[i - 1], {beats[side + (r + 1) * w_beats - 1] for r in range(fan_in)})
+            _schedule_events(out[i - 1], work[i - 1], {beats[side + (r + 1) * w_beats - 1] for r in range(fan_in)},
+                             lead)
         out.append({"offered": offers[i], "accepted": accepted, "last_beat": beats[-1],
                     "ready": max(beats[-1], out[i - 1]["done"] if i else start) + 1})
-    _schedule_events(out[-1], work[-1], set())
+    _schedule_events(out[-1], work[-1], set(), lead)
     return out
 
 
-def _schedule_events(tile: dict, work: int, writes: set):
-    """``tile["done"]``: the cycle of the ``work``-th cycle from ``tile["ready"]`` on that is not a write."""
-    cycle, left = tile["ready"], work
+def _schedule_events(tile: dict, work: int, writes: set, lead: int):
+    """``tile["done"]``: the ``work``-th cycle from ``tile["ready"] + lead`` on that is not a write."""
+    cycle, left = tile["ready"] + lead, work
     while True:
         if cycle not in writes:
             left -= 1

@@ -62,6 +62,9 @@ SECTIONS = (
     (11, "halt_lut", 8),
 )
 SECTION_IDS = {name: sid for sid, name, _ in SECTIONS}
+#: The sections a model packet leaves empty (0 beats) when its spike layers' weights, biases and thresholds
+#: are in DDR (``dynaspike.ddr.pack_weights``; the core's STATUS.WEIGHTS_IN_DDR).
+DDR_SECTIONS = ("weights", "biases", "thresholds")
 
 # The spike-fed layers of a block in execution order: (name, has a LIF threshold, out, in) as functions
 # of the config. Their memory images are laid out block by block in this order.
@@ -280,6 +283,9 @@ def model_from_packet(beats: np.ndarray) -> tuple:
     ``artifact.ArtifactError``. ``info`` is empty: provenance does not travel on the stream.
     """
     cfg, params, lanes, sections = unpack_model(beats)
+    if not len(sections["weights"]):
+        raise PackingError("the model packet keeps its weights, biases and thresholds in DDR: the model is the "
+                           "packet and its weight buffer (dynaspike.ddr.unpack_weights)")
     specs = tensor_specs(cfg)
     tensors = layer_tensors(cfg, lanes, sections)
     for name in ("emb_w", "emb_b", "head_w", "head_b", "mask", "halt_lut"):
@@ -287,16 +293,20 @@ def model_from_packet(beats: np.ndarray) -> tuple:
     return IntModel(cfg, params, tensors).validate(), lanes
 
 
-def pack_model(model: IntModel, lanes: int) -> np.ndarray:
-    """The model packet for a core with ``lanes`` P (validates the model first)."""
+def pack_model(model: IntModel, lanes: int, weights_in_ddr: bool = False) -> np.ndarray:
+    """The model packet for a core with ``lanes`` P (validates the model first). With ``weights_in_ddr`` its
+    ``DDR_SECTIONS`` are empty: the core reads them from the weight buffer ``dynaspike.ddr.pack_weights``
+    gives, at the address in its WEIGHTS_ADDR register."""
     model.validate()
     cfg = model.config
-    mem = memory_images(model, lanes)
     data = {
         "config": [getattr(cfg, f.name) for f in fields(ModelConfig)],
         "params": [getattr(model.params, f.name) for f in fields(IntParams)],
-        "weights": mem["weights"], "biases": mem["biases"], "thresholds": mem["thresholds"],
     }
+    if weights_in_ddr:
+        data.update({name: np.zeros((0,), np.int64) for name in DDR_SECTIONS})
+    else:
+        data.update(memory_images(model, lanes))
     parts = []
     for sid, name, bits in SECTIONS:
         beats = to_beats(data[name] if name in data else model[name], bits)
@@ -330,6 +340,8 @@ def unpack_model(beats: np.ndarray) -> tuple:
             cfg = ModelConfig(*(int(v) for v in from_beats(body, bits, len(fields(ModelConfig)))))
         elif name == "params":
             params = IntParams(*(int(v) for v in from_beats(body, bits, len(fields(IntParams)))))
+        elif name in DDR_SECTIONS and n == 0:   # weights in DDR (pack_model(..., weights_in_ddr=True))
+            sections[name] = np.zeros((0, _section_shape(cfg, lanes, name)[1]), np.int64)
         else:
             shape = _section_shape(cfg, lanes, name)
             signed = name not in ("mask", "halt_lut")

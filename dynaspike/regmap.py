@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 from .config import ModelConfig
 from .formats import FORMATS
 
-REGMAP_VERSION = 3  # 3: RUN_CONFIG.STREAM; counters per image in the RESULT packet (2: HEAD_DIM, CYCLES from
-                    # the first image beat)
+REGMAP_VERSION = 4  # 4: WEIGHTS_ADDR, STATUS.WEIGHTS_IN_DDR, AXI_ERROR (3: RUN_CONFIG.STREAM; counters per
+                    # image in the RESULT packet; 2: HEAD_DIM, CYCLES from the first image beat)
 CORE_MAGIC = 0x44594E53          # ID register: "DYNS" as a big-endian 32-bit word
 ADDR_BITS = 12                   # 4 KiB AXI4-Lite window
 DATA_BITS = 32                   # AXI4-Lite data width
@@ -82,6 +82,7 @@ class ErrorCode:
     BAD_SECTION = 9              # a model section out of order or with an unknown id
     LANES_MISMATCH = 10          # the model was packed for another lane count
     NO_MODEL = 11                # an image packet or START with no model loaded
+    AXI_ERROR = 12               # a DDR read (a weight tile) was answered with an AXI error response
 
     @classmethod
     def name(cls, code: int) -> str:
@@ -164,6 +165,9 @@ REGISTERS = (
         Field("ERROR", 2, doc="stopped on an error (ERROR_CODE); only SOFT_RESET leaves this state"),
         Field("MODEL_LOADED", 3, doc="a complete, checked model is in the core's memories"),
         Field("LOADING", 4, doc="a model packet is being received"),
+        Field("WEIGHTS_IN_DDR", 5, doc="the loaded model's packet left the weights, biases and thresholds out: "
+                                       "its event passes read them, tile by tile, from the weight buffer at "
+                                       "WEIGHTS_ADDR (dynaspike.ddr.pack_weights)"),
     )),
     Register("ERROR_CODE", 0x014, "ro", "ErrorCode of the first error since the last SOFT_RESET"),
     Register("ERROR_BEAT", 0x018, "ro", "index of the input beat (within its packet) where the error was seen"),
@@ -172,6 +176,9 @@ REGISTERS = (
              "payload beat is taken (after START) to the cycle its last logit is computed, both included, less "
              "the cycles it waited, embedded, for the previous image's blocks (RUN_CONFIG.STREAM); the result "
              "packet (and taps) follow", bits=64),
+    Register("WEIGHTS_ADDR", 0x028, "rw", "byte address of the weight buffer in DDR (dynaspike.ddr.pack_weights) "
+             "for a model with STATUS.WEIGHTS_IN_DDR; read through the AXI4 master m_axi. A beat's address: "
+             "bits 2:0 read 0 and ignore writes"),
     *(Register(name, PERF_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(PERF_COUNTERS)),
     *(Register(name, CAPACITY_BASE + 4 * i, "ro", doc) for i, (name, doc) in enumerate(CAPACITY)),
     *(Register(f"MODEL_{name.upper()}", MODEL_BASE + 4 * i, "ro", f"loaded model's ModelConfig.{name}")

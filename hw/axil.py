@@ -4,7 +4,7 @@ Nothing here re-declares an offset or a field: every register, its access kind a
 ``dynaspike.regmap.REGISTERS``. The core side sees plain signals:
 
 - ``ctrl`` (Out, fields of CTRL): one-cycle pulses when the host writes 1 to a bit;
-- ``run_config`` (Out, fields of RUN_CONFIG): the register's value;
+- ``run_config`` (Out, fields of RUN_CONFIG) and ``weights_addr`` (Out, 32 bits): the registers' values;
 - ``status`` (In, fields of STATUS), ``error_code``, ``error_beat``, ``images_done`` (In, 32 bits),
   ``cycles`` (In, 64 bits), ``perf`` (In, one 32-bit value per ``regmap.PERF_COUNTERS`` entry, in order),
   ``model`` (In, one value per ``ModelConfig`` field, in order);
@@ -76,6 +76,7 @@ class RegisterBlock(wiring.Component):
             "axil": In(axi_lite_signature()),
             "ctrl": Out(fields_layout("CTRL")),
             "run_config": Out(fields_layout("RUN_CONFIG")),
+            "weights_addr": Out(32),
             "status": In(fields_layout("STATUS")),
             **{name.lower(): In(32) for name in _STATUS_INPUTS},
             "cycles": In(64),
@@ -91,6 +92,7 @@ class RegisterBlock(wiring.Component):
                                                 | regmap.REG["VERSION"].field("STREAM").put(STREAM_VERSION), 32),
             regmap.REG["STATUS"].offset: self.status.as_value(),
             regmap.REG["RUN_CONFIG"].offset: self.run_config.as_value(),
+            regmap.REG["WEIGHTS_ADDR"].offset: self.weights_addr,
             regmap.REG["CYCLES"].offset: self.cycles[:32],
         }
         for name in _STATUS_INPUTS:
@@ -117,7 +119,11 @@ class RegisterBlock(wiring.Component):
             m.d.sync += bus.bvalid.eq(0)
         with m.If(take_w):
             m.d.sync += bus.bvalid.eq(1)
-            with m.If(bus.wstrb[0]):  # both writable registers live in byte 0
+            with m.If(word(bus.awaddr) == regmap.REG["WEIGHTS_ADDR"].offset >> 2):   # a beat's address: bits 2:0 stay 0
+                for k in range(4):
+                    with m.If(bus.wstrb[k]):
+                        m.d.sync += self.weights_addr[max(3, 8 * k):8 * k + 8].eq(bus.wdata[max(3, 8 * k):8 * k + 8])
+            with m.If(bus.wstrb[0]):  # CTRL and RUN_CONFIG live in byte 0
                 with m.Switch(word(bus.awaddr)):
                     with m.Case(regmap.REG["CTRL"].offset >> 2):
                         m.d.sync += self.ctrl.eq(bus.wdata[:len(self.ctrl.as_value())])

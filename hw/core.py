@@ -42,6 +42,7 @@ from dynaspike.regmap import ErrorCode
 
 from .accumulate import BLOCK_RAM, AccumulateEngine, connect_write
 from .attention import AttentionKV
+from .axi_reader import axi_read_signature
 from .axil import RegisterBlock, axi_lite_signature
 from .embed import Embedding
 from .events import EventGenerator
@@ -55,6 +56,8 @@ from .arith import mul
 from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
 from .stream_in import StreamParser, axis_signature
+from .tile_loader import BEAT_BITS, TileLoader
+from .tile_pass import TilePass
 from .walker import Walker
 
 PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
@@ -64,7 +67,9 @@ PERF = {name: k for k, (name, _) in enumerate(regmap.PERF_COUNTERS)}
 class Core(wiring.Component):
     """The core, sized for models up to ``cfg`` (``packing.capacity_for(cfg, lanes)``) on ``lanes`` P.
 
-    Ports: ``s_axil`` (AXI4-Lite slave), ``s_axis`` (AXI4-Stream in), ``m_axis`` (AXI4-Stream out).
+    Ports: ``s_axil`` (AXI4-Lite slave), ``s_axis`` (AXI4-Stream in), ``m_axis`` (AXI4-Stream out), ``m_axi``
+    (AXI4 read master, 64 bits: the weight tiles of a model whose weights are in DDR, docs/hardware.md "DDR
+    mode").
     """
 
     def __init__(self, lanes: int = cycles.DEFAULT_LANES, cfg: ModelConfig = ModelConfig(), *,
@@ -82,6 +87,7 @@ class Core(wiring.Component):
             "s_axil": In(axi_lite_signature()),
             "s_axis": In(axis_signature()),
             "m_axis": Out(axis_signature()),
+            "m_axi": Out(axi_read_signature(32, BEAT_BITS)),
         })
 
     def elaborate(self, platform):
@@ -102,7 +108,8 @@ class Core(wiring.Component):
         # and where the LIF layer's spikes go (`to`: SPIKES_*), so a pass may end before its last spikes do
         tag = data.StructLayout({"tok": range(N), "j": range(max(3 * g.dc, g.hch)), "mat": range(3),
                                  "c": range(max(g.dc, g.hch)), "to": range(4)})
-        etag = data.StructLayout({"row": tag, "two": 1, "lif": 1})   # lif: a LIF layer's row, not a residual add
+        # lif: a LIF layer's row, not a residual add; bank: the DDR tile bank it was summed from (its thresholds')
+        etag = data.StructLayout({"row": tag, "two": 1, "lif": 1, "bank": 1})
         acc = AccumulateEngine(g.A, self.rows["weights"], self.rows["biases"], tag_shape=etag,
                                w_granules=g.A // 8, b_granules=g.A // 2)
         lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False)  # no row twice in a row
@@ -121,9 +128,29 @@ class Core(wiring.Component):
         top.d.comb += ld.restart.eq(check_model | soft)
         wiring.connect(top, wiring.flipped(self.s_axil), regs.axil)
         wiring.connect(top, wiring.flipped(self.s_axis), parser.s_axis)
-        for dst, src in ((acc.w_wr, ld.w_wr), (acc.b_wr, ld.b_wr), (emb.w_wr, ld.ew_wr), (emb.b_wr, ld.eb_wr),
+        for dst, src in ((emb.w_wr, ld.ew_wr), (emb.b_wr, ld.eb_wr),
                          (head.w_wr, ld.hw_wr), (head.b_wr, ld.hb_wr), (halt.lut_wr, ld.lut_wr)):
             wiring.connect(top, src, dst)
+        # DDR mode (a model packet without weights, biases and thresholds: ld.weights_in_ddr): each event pass
+        # reads its layer's tiles (TilePass) through the tile loader into two banks at the memories' first
+        # rows. The tile loader is outside the soft-reset domain: a soft reset lets it finish the reads it has
+        # addressed (an AXI master must take every beat it asked for), and the sequencer takes no model
+        # and no image until it is idle.
+        tl = top.submodules.tiles = TileLoader(P, g.max_fan_in, self.rows["weights"], self.rows["biases"],
+                                               self.rows["thresholds"])
+        tp = TilePass(P, g.max_fan_in, g.max_tiles, self.rows["weights"], self.rows["biases"], self.rows["thresholds"])
+        top.submodules.tile_pass = ResetInserter({"sync": soft})(tp)
+        wiring.connect(top, wiring.flipped(self.m_axi), tl.m_axi)
+        wiring.connect(top, tp.cmd, tl.cmd)
+        top.d.comb += [tp.loaded.eq(tl.done), tl.clear.eq(soft)]
+        # the engine's weight and bias memories and the threshold memory are written by the model loader or, while
+        # it reads tiles, by the tile loader (both a beat at a time, in the same parts)
+        th_wr = SimpleNamespace(en=Signal.like(ld.th_wr.en), addr=Signal.like(ld.th_wr.addr),
+                                data=Signal.like(ld.th_wr.data))
+        for dst, src in ((acc.w_wr, "w_wr"), (acc.b_wr, "b_wr"), (th_wr, "th_wr")):
+            a, b = getattr(tl, src), getattr(ld, src)
+            top.d.comb += [dst.en.eq(Mux(tl.busy, a.en, b.en)), dst.addr.eq(Mux(tl.busy, a.addr, b.addr)),
+                           dst.data.eq(Mux(tl.busy, a.data, b.data))]
 
         cfgd = ld.derived
         prm = {name: ld.params[k] for k, name in enumerate(PARAM_FIELDS)}
@@ -132,6 +159,7 @@ class Core(wiring.Component):
 
         # ------------------------------------------------------------------ status, errors, model state
         loaded = Signal()      # not reset by SOFT_RESET: the model stays
+        in_ddr = Signal()      # the loaded model's weights are in DDR (its packet's, latched when it is loaded)
         loading = Signal()
         error = Signal()
         error_code = Signal(8)
@@ -144,6 +172,7 @@ class Core(wiring.Component):
         done = Signal()
         m.d.comb += [regs.status.busy.eq(busy | f_busy | loading), regs.status.done.eq(done), regs.status.error.eq(error),
                      regs.status.model_loaded.eq(loaded), regs.status.loading.eq(loading),
+                     regs.status.weights_in_ddr.eq(in_ddr),
                      regs.error_code.eq(error_code), regs.error_beat.eq(error_beat),
                      regs.images_done.eq(images_done), regs.cycles.eq(cycles_)]
         m.d.comb += [regs.perf[k].eq(perf[k]) for k in range(len(regmap.PERF_COUNTERS))]
@@ -154,6 +183,8 @@ class Core(wiring.Component):
 
         with m.If(parser.error & ~error):
             m.d.sync += fail(parser.error_code, parser.error_beat)
+        with m.Elif(tl.error & ~error):   # a tile read answered SLVERR or DECERR: the tile is not the model's
+            m.d.sync += fail(ErrorCode.AXI_ERROR)
 
         # ------------------------------------------------------------------ per-image memories
         # E and X in block RAM (P x 16 bits wide, N dc deep: about 700 LUTs of distributed RAM otherwise). E has
@@ -172,7 +203,7 @@ class Core(wiring.Component):
         x_w = xmem.write_port()
         sin_w, qm_w, km_w, vm_w = (mem.write_port(granularity=P) for mem in (sin, qm, km, vm))
         zm_w = zm.write_port(granularity=P)
-        connect_write(top, thm, ld.th_wr)
+        connect_write(top, thm, th_wr)
         sin_r, qm_r, km_r, vm_r, zm_r = (mem.read_port(domain="comb") for mem in (sin, qm, km, vm, zm))
         e_r, x_r, th_r = emem.read_port(), xmem.read_port(), thm.read_port()
         e_bank = Signal()    # the E bank the sequencer reads
@@ -190,6 +221,8 @@ class Core(wiring.Component):
         wb = Signal(range(self.rows["weights"] + 1))   # weight, bias and threshold rows of block l
         bb = Signal(range(self.rows["biases"] + 1))
         tb = Signal(range(self.rows["thresholds"] + 1))
+        db = Signal(range(g.Lmax * g.a_block + 1))      # DDR mode: block l's weight buffer, in units of A bytes
+        pass_mask = Signal(N)                            # the tokens of the current pass (its walker's first load)
         attn_on, mlp_on = Signal(), Signal()
         many = Signal()   # the block has >= cycles.EARLY_END_TOKENS active tokens
         crowd = Signal()  # the block has >= cycles.EARLY_END_TOKENS_QKV active tokens
@@ -250,11 +283,13 @@ class Core(wiring.Component):
         pad = eg_pad & eg.last
         eg_row_end = eg.last & ~pad
         ev = acc.i.payload
+        # the engine takes the event (it takes none in the cycle the tile loader writes a weight row)
+        ev_take = eg_busy & acc.i.ready
         m.d.comb += [ev.index[0].eq(eg.idx[0]), ev.index[1].eq(eg.idx[1]), ev.present.eq(Mux(pad, 0, eg.present)),
-                     eg.step.eq(eg_busy & ~pad), ev.w_base.eq(eg_w), ev.last.eq(eg_row_end),
+                     eg.step.eq(ev_take & ~pad), ev.w_base.eq(eg_w), ev.last.eq(eg_row_end),
                      ev.tag.row.tok.eq(eg_tok), ev.tag.row.j.eq(eg_j), ev.tag.row.mat.eq(eg_mat),
                      ev.tag.row.c.eq(eg_c), acc.i.valid.eq(eg_busy), acc.o.ready.eq(1)]
-        with m.If(eg_busy):
+        with m.If(ev_take):
             m.d.sync += eg_pad.eq(0)
         pass_w = Signal.like(wb)         # weight row of the pass's first row
         pass_b = Signal.like(bb)
@@ -263,7 +298,7 @@ class Core(wiring.Component):
         lif_th0 = Signal.like(tb)
         lif_ml = Signal(range(g.Lmax * g.stride + 1))
         lif_to = Signal(range(4))
-        m.d.comb += ev.b_row.eq(pass_b + eg_r)
+        m.d.comb += [ev.b_row.eq(Mux(in_ddr, tp.b_row, pass_b + eg_r)), ev.tag.bank.eq(tp.index[0])]
         src_bits = Signal(g.W)
         m.d.comb += eg.bits.eq(src_bits)
         m.d.comb += [sin_r.addr.eq(wk.cur), zm_r.addr.eq(wk.cur)]
@@ -274,6 +309,11 @@ class Core(wiring.Component):
             m.d.comb += eg.load.eq(1)
             return [eg_busy.eq(1), eg_tok.eq(tok), eg_r.eq(0), eg_j.eq(0), eg_mat.eq(0), eg_c.eq(0),
                     eg_w.eq(pass_w), eg_pad.eq(1)]
+
+        def eg_load_tile(tok):
+            """DDR mode: start token ``tok``'s row of the current tile (the engine row stays the tile's)."""
+            m.d.comb += eg.load.eq(1)
+            return [eg_busy.eq(1), eg_tok.eq(tok), eg_w.eq(tp.w_base), eg_pad.eq(1)]
 
         # engine rows -> two halves of P lanes, one per cycle (`ao`): each to the LIF layer with its threshold
         # row (sync read), or to the residual add with its X row (sync read). Rows come >= 2 cycles apart.
@@ -291,8 +331,11 @@ class Core(wiring.Component):
         half_tag = Signal(tag)
         m.d.comb += [half_tag.eq(ao_tag.row), half_tag.j.eq(ao_tag.row.j + ao_half),
                      half_tag.c.eq(ao_tag.row.c + ao_half)]
-        # a threshold row is read for each half that goes to the LIF layer, and only then
-        m.d.comb += [th_r.addr.eq(lif_th0 + Mux(acc.o.valid, acc.o_tag.row.j, ao_tag.row.j + 1)),
+        # a threshold row is read for each half that goes to the LIF layer, and only then (in DDR mode, from the
+        # bank of the row's tile: rows 2 bank and 2 bank + 1)
+        th_row = Mux(acc.o.valid, Mux(in_ddr, acc.o_tag.bank << 1, lif_th0 + acc.o_tag.row.j),
+                     Mux(in_ddr, (ao_tag.bank << 1) | 1, lif_th0 + ao_tag.row.j + 1))
+        m.d.comb += [th_r.addr.eq(th_row),
                      th_r.en.eq(Mux(acc.o.valid, acc.o_tag.lif, ao_valid & ~ao_half & ao_tag.lif & ao_tag.two))]
         # for tests: the block RAM reads of this cycle, by memory (the units' own once they are elaborated)
         self.reads = SimpleNamespace(acc=acc, lif=lif, thresholds=th_r.en, x=x_rd)
@@ -396,7 +439,7 @@ class Core(wiring.Component):
         with top.If(clr_loading | soft):
             top.d.sync += loading.eq(0)
         with top.If(set_loaded):
-            top.d.sync += loaded.eq(1)
+            top.d.sync += [loaded.eq(1), in_ddr.eq(ld.weights_in_ddr)]
         with top.If(clr_loaded | (ctrl.unload & ~busy & ~f_busy)):
             top.d.sync += loaded.eq(0)
 
@@ -421,14 +464,15 @@ class Core(wiring.Component):
             def goto(target, **load):
                 def f():
                     m.next = target
-                    m.d.sync += [wk.load(load.get("mask", active)), drain.eq(load.get("drain", cycles.DRAIN_X)),
+                    mask = load.get("mask", active)
+                    m.d.sync += [wk.load(mask), pass_mask.eq(mask), drain.eq(load.get("drain", cycles.DRAIN_X)),
                                  xc.eq(0), yc.eq(0)]
                     for s_ in load.get("also", []):
                         m.d.sync += s_
                 return f
 
             with m.State("IDLE"):
-                with m.If(c.front_idle):   # model packets, only between images
+                with m.If(c.front_idle & ~tl.busy):   # model packets, only between images
                     m.d.comb += ld.i.valid.eq(parser.o.valid & is_model & ~error)
                     m.d.comb += parser.o.ready.eq(Mux(error, 1, is_model & ld.i.ready))
                     with m.If(parser.o.valid & is_model & (pbeat.section == 1) & pbeat.first & ~error):
@@ -444,7 +488,7 @@ class Core(wiring.Component):
                         m.d.comb += set_loaded.eq(1)
                 with m.If(error):
                     m.next = "ERROR"
-                with m.Elif(c.front_ready):   # the front has embedded and merged an image: take it
+                with m.Elif(c.front_ready & ~tl.busy):   # the front has embedded and merged an image: take it
                     m.d.comb += take.eq(1)
                     m.d.sync += take_image(c)
                     m.next = "STEP"

@@ -11,7 +11,13 @@ Every pass walks the tokens of a mask in index order (``hw.walker.Walker``) thro
 - the attention pass streams K, V then Q into the attention unit and its Y rows into the LIF layer.
 
 A pass that may end before its pipeline drains does so (``end_pass``): what is still in flight finds its
-memory by its tag. ``pass_states`` is the part of ``hw.core.Core.elaborate`` that adds these sequencer
+memory by its tag.
+
+A model whose weights are in DDR (``in_ddr``) runs its event passes tile by tile (docs/hardware.md, "DDR
+mode"): ``hw.tile_pass.TilePass`` loads the layer's tiles into two banks, and every token of the pass walks
+over each tile (the walker reloads its mask per tile), its row of the tile tagged as on chip, so the LIF
+layer, the residual adds and the spike memories see the same rows in another order. Such a pass drains
+before the next: its tokens' last rows come with its last tile. ``pass_states`` is the part of ``hw.core.Core.elaborate`` that adds these sequencer
 states (STEP, BLOCK, the passes, ENDBLOCK, READOUT); ``c`` is the core's namespace of the signals it drives
 and reads.
 """
@@ -44,6 +50,9 @@ def pass_states(c):
         c.wk, c.wq, c.wo, c.xc, c.yc, c.drain, c.xrow, c.last_c, c.x_addr, c.x_w, c.xval,
         c.xr_valid, c.xr_tok, c.xr_c, c.xr_row)
     read_row, xr_fresh, ac_add = c.read_row, c.xr_fresh, c.ac_add
+    # DDR mode: the tiles, the event the engine takes, the pass's tokens, block l's weight buffer
+    in_ddr, tp, ev_take, eg_load_tile, pass_mask, db, weights_addr, A = (
+        c.in_ddr, c.tp, c.ev_take, c.eg_load_tile, c.pass_mask, c.db, c.regs.weights_addr, c.g.A)
     # the event generator and the accumulate engine's rows
     (eg, eg_busy, eg_load, eg_pad, eg_r, eg_j, eg_mat, eg_c, eg_w, eg_row_end, ev, pass_w, pass_b,
      src_bits, acc, ao_valid, ao_half, ao_tag, half, half_valid, half_tag) = (
@@ -60,7 +69,7 @@ def pass_states(c):
     def start_step():
         """A time step begins: X reads of the active tokens return E until their first residual add."""
         every_row = Cat(*(active[k].replicate(g.dc) for k in range(N)))
-        m.d.sync += [fresh.eq(fresh | every_row), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0)]
+        m.d.sync += [fresh.eq(fresh | every_row), l.eq(0), wb.eq(0), bb.eq(0), tb.eq(0), db.eq(0)]
         m.next = "BLOCK"
 
     with state("STEP"):   # the first step only: the later ones start with the readout's last cycle
@@ -111,13 +120,15 @@ def pass_states(c):
             m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
                          li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c), li.tag.to.eq(to)]
 
-    def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest, early=0):
+    def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest, tiles, ddr_at,
+                   early=0):
         """Walk the tokens; per token, the engine rows of ``mats`` matrices of ``chunks`` chunks of P
         outputs each (the last with ``last_lanes`` lanes), ACC_ROWS chunks per row, from the events of
         ``src`` (the weight rows of engine row r start at ``w0 + r * fan_in``); each chunk to
         ``dest``: a LIF layer (membrane rows ``mlayer + j``) or a residual add into X. When ``early``
         holds, ``nxt()`` comes as soon as the last event is issued (the rows in flight find their way by
-        their tag)."""
+        their tag). In DDR mode the pass's ``tiles`` engine rows come from the weight buffer ``ddr_at`` units of
+        A bytes into block l's, tile-outer and token-inner, and the pass drains."""
         with state(name):
             m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), src_bits.eq(src), ev.tag.lif.eq(dest["kind"] == "lif")]
             two = eg_c + 1 < chunks
@@ -127,23 +138,40 @@ def pass_states(c):
             fan = Mux(two, P + lanes_of(eg_c + 1), lanes_of(eg_c))
             c_end = eg_c + cycles.ACC_ROWS >= chunks          # the matrix's last engine row
             tok_end = eg_row_end & c_end & (eg_mat == mats - 1)
-            with m.If(eg_busy):
-                with m.If(ev.present[0]):
-                    m.d.sync += ac_add[dest["counter"]].eq(Mux(ev.present[1], fan << 1, fan))
-                with m.If(eg_row_end & ~tok_end):
+            next_row = [eg_r.eq(eg_r + 1), eg_c.eq(Mux(c_end, 0, eg_c + cycles.ACC_ROWS)), eg_mat.eq(eg_mat + c_end),
+                        eg_j.eq(Mux(c_end, eg_j + chunks - eg_c, eg_j + cycles.ACC_ROWS))]
+            with m.If(ev_take & ev.present[0]):
+                m.d.sync += ac_add[dest["counter"]].eq(Mux(ev.present[1], fan << 1, fan))
+            with m.If(~in_ddr):   # on chip: token-outer, every engine row of a token in turn
+                with m.If(ev_take & eg_row_end & ~tok_end):
                     m.d.comb += eg.rewind.eq(1)   # the token's next row: its spikes again
                     m.d.sync += eg_pad.eq(1)
-                with m.If(eg_row_end):
-                    m.d.sync += [eg_r.eq(eg_r + 1), eg_w.eq(eg_w + fan_in),
-                                 eg_c.eq(Mux(c_end, 0, eg_c + cycles.ACC_ROWS)), eg_mat.eq(eg_mat + c_end),
-                                 eg_j.eq(Mux(c_end, eg_j + chunks - eg_c, eg_j + cycles.ACC_ROWS))]
-            with m.If(~eg_busy | tok_end):
-                with m.If(wk.any):
-                    m.d.sync += eg_load(wk.cur) + [wk.next()]
-                with m.Else():
-                    m.d.sync += eg_busy.eq(0)
+                with m.If(ev_take & eg_row_end):
+                    m.d.sync += next_row + [eg_w.eq(eg_w + fan_in)]
+                with m.If(~eg_busy | (ev_take & tok_end)):
+                    with m.If(wk.any):
+                        m.d.sync += eg_load(wk.cur) + [wk.next()]
+                    with m.Else():
+                        m.d.sync += eg_busy.eq(0)
+            with m.Else():        # DDR: tile-outer, every token's row of a tile in turn
+                m.d.comb += [tp.start.valid.eq(wk.any & ~eg_busy),
+                             tp.start.payload.addr.eq(weights_addr + ((db + ddr_at) << log2(A))),
+                             tp.start.payload.tiles.eq(tiles), tp.start.payload.fan_in.eq(fan_in),
+                             tp.start.payload.thresholds.eq(dest["kind"] == "lif")]
+                with m.If(ev_take & eg_row_end):
+                    with m.If(wk.any):
+                        m.d.sync += eg_load_tile(wk.cur) + [wk.next()]
+                    with m.Else():    # the tile's last token: the next tile walks the pass's tokens again
+                        m.d.comb += tp.next.eq(1)
+                        m.d.sync += eg_busy.eq(0)
+                        with m.If(tp.last):
+                            m.d.sync += [eg_r.eq(0), eg_c.eq(0), eg_mat.eq(0), eg_j.eq(0)]
+                        with m.Else():
+                            m.d.sync += next_row + [wk.load(pass_mask)]
+                with m.If(~eg_busy & tp.ready & wk.any):
+                    m.d.sync += eg_load_tile(wk.cur) + [wk.next()]
             with m.If(~eg_busy & ~wk.any):
-                end_pass(nxt, early)
+                end_pass(nxt, early & ~in_ddr)
             if dest["kind"] == "lif":   # its rows go to the LIF layer (below, by their tag)
                 m.d.sync += [lif_th0.eq(th0), lif_ml.eq(mlayer), lif_to.eq(dest["to"])]
             else:  # residual add into the X row of the half's token and chunk (rows of a token are
@@ -193,7 +221,7 @@ def pass_states(c):
     event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                            also=[wq.load(active), wo.load(active)]),
                3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
-               {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, crowd)
+               {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, mul(dcg, 3), 0, crowd)
     with state("ATTN"):
         m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
         with m.If(att.kv_i.valid & att.kv_i.ready):
@@ -228,13 +256,21 @@ def pass_states(c):
         with m.Else():
             m.next = "ENDBLOCK"
 
-    def after_attention():   # proj's residual add has fed the MLP's input LIF: straight to fc1
-        with m.If(mlp_on):
+    # On chip, proj's residual add feeds the MLP's input LIF (no MIN pass): a token's S2 spikes replace its A
+    # spikes in `sin` after its last proj row. In DDR mode a token's rows come one tile at a time and later
+    # tiles read its A spikes again, so the MLP takes its own MIN pass.
+    feed_min = mlp_on & ~in_ddr
+
+    def after_attention():
+        with m.If(feed_min):   # straight to fc1
             goto("FC1", drain=cycles.DRAIN_EVENTS)()
+        with m.Elif(mlp_on):
+            goto("MIN")()
         with m.Else():
             block_done()
     event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-               cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": mlp_on})
+               cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": feed_min},
+               dcg, cfgd.a_proj)
 
     # ---- MLP module
     x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)
@@ -243,9 +279,9 @@ def pass_states(c):
     # token's hidden spikes (written 7 cycles after its last event) after three tokens of >= 2 cycles
     event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
                bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
-               {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z}, many)
+               {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z}, hcg, cfgd.a_fc1, many)
     event_pass("FC2", block_done, 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-               cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1})
+               cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1}, dcg, cfgd.a_fc2)
 
     # The block's last halting decision is valid in the cycle after the pass (cycles.HALT_LATENCY after
     # the last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's
@@ -256,7 +292,7 @@ def pass_states(c):
             last_block_done()
         with m.Else():
             m.d.sync += [l.eq(l + 1), wb.eq(wb + cfgd.w_block), bb.eq(bb + cfgd.b_block),
-                         tb.eq(tb + cfgd.th_block)]
+                         tb.eq(tb + cfgd.th_block), db.eq(db + cfgd.a_block)]
             m.next = "BLOCK"
 
     def after_readout():

@@ -13,6 +13,10 @@ The ``config`` section fills ``cfg`` (``ModelConfig`` fields in declaration orde
 beats that configuration implies (both registers, checked by the caller a cycle after the packet's trailer:
 a packet that is well formed but disagrees with its own config would otherwise leave stale memory rows);
 ``restart`` (after that check, and on a soft reset) starts the next packet's beat counts from zero.
+
+A packet whose ``weights``, ``biases`` and ``thresholds`` sections are all empty keeps them in DDR
+(``packing.pack_model(..., weights_in_ddr=True)``, ``dynaspike.ddr.pack_weights``): ``weights_in_ddr`` says
+so, and its lengths are checked without those three.
 """
 
 from dataclasses import fields
@@ -26,7 +30,7 @@ from dynaspike import cycles
 from dynaspike.artifact import IntParams
 from dynaspike.config import ModelConfig
 from dynaspike.formats import FORMATS
-from dynaspike.packing import BEAT_BITS, SECTION_IDS, capacity_for
+from dynaspike.packing import BEAT_BITS, DDR_SECTIONS, SECTION_IDS, capacity_for
 
 from .accumulate import write_signature
 from .arith import mul
@@ -70,6 +74,12 @@ class Geometry:
         self.head_groups = -(-self.D // self.M)
         self.mask_bits = 2 * self.Lmax * self.Tmax
         self.W = max(self.DP, self.hch * self.P)       # widest spike vector an event generator scans
+        # DDR mode: a block's weight buffer in units of A bytes (loader.derived_layout's a_block), the most
+        # tiles an event pass reads (q, k and v's, or fc1's) and the largest tile (a bank of weight rows)
+        dcg, hcg = cycles.engine_rows(self.dc), cycles.engine_rows(self.hch)
+        self.a_block = 3 * dcg * (8 + self.D) + dcg * (4 + self.D) + hcg * (8 + self.D) + dcg * (4 + self.H)
+        self.max_tiles = max(3 * dcg, hcg)
+        self.max_fan_in = max(self.D, self.H)
         for what, v in (("lanes", self.P), ("embedding lanes", self.E), ("head multipliers", self.M)):
             log2(v)
         if self.P % self.E or self.P < 8:
@@ -97,6 +107,12 @@ def derived_layout(g: Geometry) -> data.StructLayout:
         "w_fc2": range(g.cap.weight_rows + 1),     # weight row of fc2 in a block: 4*dcg*D + hcg*D
         "b_block": range(g.cap.bias_rows + 1),     # bias rows per block: 5*dcg + hcg
         "th_block": range(g.cap.threshold_rows + 1),  # threshold rows per block (q, k, v, fc1): 3*dch + hch
+        # dynaspike.ddr.weight_buffer of one block, in units of A bytes (a weight row; a tile's bias row and
+        # each of its threshold rows are 4 units): where proj, fc1 and fc2 start, and the block's size
+        "a_proj": range(g.a_block + 1),           # 3*dcg*(8 + D)
+        "a_fc1": range(g.a_block + 1),            # a_proj + dcg*(4 + D)
+        "a_fc2": range(g.a_block + 1),            # a_fc1 + hcg*(8 + D)
+        "a_block": range(g.a_block + 1),          # a_fc2 + dcg*(4 + Hd)
         # the last value of the sequencer's counters (field - 1, a stage after the field): a counter's end test
         # is then an equality, not a subtraction in front of one
         "n_last": range(g.N + 1), "blocks_last": range(g.Lmax + 1), "steps_last": range(g.Tmax + 1),
@@ -133,6 +149,7 @@ class ModelLoader(wiring.Component):
             "derived": Out(derived_layout(g)),
             "fits": Out(1),
             "lengths_ok": Out(1),
+            "weights_in_ddr": Out(1),          # the packet's weights, biases and thresholds sections were empty
             "restart": In(1),                  # forget the sections' beat counts (between model packets)
             "mask": Out(g.mask_bits),          # bit m * Tmax + t
             "w_wr": Out(write_signature(w_rows, data.ArrayLayout(signed(FORMATS.weight_bits), g.A), g.A // 8)),
@@ -202,6 +219,9 @@ class ModelLoader(wiring.Component):
             d.w_proj.eq(mul(dd, 3)), d.w_fc1.eq(dd << 2), d.w_fc2.eq((dd << 2) + mul(dim, hcg)),
             d.w_block.eq((dd << 2) + mul(dim, hcg) + mul(hidden, dcg)),
             d.b_block.eq(mul(dcg, 5) + hcg), d.th_block.eq(mul(dch, 3) + hch),
+            d.a_proj.eq(mul(dd, 3) + mul(dcg, 24)), d.a_fc1.eq((dd << 2) + mul(dcg, 28)),
+            d.a_fc2.eq((dd << 2) + mul(dim, hcg) + mul(dcg, 28) + (hcg << 3)),
+            d.a_block.eq((dd << 2) + mul(dim, hcg) + mul(hidden, dcg) + (dcg << 5) + (hcg << 3)),
         ]
         # stage D
         m.d.sync += [getattr(d, f"{k}_last").eq(getattr(d, k) - 1)
@@ -237,7 +257,10 @@ class ModelLoader(wiring.Component):
         m.d.sync += [expect_r[k].eq(v) for k, v in expect.items()]
         # registered: valid from the cycle after a section's last beat is taken (the core reads it a cycle after
         # the trailer)
-        m.d.sync += self.lengths_ok.eq(Cat(*(seen[k] == expect_r[k] for k in expect)).all())
+        in_ddr = Cat(*(seen[k] == 0 for k in DDR_SECTIONS)).all()
+        m.d.sync += [self.lengths_ok.eq(Cat(*((seen[k] == expect_r[k]) | (in_ddr if k in DDR_SECTIONS else 0)
+                                              for k in expect)).all()),
+                     self.weights_in_ddr.eq(in_ddr)]
 
         # ---- memory images: one beat per cycle, a row of L lanes (packing.memory_lanes: A for weights and
         # biases, P for thresholds) in L/8 (8-bit lanes) or L/2 (32-bit lanes) beats

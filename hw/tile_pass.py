@@ -109,7 +109,7 @@ class TilePass(wiring.Component):
                      c.w_base.eq(w_base), c.b_row.eq(b_row), c.th_row.eq(th_row)]
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [issued.eq(issued + 1), addr.eq(addr + tile_bytes)]
-        with m.If(self.loaded):
+        with m.If(self.loaded & busy):
             m.d.sync += loaded.eq(loaded + 1)
 
         # the current tile

@@ -85,6 +85,21 @@ def test_ctrl_pulses_once_and_run_config_holds():
     assert reads == [0b10, 0b10, regmap.CORE_MAGIC, 0]
 
 
+def test_weights_addr_holds_a_beat_address_written_by_byte():
+    dut = RegisterBlock(CAP)
+    off, reads = regmap.REG["WEIGHTS_ADDR"].offset, []
+
+    async def tb(ctx):
+        await atb.axil_write(ctx, dut.axil, off, 0x1234_567F)
+        reads.append(await atb.axil_read(ctx, dut.axil, off))
+        await atb.axil_write(ctx, dut.axil, off, 0xAABB_CCDD, strb=0b0100)   # byte 2 only
+        reads.append(await atb.axil_read(ctx, dut.axil, off))
+        reads.append(ctx.get(dut.weights_addr))
+
+    atb.run(dut, tb)
+    assert reads == [0x1234_5678, 0x12BB_5678, 0x12BB_5678]
+
+
 def test_rejects_a_non_capacity():
     with pytest.raises(TypeError, match="Capacity"):
         RegisterBlock({"lanes": 64})

@@ -29,6 +29,19 @@ def test_model_round_trip(cfg, lanes):
         np.testing.assert_array_equal(sec[name], mem[name], err_msg=name)
 
 
+def test_a_model_with_its_weights_in_ddr_leaves_their_sections_empty():
+    model = random_model(DIGITS, 3)
+    full, ddr_packet = packing.pack_model(model, 16), packing.pack_model(model, 16, weights_in_ddr=True)
+    beats = packing.section_beats(DIGITS, 16)
+    assert len(full) - len(ddr_packet) == sum(beats[name] for name in packing.DDR_SECTIONS)
+    cfg, params, lanes, sec = packing.unpack_model(ddr_packet)
+    assert (cfg, params, lanes) == (DIGITS, model.params, 16)
+    assert [sec[name].shape[0] for name in packing.DDR_SECTIONS] == [0, 0, 0]
+    np.testing.assert_array_equal(sec["head_w"], model["head_w"])
+    with pytest.raises(packing.PackingError, match="in DDR"):
+        packing.model_from_packet(ddr_packet)
+
+
 @pytest.mark.parametrize("lanes", [8, 64])
 def test_memory_images_follow_the_layout(lanes):
     """Every weight, bias and threshold is where weight_layout says, and padding is inert."""

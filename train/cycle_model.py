@@ -5,6 +5,11 @@ pass costs what ``dynaspike.cycles`` says for the tokens it walks and the spikes
 replays that order over the golden model's trace (which tokens were active at each block, every spike
 map), so it predicts the RTL's cycle counter exactly, image by image, and splits the count by pass.
 
+A model whose weights are in DDR (``memory``: the simulated memory, ``dynaspike.ddr.Memory``; ``weights_at``:
+the weight buffer's byte address, the WEIGHTS_ADDR register) runs its event passes tile by tile; their cycles
+are ``dynaspike.ddr.tile_pass_schedule``'s against a memory of that fixed read latency (exact in
+simulation; on the board, the estimate the cycle counter is compared with).
+
 ``ideal`` is the bound the issue asks for: the accumulate operations actually needed, divided by the adds
 the accumulate engine does per cycle (``ceil(ACs / (ACC_ROWS * P * ACC_SPIKES))``); ``work_bound`` adds the
 multiplies the core does on its multipliers (the embedding's, of the non-zero window pixels only, on
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dynaspike import cycles as cy
+from dynaspike import ddr
 from dynaspike.artifact import IntModel
 from dynaspike.packing import beats_per_token, result_payload_beats
 
@@ -57,14 +63,29 @@ def _event_pass(events, has_tokens, early=False):
     return np.where(has_tokens, 1 + events, 0) + np.where(early, 1, cy.DRAIN_EVENTS + 1)
 
 
+def _ddr_event_pass(work, has_tokens, at: int, tiles: int, fan_in: int, thresholds: bool, lanes: int,
+                    memory) -> np.ndarray:
+    """A DDR-mode event pass of ``tiles`` tiles from byte address ``at``; ``work``: (B,) event beats of one
+    tile (one engine row per active token). It loads the tiles (``TilePass``, from the pass's first cycle),
+    walks the tokens over each one, and drains."""
+    out = np.full(len(work), cy.DRAIN_EVENTS + 1, np.int64)
+    for b, (w, has) in enumerate(zip(np.asarray(work).tolist(), np.asarray(has_tokens).tolist())):
+        if has:
+            last = ddr.tile_pass_schedule(at, fan_in, thresholds, [w] * tiles, lanes, memory.read_latency,
+                                          lead=1)[-1]["done"]
+            out[b] += last + 1
+    return out
+
+
 def head_tail(cfg) -> int:
     """Cycles from the last readout pass's end to the last logit (the classifier on cycles.HEAD_MULTS)."""
     return cy.head_cycles(cfg.num_classes, cfg.dim, cy.HEAD_MULTS)
 
 
 def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden: GoldenResult | None = None,
-            gm: GoldenModel | None = None) -> CyclePrediction:
-    """Cycle counts of ``images`` on a core with ``lanes`` P (for the model's own capacity)."""
+            gm: GoldenModel | None = None, memory: ddr.Memory | None = None, weights_at: int = 0) -> CyclePrediction:
+    """Cycle counts of ``images`` on a core with ``lanes`` P (for the model's own capacity); with ``memory``,
+    of the model with its weights in DDR at byte address ``weights_at`` (a beat's)."""
     cfg = model.config
     gm = gm or GoldenModel(model)
     r = golden if golden is not None and golden.trace else gm.run(images, dense=dense, trace=True)
@@ -102,6 +123,19 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             c = np.where(gate.reshape(B, N, H, D // H).any(-1), c, 0)
         return np.where(active, np.maximum(1, c.max(-1)), 0)
 
+    buf = ddr.weight_buffer(cfg, lanes) if memory is not None else None
+    if weights_at % ddr.BEAT_BYTES:
+        raise ValueError(f"the weight buffer must start at a beat (8 bytes), not at {weights_at:#x}")
+
+    def event_pass(active_key, rows, early, l, layer, fan_in, thresholds):
+        """An event pass over the spikes of ``active_key``, ``rows`` engine rows (tiles) of the ``layer`` of
+        block l's weight buffer on; on chip one that may end early does so, in DDR mode none does."""
+        work = beats(active_key)
+        if memory is None:
+            return _event_pass(rows * work, has, early)
+        return _ddr_event_pass(work, has, weights_at + buf[f"b{l}.{layer}"]["offset"], rows, fan_in, thresholds,
+                               lanes, memory)
+
     def add(kind, t, l, c):
         by[kind] += c
         passes.append((kind, t, l, np.asarray(c, np.int64)))
@@ -123,7 +157,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                                         0).sum(1)
             if a_on:
                 add("ain", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
-                add("qkv", t, l, _event_pass(3 * dg * beats(p + "ain"), has, n >= cy.EARLY_END_TOKENS_QKV))
+                add("qkv", t, l, event_pass(p + "ain", 3 * dg, n >= cy.EARLY_END_TOKENS_QKV, l, "q", D, True))
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 q = head_max(tr[p + "q"], active)               # (B, N), 0 for the inactive tokens
                 # A Y row goes to the LIF layer a chunk per cycle (dc cycles); the unit computes the next row
@@ -132,12 +166,14 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
                 yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
                 add("attn", t, l, np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
                     + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
-                add("proj", t, l, _event_pass(dg * beats(p + "attn"), has))
+                add("proj", t, l, event_pass(p + "attn", dg, False, l, "proj", D, False))
             if f_on:
-                if not a_on:   # after an attention module, proj's residual add feeds the MLP's input LIF
+                # after an attention module, proj's residual add feeds the MLP's input LIF on chip (not in DDR
+                # mode: hw/core_passes.py)
+                if not a_on or memory is not None:
                     add("min", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
-                add("fc1", t, l, _event_pass(hg * beats(p + "min"), has, n >= cy.EARLY_END_TOKENS))
-                add("fc2", t, l, _event_pass(dg * beats(p + "hid"), has))
+                add("fc1", t, l, event_pass(p + "min", hg, n >= cy.EARLY_END_TOKENS, l, "fc1", D, True))
+                add("fc2", t, l, event_pass(p + "hid", dg, False, l, "fc2", cfg.hidden_dim, False))
             if l == L - 1:   # the tokens whose readout rides on this block's last residual add
                 fed = active if (a_on or f_on) else np.zeros_like(active)
             active = tr[p + "active_after"].astype(bool)

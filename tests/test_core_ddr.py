@@ -1,0 +1,75 @@
+"""The whole core in Amaranth's simulator with a model whose weights are in DDR (docs/hardware.md, "DDR mode"):
+the model packet leaves the weights, biases and thresholds out, the core reads them tile by tile from the
+buffer ``ddr.pack_weights`` gives (served at a fixed latency by ``sim.amaranth_tb.axi_read_slave``), and the
+logits, the counters and CYCLES equal the golden model's and the cycle model's with that memory."""
+
+import numpy as np
+import pytest
+
+from dynaspike import ddr, packing, regmap
+from dynaspike.config import ModelConfig
+from hw.core import Core
+from sim.amaranth_tb import axi_read_slave, axil_read, axil_write, run
+from sw.transports.golden import counters
+from tests.model_factory import random_model, spiky_model
+from tests.test_core_fast import TINY, WIDER, load_model, recv, send
+from train import cycle_model
+from train.golden import GoldenModel
+
+REG = regmap.REG
+BASE = 0x3000_0040           # the weight buffer's byte address: a beat, not a burst, boundary
+# D = 24 on P = 8: three chunks, so q, k, v and fc2 have two tiles (one of one chunk), fc1 (hidden 48) three
+WIDE3 = ModelConfig(**{**WIDER.to_dict(), "blocks": 2})
+
+
+def run_ddr(model, images, latency, *, lanes=8, base=BASE, error_at=()):
+    cfg = model.config
+    buf = ddr.pack_weights(model, lanes)
+    dut = Core(lanes, cfg)
+    got, seen = [], {}
+
+    def word(addr):
+        off = addr - base
+        assert 0 <= off and off + 8 <= len(buf), f"read at {addr:#x}, outside the weight buffer"
+        return int.from_bytes(buf[off:off + 8], "little")
+
+    async def host(ctx):
+        await axil_write(ctx, dut.s_axil, REG["WEIGHTS_ADDR"].offset, base)
+        await load_model(ctx, dut, packing.pack_model(model, lanes, weights_in_ddr=True))
+        seen["status"] = await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)
+        for k, img in enumerate(images):
+            await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k)[:2], last=False)
+            await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, REG["CTRL"].field("START").put(1))
+            await send(ctx, dut.s_axis, packing.pack_image(img, cfg, tag=k)[2:])
+            if error_at:
+                break
+            got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
+        if error_at:
+            for _ in range(2000):
+                await ctx.tick()
+            seen["status_after"] = await axil_read(ctx, dut.s_axil, REG["STATUS"].offset)
+            seen["error_code"] = await axil_read(ctx, dut.s_axil, REG["ERROR_CODE"].offset)
+
+    run(dut, host, background=[axi_read_slave(dut.m_axi, word, latency=latency, error_at=error_at)],
+        deadline_cycles=200_000)
+    return got, seen
+
+
+@pytest.mark.parametrize("cfg,make,latency", [(TINY, random_model, 1), (WIDE3, spiky_model, 9),
+                                              (WIDE3, random_model, 40)], ids=["D8-lat1", "D24-spiky-lat9",
+                                                                               "D24-lat40"])
+def test_a_model_in_ddr_runs_exactly(cfg, make, latency):
+    model = make(cfg, 3)
+    images = np.random.default_rng(2).integers(0, 256, size=(2, 1, cfg.img_size, cfg.img_size), dtype=np.uint8)
+    got, seen = run_ddr(model, images, latency)
+    status = REG["STATUS"]
+    assert (status.field("MODEL_LOADED").get(seen["status"]), status.field("WEIGHTS_IN_DDR").get(seen["status"])) \
+        == (1, 1)
+    g = GoldenModel(model).run(images)
+    want = counters(g, cfg)
+    pred = cycle_model.predict(model, images, 8, memory=ddr.Memory(read_latency=latency), weights_at=BASE)
+    for k, (tag, logits, cycles, cnt) in enumerate(got):
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
+        assert cnt == {name: int(v[k]) for name, v in want.items()}, f"image {k}"
+        assert cycles == pred.cycles[k], f"image {k}: {cycles} cycles, cycle model {pred.cycles[k]}"
