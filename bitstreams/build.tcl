@@ -13,12 +13,14 @@
 # (vectorless) activity. power.rpt carries the hierarchy down to the core's components.
 #
 # Block design (what sw/transports/board.py expects):
-#   ps7              Zynq-7000 PS, xc7z020clg400-1 (PYNQ-Z2); FCLK_CLK0 = 100 MHz; M_AXI_GP0; S_AXI_HP0 64-bit
+#   ps7              Zynq-7000 PS, xc7z020clg400-1 (PYNQ-Z2); FCLK_CLK0 = 100 MHz; M_AXI_GP0; S_AXI_HP0 and
+#                    S_AXI_HP1 64-bit
 #   axi_dma_0        AXI DMA, simple mode (no scatter-gather), buffer length register 26 bits (64 MiB
 #                    transfers), 64-bit memory-mapped and stream data; MM2S -> core, core -> S2MM; its
 #                    memory side on HP0, its registers on GP0
 #   dynaspike_core_0 the core (module reference dynaspike_core_axi): s_axil on GP0 (4 KiB window),
-#                    s_axis from the DMA's MM2S, m_axis to the DMA's S2MM
+#                    s_axis from the DMA's MM2S, m_axis to the DMA's S2MM, m_axi (read only: the weight
+#                    tiles of a model in DDR) on HP1, a port of its own (the traffic model's one port)
 #   clock FCLK_CLK0 everywhere, reset from proc_sys_reset (peripheral_aresetn)
 
 # Written for Vivado 2022.1 (the release PYNQ v3.0's overlays are built with); the IP it asks for is
@@ -78,6 +80,7 @@ set_property -dict [list \
     CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {100} \
     CONFIG.PCW_USE_M_AXI_GP0 {1} \
     CONFIG.PCW_USE_S_AXI_HP0 {1} CONFIG.PCW_S_AXI_HP0_DATA_WIDTH {64} \
+    CONFIG.PCW_USE_S_AXI_HP1 {1} CONFIG.PCW_S_AXI_HP1_DATA_WIDTH {64} \
 ] $ps
 
 set dma [create_bd_cell -type ip -vlnv $dma_vlnv axi_dma_0]
@@ -105,6 +108,11 @@ foreach master {axi_dma_0/M_AXI_MM2S axi_dma_0/M_AXI_S2MM} {
         Clk_xbar $fclk Master /$master Slave /ps7/S_AXI_HP0 intc_ip Auto master_apm 0] \
         [get_bd_intf_pins ps7/S_AXI_HP0]
 }
+# The core's weight tiles: its read master -> HP1 (64-bit; AXI4 bursts of at most 16 beats, so the
+# interconnect's conversion to the port's AXI3 splits nothing).
+apply_bd_automation -rule xilinx.com:bd_rule:axi4 -config [list Clk_master $fclk Clk_slave $fclk \
+    Clk_xbar $fclk Master /dynaspike_core_0/m_axi Slave /ps7/S_AXI_HP1 intc_ip Auto master_apm 0] \
+    [get_bd_intf_pins ps7/S_AXI_HP1]
 # Streams: DMA MM2S -> core -> DMA S2MM.
 connect_bd_intf_net [get_bd_intf_pins axi_dma_0/M_AXIS_MM2S] [get_bd_intf_pins dynaspike_core_0/s_axis]
 connect_bd_intf_net [get_bd_intf_pins dynaspike_core_0/m_axis] [get_bd_intf_pins axi_dma_0/S_AXIS_S2MM]

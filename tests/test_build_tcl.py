@@ -50,13 +50,15 @@ def test_ps7_clock_and_ports(recorded):
     eq("GP0 master", c.get("PCW_USE_M_AXI_GP0"), "1")
     eq("HP0 slave", c.get("PCW_USE_S_AXI_HP0"), "1")
     eq("HP0 width", c.get("PCW_S_AXI_HP0_DATA_WIDTH"), str(packing.BEAT_BITS))
+    eq("HP1 slave", c.get("PCW_USE_S_AXI_HP1"), "1")
+    eq("HP1 width", c.get("PCW_S_AXI_HP1_DATA_WIDTH"), str(packing.BEAT_BITS))
     ps_rule = [a for a in d["automations"] if a["rule"].endswith("processing_system7")]
     eq("board preset", [a["config"]["apply_board_preset"] for a in ps_rule], ["1" if board else "0"])
     if not board:
         eq("DDR part by hand", c.get("PCW_UIPARAM_DDR_PARTNO"), "MT41K256M16 RE-125")
 
 
-def test_gp0_reaches_both_register_windows_and_hp0_carries_the_dma(recorded):
+def test_gp0_reaches_both_register_windows_hp0_carries_the_dma_and_hp1_the_cores_tiles(recorded):
     _, _, d, _ = recorded
     axi = [a for a in d["automations"] if a["rule"] == "xilinx.com:bd_rule:axi4"]
     for a in axi:
@@ -68,7 +70,8 @@ def test_gp0_reaches_both_register_windows_and_hp0_carries_the_dma(recorded):
     eq("axi4 links", links, sorted([("/ps7/M_AXI_GP0", f"/{DMA_CELL}/S_AXI_LITE"),
                                     ("/ps7/M_AXI_GP0", f"/{CORE_CELL}/s_axil"),
                                     (f"/{DMA_CELL}/M_AXI_MM2S", "/ps7/S_AXI_HP0"),
-                                    (f"/{DMA_CELL}/M_AXI_S2MM", "/ps7/S_AXI_HP0")]))
+                                    (f"/{DMA_CELL}/M_AXI_S2MM", "/ps7/S_AXI_HP0"),
+                                    (f"/{CORE_CELL}/m_axi", "/ps7/S_AXI_HP1")]))
 
 
 def test_streams_clock_reset_and_window(recorded):

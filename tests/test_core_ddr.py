@@ -73,3 +73,55 @@ def test_a_model_in_ddr_runs_exactly(cfg, make, latency):
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
         assert cnt == {name: int(v[k]) for name, v in want.items()}, f"image {k}"
         assert cycles == pred.cycles[k], f"image {k}: {cycles} cycles, cycle model {pred.cycles[k]}"
+
+
+def test_an_axi_error_stops_the_core_and_a_soft_reset_mid_inference_recovers():
+    """A tile read answered SLVERR: STATUS.ERROR with AXI_ERROR; SOFT_RESET, then an image with a good
+    memory runs exactly. A second SOFT_RESET while tiles are in flight (the tile loader finishes the reads
+    it addressed) leaves the next image exact too."""
+    model, cfg, latency = random_model(WIDE3, 5), WIDE3, 20
+    images = np.random.default_rng(4).integers(0, 256, size=(2, 1, cfg.img_size, cfg.img_size), dtype=np.uint8)
+    buf = ddr.pack_weights(model, 8)
+    dut = Core(8, cfg)
+    bad = {BASE + ddr.weight_buffer(cfg, 8)["b0.fc1"]["offset"] + 64}
+    errors, got, seen = set(bad), [], {}
+    status, ctrl = REG["STATUS"], REG["CTRL"]
+
+    def word(addr):
+        return int.from_bytes(buf[addr - BASE:addr - BASE + 8], "little")
+
+    async def image(ctx, k):
+        await send(ctx, dut.s_axis, packing.pack_image(images[k], cfg, tag=k)[:2], last=False)
+        await axil_write(ctx, dut.s_axil, REG["CTRL"].offset, ctrl.field("START").put(1))
+        await send(ctx, dut.s_axis, packing.pack_image(images[k], cfg, tag=k)[2:])
+
+    async def host(ctx):
+        await axil_write(ctx, dut.s_axil, REG["WEIGHTS_ADDR"].offset, BASE)
+        await load_model(ctx, dut, packing.pack_model(model, 8, weights_in_ddr=True))
+        await image(ctx, 0)
+        while not status.field("ERROR").get(await axil_read(ctx, dut.s_axil, status.offset)):
+            pass
+        seen["code"] = await axil_read(ctx, dut.s_axil, REG["ERROR_CODE"].offset)
+        errors.clear()
+        await axil_write(ctx, dut.s_axil, ctrl.offset, ctrl.field("SOFT_RESET").put(1))
+        await image(ctx, 1)
+        got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
+        await image(ctx, 0)
+        for _ in range(300):   # into its first passes, tiles in flight
+            await ctx.tick()
+        await axil_write(ctx, dut.s_axil, ctrl.offset, ctrl.field("SOFT_RESET").put(1))
+        seen["status"] = await axil_read(ctx, dut.s_axil, status.offset)
+        await image(ctx, 0)
+        got.append(packing.unpack_result(await recv(ctx, dut.m_axis), cfg.num_classes))
+
+    slave = axi_read_slave(dut.m_axi, word, latency=latency, error_at=errors)
+    run(dut, host, background=[slave], deadline_cycles=200_000)
+    assert seen["code"] == regmap.ErrorCode.AXI_ERROR
+    st = {f.name: f.get(seen["status"]) for f in status.fields}
+    assert (st["ERROR"], st["MODEL_LOADED"], st["WEIGHTS_IN_DDR"]) == (0, 1, 1), st
+    g = GoldenModel(model).run(images)
+    pred = cycle_model.predict(model, images, 8, memory=ddr.Memory(read_latency=latency), weights_at=BASE)
+    for (tag, logits, cycles, _), k in zip(got, (1, 0)):
+        assert tag == k
+        np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")
+        assert cycles == pred.cycles[k]
