@@ -143,14 +143,18 @@ class Core(wiring.Component):
         wiring.connect(top, wiring.flipped(self.m_axi), tl.m_axi)
         wiring.connect(top, tp.cmd, tl.cmd)
         top.d.comb += [tp.loaded.eq(tl.done), tl.clear.eq(soft)]
-        # the engine's weight and bias memories and the threshold memory are written by the model loader or, while
-        # it reads tiles, by the tile loader (both a beat at a time, in the same parts)
+        # The engine's weight and bias memories and the threshold memory are written by the model loader or, while
+        # it reads tiles, by the tile loader. Both write a beat at a time into the granule of its position, with
+        # the beat's lanes in every granule of the row, so one granule's multiplexer serves the row (a
+        # multiplexer of whole rows costs about 1 k LUTs).
         th_wr = SimpleNamespace(en=Signal.like(ld.th_wr.en), addr=Signal.like(ld.th_wr.addr),
                                 data=Signal.like(ld.th_wr.data))
         for dst, src in ((acc.w_wr, "w_wr"), (acc.b_wr, "b_wr"), (th_wr, "th_wr")):
             a, b = getattr(tl, src), getattr(ld, src)
+            granule = len(a.data.as_value()) // len(a.en)
+            beat = Mux(tl.busy, a.data.as_value()[:granule], b.data.as_value()[:granule])
             top.d.comb += [dst.en.eq(Mux(tl.busy, a.en, b.en)), dst.addr.eq(Mux(tl.busy, a.addr, b.addr)),
-                           dst.data.eq(Mux(tl.busy, a.data, b.data))]
+                           dst.data.as_value().eq(beat.replicate(len(a.en)))]
 
         cfgd = ld.derived
         prm = {name: ld.params[k] for k, name in enumerate(PARAM_FIELDS)}

@@ -13,6 +13,7 @@ import json
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotbext.axi import AxiRamRead, AxiReadBus
 
 from dynaspike import packing, regmap
 from sim import cocotb_tb as tb
@@ -33,6 +34,20 @@ async def log_states(dut, log):
         cycle += 1
 
 
+async def ram_latency(dut, out):
+    """The RAM's read latency: from the first AR handshake to the first R beat."""
+    cycle, ar = 0, None
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        cycle += 1
+        if ar is None and int(dut.m_axi__arvalid.value) and int(dut.m_axi__arready.value):
+            ar = cycle
+        if ar is not None and int(dut.m_axi__rvalid.value) and int(dut.m_axi__rready.value):
+            out["ram_latency"] = cycle - ar
+            return
+
+
 def image(case, k):
     return case["images"][k][:int(case["image_beats"][k])]
 
@@ -47,11 +62,19 @@ async def core_runs_images(dut):
     if p.get("log_states"):
         cocotb.start_soon(log_states(dut, states))
     out = {"images": [], "states": states}
+    ram = None
+    if p.get("ddr"):   # models in DDR: their weight buffers in cocotbext-axi's RAM on m_axi
+        d = p["ddr"]
+        ram = tb.axi_ram(dut, AxiRamRead, AxiReadBus, d["ram_bytes"], d["pause"], p.get("seed", 0) + 11)
+        cocotb.start_soon(ram_latency(dut, out))
+        await host.write("WEIGHTS_ADDR", d["at"])
     loaded = None
     for k, step in enumerate(p["plan"]):
         rec = {}
         if step.get("model", 0) != loaded:
             loaded = step.get("model", 0)
+            if ram is not None:
+                ram.write(p["ddr"]["at"], case[f"weights{loaded}"].tobytes())
             await host.load_model(case[f"model{loaded}"])
         if "soft_reset_after" in step:
             # start this image, abort it in the middle of the inference, then run it again from scratch

@@ -29,11 +29,14 @@ def run_small(models, images, name, **kw):
     return run_core(models, images, 8, name, core_cfg=WIDE, optimize=False, **kw)
 
 
-def check_against_golden(model, images, lanes, rec, dense=False, only=None):
-    """Logits, AC and token counters and the cycle count of every recorded image (or those in ``only``)."""
+def check_against_golden(model, images, lanes, rec, dense=False, only=None, memory=None, weights_at=0,
+                         slower=False):
+    """Logits, AC and token counters and the cycle count of every recorded image (or those in ``only``); with
+    ``memory``, of the model's weights in DDR at ``weights_at`` (``slower``: a RAM with random pauses, so the
+    cycles are at least the cycle model's, no fewer)."""
     cfg = model.config
     gm = GoldenModel(model)
-    pred = cycle_model.predict(model, images, lanes, dense=dense, gm=gm)
+    pred = cycle_model.predict(model, images, lanes, dense=dense, gm=gm, memory=memory, weights_at=weights_at)
     g = gm.run(images, dense=dense)
     for k, got in enumerate(rec["images"]):
         if only is not None and k not in only:
@@ -50,6 +53,9 @@ def check_against_golden(model, images, lanes, rec, dense=False, only=None):
             if name != "OUT_WAIT_CYCLES":
                 assert in_packet[name] == c[name], f"image {k}: {name} in the RESULT packet {in_packet[name]}, register {c[name]}"
         assert cyc == c["CYCLES"], f"image {k}: result packet says {cyc} cycles, register {c['CYCLES']}"
+        if slower:
+            assert cyc - c["IN_WAIT_CYCLES"] >= pred.cycles[k], f"image {k}: {cyc} cycles, cycle model {pred.cycles[k]}"
+            continue
         assert cyc - c["IN_WAIT_CYCLES"] == pred.cycles[k], (
             f"image {k}: {cyc} cycles ({c['IN_WAIT_CYCLES']} waiting for input), cycle model {pred.cycles[k]} "
             f"({ {n: int(v[k]) for n, v in pred.by_pass.items()} })")
@@ -93,6 +99,25 @@ def test_core_shipped_model_on_digits():
     check_against_golden(model, images, DEFAULT_LANES, rec)
     check_taps(model, images, rec)
     assert sum(r["counters"]["HALTED_TOKENS"] for r in rec["images"]) > 0, "no token halted: halting untested"
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.3], ids=["full-rate", "paused"])
+def test_core_shipped_model_with_its_weights_in_ddr(pause):
+    """The digits model's packet without its weights, biases and thresholds: the core reads them tile by tile
+    from cocotbext-axi's RAM (docs/hardware.md, "DDR mode"). Logits and every counter equal the golden model's;
+    CYCLES the cycle model's at the RAM's latency, or (channels paused at random) at least that."""
+    from dynaspike import ddr
+    from sim.core_run import WEIGHTS_AT
+
+    model = shipped()
+    images, _ = digits_test_images(3)
+    rec = run_core(model, images, DEFAULT_LANES, f"digits-ddr-{pause}", core_cfg=shipped_core(), weights_in_ddr=True,
+                   ram_pause=pause, seed=7)
+    assert rec["ram_latency"] >= 1
+    pred = check_against_golden(model, images, DEFAULT_LANES, rec, memory=ddr.Memory(read_latency=rec["ram_latency"]),
+                                weights_at=WEIGHTS_AT, slower=pause > 0)
+    on_chip = cycle_model.predict(model, images, DEFAULT_LANES).cycles
+    assert (pred.cycles > on_chip).all()   # memory bound: DDR mode is for models that do not fit
 
 
 def check_stream(model, images, lanes, rec, paused=False):
