@@ -40,6 +40,13 @@ BURST = 16
 #: run's beats, against 2.7 % with 8; docs/hardware.md, "DDR mode"). 8 is the HP ports' AFI command queue
 #: depth as UG1085 gives it for the Zynq UltraScale+; UG585 (Zynq-7000) was not checked for the exact figure.
 OUTSTANDING = 8
+#: The weight buffer's alignment: every transport places it at a 4 KiB page (``pynq.allocate`` does), so its
+#: tiles split into bursts (``BURST`` beats inside aligned blocks) the same way wherever it is, and the cycle
+#: model's figure holds for any placed buffer.
+BUFFER_ALIGN = 4096
+#: The read latency of cocotbext-axi's ``AxiRamRead`` as the simulated board serves the weight buffer: cycles
+#: from an AR handshake to its first R beat (tests/test_core_sim.py measures it).
+SIM_RAM_LATENCY = 2
 #: Bits per lane of a tile's bias and threshold rows: the model packet's (``packing.SECTIONS``)
 SIDE_BITS = {name: bits for _, name, bits in SECTIONS}["biases"]
 #: The LIF layers of a block whose membranes persist across time steps, as the golden model names them.

@@ -276,18 +276,21 @@ def layer_tensors(cfg: ModelConfig, lanes: int, mem: dict) -> dict:
     return out
 
 
-def model_from_packet(beats: np.ndarray) -> tuple:
-    """``(IntModel, lanes)`` rebuilt from a model packet (:func:`unpack_model` + :func:`layer_tensors`).
+def model_from_packet(beats: np.ndarray, layers: dict | None = None) -> tuple:
+    """``(IntModel, lanes)`` rebuilt from a model packet (:func:`unpack_model` + :func:`layer_tensors`); a
+    packet with its weights in DDR (``pack_model(..., weights_in_ddr=True)``) needs the spike layers'
+    tensors as ``layers`` (``dynaspike.ddr.unpack_weights`` of its weight buffer).
 
     The model is validated (``IntModel.validate``); an inconsistent packet raises PackingError or
     ``artifact.ArtifactError``. ``info`` is empty: provenance does not travel on the stream.
     """
     cfg, params, lanes, sections = unpack_model(beats)
-    if not len(sections["weights"]):
+    in_ddr = not len(sections["weights"])
+    if in_ddr and layers is None:
         raise PackingError("the model packet keeps its weights, biases and thresholds in DDR: the model is the "
                            "packet and its weight buffer (dynaspike.ddr.unpack_weights)")
     specs = tensor_specs(cfg)
-    tensors = layer_tensors(cfg, lanes, sections)
+    tensors = dict(layers) if in_ddr else layer_tensors(cfg, lanes, sections)
     for name in ("emb_w", "emb_b", "head_w", "head_b", "mask", "halt_lut"):
         tensors[name] = sections[name].astype(specs[name][1])
     return IntModel(cfg, params, tensors).validate(), lanes

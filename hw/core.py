@@ -176,7 +176,7 @@ class Core(wiring.Component):
         done = Signal()
         m.d.comb += [regs.status.busy.eq(busy | f_busy | loading), regs.status.done.eq(done), regs.status.error.eq(error),
                      regs.status.model_loaded.eq(loaded), regs.status.loading.eq(loading),
-                     regs.status.weights_in_ddr.eq(in_ddr),
+                     regs.status.weights_in_ddr.eq(in_ddr & loaded),
                      regs.error_code.eq(error_code), regs.error_beat.eq(error_beat),
                      regs.images_done.eq(images_done), regs.cycles.eq(cycles_)]
         m.d.comb += [regs.perf[k].eq(perf[k]) for k in range(len(regmap.PERF_COUNTERS))]

@@ -8,7 +8,12 @@ run exactly this code.
 - ``load_model(model)``: refuses, before any transfer, a model that does not fit (``packing.CapacityError``
   naming every exceeded limit) or that disagrees with the bitstream's manifest (``ManifestError``); then
   SOFT_RESET, UNLOAD, streams ``packing.pack_model`` and polls STATUS until MODEL_LOADED; checks that the
-  MODEL_* registers read back the model's configuration.
+  MODEL_* registers read back the model's configuration. ``load_model(model, weights_in_ddr=True)`` first
+  places the model's weight buffer (``dynaspike.ddr.pack_weights``) in the memory the core reads
+  (``transport.place``: ``pynq.allocate`` on the board) and writes its address to WEIGHTS_ADDR; the model
+  packet leaves the weights, biases and thresholds out, and the core reads them tile by tile during each
+  inference (docs/hardware.md, "DDR mode"): a failed read ends the inference in AXI_ERROR, a read that never
+  returns in the run's DriverTimeout.
 - ``run(images, tags=None, taps=False, dense=False, stream=False) -> RunResult``: refuses wrong shapes or
   dtypes (``ImageError``) before any transfer; per image: send the image packet, CTRL.START, receive the TAP
   packet (if ``taps``) and the RESULT packet, wait for STATUS.DONE, read CYCLES and the performance
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from dynaspike import packing, regmap
+from dynaspike import ddr, packing, regmap
 from dynaspike.config import ModelConfig
 from dynaspike.regmap import REG
 
@@ -159,21 +164,33 @@ class Driver:
             raise
 
     # ---------------------------------------------------------------------------------------- model
-    def load_model(self, model) -> regmap.Capacity:
-        """Load ``model`` (an ``IntModel``); return the core's capacity. See the module docstring."""
+    def load_model(self, model, weights_in_ddr: bool = False) -> regmap.Capacity:
+        """Load ``model`` (an ``IntModel``; with ``weights_in_ddr`` its weights in the memory the core reads);
+        return the core's capacity. See the module docstring."""
         from bitstreams import manifest
 
         cap = self.capacity()
         packing.check_capacity(model.config, cap)                    # before anything is sent
         manifest.check(self.transport.manifest(), model.config, cap)
-        beats = packing.pack_model(model, cap.lanes)
+        beats = packing.pack_model(model, cap.lanes, weights_in_ddr)
         self.soft_reset()
         self._command("UNLOAD")
         self.model = None
         t = self.transport
+        if weights_in_ddr:
+            stage = "model load: weight buffer"
+            addr = t.place(ddr.pack_weights(model, cap.lanes), stage)
+            if addr % ddr.BUFFER_ALIGN or not 0 <= addr < 1 << 32:
+                raise DriverError(f"{stage}: placed at {addr:#x}, not a {ddr.BUFFER_ALIGN}-byte boundary under 4 GiB")
+            self.transport.write(REG["WEIGHTS_ADDR"].offset, addr)
+            if self._read("WEIGHTS_ADDR") != addr:
+                raise DriverError(f"{stage}: WEIGHTS_ADDR reads {self._read('WEIGHTS_ADDR'):#x}, not {addr:#x}")
         t.send(beats, "model load: send")
         self._checked("model load: send", t.wait_sent, t.limit(self.timeout), "model load: send")
-        self._wait_status("MODEL_LOADED", "model load: wait MODEL_LOADED")
+        status = self._wait_status("MODEL_LOADED", "model load: wait MODEL_LOADED")
+        if BIT["WEIGHTS_IN_DDR"].get(status) != weights_in_ddr:
+            raise DriverError(f"STATUS.WEIGHTS_IN_DDR reads {BIT['WEIGHTS_IN_DDR'].get(status)} after loading a "
+                              f"model {'with' if weights_in_ddr else 'without'} its weights in DDR")
         got = {f.name: self._read(f"MODEL_{f.name.upper()}") for f in fields(ModelConfig)}
         if got != model.config.to_dict():
             raise DriverError(f"MODEL_* registers read back {got}, the model is {model.config.to_dict()}")

@@ -33,11 +33,12 @@ def coefficients_for(manifest: dict | None) -> tuple:
     return energy.Coefficients(), "documented defaults (dynaspike/energy.py, docs/hardware.md 'Energy')"
 
 
-def reference(model, images, lanes: int, dense: bool = False) -> dict:
+def reference(model, images, lanes: int, dense: bool = False, memory=None) -> dict:
     """The host-side golden figures of ``images`` (needs torch): golden logits and predictions, 45 nm
     energy per image, and the cycle model's estimates (None without ``train.cycle_model``): each image's
     CYCLES, and when each one's RESULT would leave the core with the images sent back to back (``--stream``,
-    ``cycle_model.stream_ends``)."""
+    ``cycle_model.stream_ends``). With ``memory`` (``dynaspike.ddr.Memory``), of the model with its weights in
+    DDR (a buffer at a ``ddr.BUFFER_ALIGN`` boundary, as every transport places it)."""
     import torch
 
     from train.golden import GoldenModel
@@ -52,7 +53,7 @@ def reference(model, images, lanes: int, dense: bool = False) -> dict:
         from train.cycle_model import predict, stream_ends
     except ImportError:
         return ref
-    pred = predict(model, np.asarray(images), lanes, dense=dense, gm=g)
+    pred = predict(model, np.asarray(images), lanes, dense=dense, gm=g, memory=memory)
     ref["cycles_estimated"] = np.asarray(pred.cycles, np.int64)
     ref["stream_ends_estimated"] = stream_ends(pred.cycles, pred.front, model.config.num_classes)
     return ref

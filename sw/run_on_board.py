@@ -47,6 +47,17 @@ def default_target() -> tuple:
     return "sim", "target: simulated board (pynq is not installed here, so no PYNQ-Z2: Verilator + cocotb)"
 
 
+def ddr_memory(args):
+    """With ``--weights-in-ddr``, the memory the cycle model estimates against (``dynaspike.ddr.Memory``): the
+    simulated RAM's latency on the sim and golden targets (the estimate is exact there), the assumed 40 cycles
+    of the board's DDR (its cycle counter shows the real one); else None."""
+    from dynaspike import ddr
+
+    if not args.weights_in_ddr:
+        return None
+    return ddr.Memory() if args.target == "board" else ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY)
+
+
 def load_data(args, model) -> tuple:
     """``(images, labels, reference)``: from ``--data`` (npz) or the model's test split + the golden run."""
     if args.data:
@@ -66,7 +77,7 @@ def load_data(args, model) -> tuple:
     n = len(x) if args.images is None else min(args.images, len(x))
     x, y = x[:n], y[:n]
     if ref is None:
-        ref = report.reference(model, x, args.lanes)
+        ref = report.reference(model, x, args.lanes, memory=ddr_memory(args))
     else:
         ref = {k: (v[:n] if v is not None else None) for k, v in ref.items()}
     return x, y, ref
@@ -107,7 +118,8 @@ def run_target(args, model, x) -> tuple:
 
             print(f"building the core for P = {args.lanes} with Verilator and simulating {len(x)} images "
                   "(the first build takes a while)", flush=True)
-            cap, result, timing = simulate_run(args.model, x, args.lanes, stream=args.stream, progress=progress)
+            cap, result, timing = simulate_run(args.model, x, args.lanes, stream=args.stream, progress=progress,
+                                               weights_in_ddr=args.weights_in_ddr)
             print(f"simulation: Verilator build {timing['build_s']:.1f} s, run {timing['test_s']:.1f} s", flush=True)
             return result, cap["clock_hz"], None, None
         from sw.driver import Driver
@@ -120,7 +132,7 @@ def run_target(args, model, x) -> tuple:
             from sw.transports.board import BoardTransport
             transport = BoardTransport(args.bitstream)
         d = Driver(transport)
-        cap = d.load_model(model)
+        cap = d.load_model(model, args.weights_in_ddr)
         # one image per call on the board (a progress bar), all at once on the golden model or in a stream
         chunk = len(x) if args.target == "golden" or args.stream else 1
         parts = []
@@ -199,7 +211,7 @@ def bring_up(args, model, x, y, ref) -> int:
     def load():
         import time as _t
         t0 = _t.perf_counter()
-        state["d"].load_model(model)
+        state["d"].load_model(model, args.weights_in_ddr)
         return f"MODEL_LOADED, MODEL_* registers read back the model's config ({_t.perf_counter() - t0:.3f} s)"
 
     def one():
@@ -266,6 +278,10 @@ def main(argv=None):
     ap.add_argument("--stream", action="store_true",
                     help="send the images back to back (RUN_CONFIG.STREAM): each one's intake and embedding overlap "
                          "the previous one's blocks; cycles and counters come from the RESULT packets")
+    ap.add_argument("--weights-in-ddr", action="store_true",
+                    help="place the model's weights in DDR (the board's, or the simulated RAM) and have the core "
+                         "read them tile by tile (docs/hardware.md, 'DDR mode'), as for a model too large for "
+                         "its block RAM")
     ap.add_argument("--json", help="write every figure (and the per-image rows) to this JSON file")
     ap.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="accumulator lanes P of the core (sim, golden)")
     ap.add_argument("--bitstream", default=DEFAULT_BITSTREAM, help="board: the .bit (its .hwh and manifest.json beside it)")

@@ -288,3 +288,36 @@ def test_a_model_beyond_the_capacity_sent_anyway_is_refused_by_the_core(shipped)
     t.send(packing.pack_model(model, 64), "raw send")
     assert (t.read(REG["ERROR_CODE"].offset), t.read(REG["ERROR_BEAT"].offset)) == (ErrorCode.EXCEEDS_CAPACITY, 0)
     assert not REG["STATUS"].field("MODEL_LOADED").get(t.read(REG["STATUS"].offset))
+
+
+def test_a_model_with_its_weights_in_ddr_runs_as_on_chip(shipped):
+    """load_model(weights_in_ddr=True): the weight buffer placed by the transport, its address in WEIGHTS_ADDR,
+    the packet without weights; logits and counters as on chip, CYCLES the cycle model's of DDR mode."""
+    from dynaspike import ddr
+    from train import cycle_model
+
+    model, x, _ = shipped
+    t = Spy(model.config, 64)
+    d = Driver(t, timeout=0.2)
+    d.load_model(model, weights_in_ddr=True)
+    addr = t.read(REG["WEIGHTS_ADDR"].offset)
+    assert addr % ddr.BUFFER_ALIGN == 0 and t.memory[addr] == ddr.pack_weights(model, 64)
+    status = t.read(REG["STATUS"].offset)
+    assert REG["STATUS"].field("WEIGHTS_IN_DDR").get(status) == 1
+    r, on_chip = d.run(x[:6]), loaded(model)[0].run(x[:6])
+    np.testing.assert_array_equal(r.logits, on_chip.logits)
+    assert all((r.counters[k] == v).all() for k, v in on_chip.counters.items())
+    pred = cycle_model.predict(model, x[:6].numpy(), 64, memory=ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY),
+                               weights_at=addr)
+    np.testing.assert_array_equal(r.cycles, pred.cycles)
+    assert (r.cycles > on_chip.cycles).all()
+
+
+def test_a_weight_buffer_that_is_not_in_memory_is_an_axi_error(shipped):
+    model, x, _ = shipped
+    t = Spy(model.config, 64)
+    t.place = lambda data, stage: 0x2000_0000        # nothing there: the core's reads fail
+    d = Driver(t, timeout=0.2)
+    d.load_model(model, weights_in_ddr=True)
+    with pytest.raises(CoreError, match="AXI_ERROR"):
+        d.run(x[:1])

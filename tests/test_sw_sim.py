@@ -212,6 +212,30 @@ def corrupted_run(Driver, t, m, images, kind, mutate) -> dict:
         return {"error": [e.code_name, e.beat, e.stage], "logits_after": d.run(images).logits[0].tolist()}
 
 
+def test_a_model_in_ddr_on_the_simulated_core_equals_the_golden_transport():
+    """--weights-in-ddr: the simulated board's RAM and the golden transport's memory hold the weight buffer;
+    logits, counters and CYCLES agree (the golden's CYCLES: the cycle model at ddr.SIM_RAM_LATENCY)."""
+    import torch
+
+    from dynaspike.artifact import IntModel
+    from sw.driver import Driver
+    from sw.transports.golden import GoldenTransport
+    from sw.transports.sim import simulate_run
+    from train.evaluate import SHIPPED_MODEL, test_split
+
+    torch.set_num_threads(1)
+    model = IntModel.load(SHIPPED_MODEL)
+    x = test_split(model)[0][:2].numpy()
+    _, sim, _ = simulate_run(SHIPPED_MODEL, x, DEFAULT_LANES, weights_in_ddr=True)
+    ref = Driver(GoldenTransport(model.config, DEFAULT_LANES))
+    ref.load_model(model, weights_in_ddr=True)
+    want = ref.run(x)
+    for f in ("logits", "cycles"):
+        np.testing.assert_array_equal(getattr(sim, f), getattr(want, f), err_msg=f)
+    for k, v in want.counters.items():
+        np.testing.assert_array_equal(sim.counters[k], v, err_msg=k)
+
+
 @pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
 def test_core_errors_surface_as_the_golden_transport_reports_them(tmp_path):
     """On the small core of tests/test_core_sim.py (P = 8, a quick build): its model packets are a few

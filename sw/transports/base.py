@@ -13,6 +13,9 @@ AXI4-Streams; it knows nothing of the protocol (that is the driver's). Contract:
 - ``now() -> float``: seconds on the transport's clock, used for the driver's polling deadlines (wall clock
   on the board and the golden model, simulated time in simulation); ``pause()`` is called between polls.
 - ``manifest() -> dict``: the bitstream manifest (``bitstreams.manifest``) of the core behind it.
+- ``place(data, stage) -> int``: copy ``data`` (bytes) into a buffer of the memory the core's AXI master reads
+  (the board's DDR) at a ``dynaspike.ddr.BUFFER_ALIGN`` boundary and return its byte address; the buffer
+  lives until ``close`` or the next ``place`` (one weight buffer at a time).
 - ``limit(timeout) -> float``: the time-out actually applied (the simulation caps waits in simulated time).
 - Optional ``run_images(packets) -> [(out_packets, regs)]``: a batched fast path for a transport whose core
   is a model (the golden one): for each image packet exactly what the per-image transaction would give:
@@ -49,6 +52,10 @@ class Transport:
 
     def manifest(self) -> dict:
         raise NotImplementedError
+
+    def place(self, data: bytes, stage: str) -> int:
+        from ..errors import DriverError
+        raise DriverError(f"{stage}: the {self.name} transport has no memory for the core to read")
 
     def now(self) -> float:
         return time.monotonic()

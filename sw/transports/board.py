@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynaspike.ddr import BUFFER_ALIGN
+
 from ..errors import DriverError, DriverTimeout
 from .base import Transport
 
@@ -46,6 +48,7 @@ PYNQ_API = (
     ("MMIO.write_reg", "method", ("offset", "data")),     # MMIO.write on a REGISTER_RW device
     ("allocate", "function", ("shape", "dtype")),
     ("buffer.PynqBuffer.flush", "method", ()),
+    ("buffer.PynqBuffer.physical_address", "property", ()),
     ("buffer.PynqBuffer.invalidate", "method", ()),
     ("buffer.PynqBuffer.freebuffer", "method", ()),
     ("lib.dma.DMA", "class", ("description",)),
@@ -84,7 +87,7 @@ class BoardTransport(Transport):
         ip = self.overlay.ip_dict[core]
         self.mmio = pynq.MMIO(ip["phys_addr"], ip["addr_range"])
         self.dma = getattr(self.overlay, dma)
-        self._send_buf = None
+        self._send_buf = self._weights_buf = None
 
     def read(self, offset: int) -> int:
         return int(self.mmio.read(offset)) & 0xFFFFFFFF
@@ -161,6 +164,17 @@ class BoardTransport(Transport):
         finally:
             buf.freebuffer()
 
+    def place(self, data: bytes, stage: str) -> int:
+        self._free_weights()
+        buf = self.pynq.allocate(shape=(len(data),), dtype=np.uint8)   # page-aligned
+        self._weights_buf = buf
+        buf[:] = np.frombuffer(data, np.uint8)
+        buf.flush()
+        addr = int(buf.physical_address)
+        if addr % BUFFER_ALIGN:
+            raise DriverError(f"{stage}: pynq.allocate gave {addr:#x}, not a {BUFFER_ALIGN}-byte boundary")
+        return addr
+
     def _free_send(self):
         if self._send_buf is not None:
             self._send_buf.freebuffer()
@@ -172,5 +186,11 @@ class BoardTransport(Transport):
     def pause(self) -> None:
         time.sleep(POLL_S)
 
+    def _free_weights(self):
+        if self._weights_buf is not None:
+            self._weights_buf.freebuffer()
+            self._weights_buf = None
+
     def close(self) -> None:
         self._free_send()
+        self._free_weights()

@@ -5,7 +5,11 @@ It answers exactly what the core answers (docs/hardware.md): model packets are c
 stream parser checks them (``packet_error``: the same ``ErrorCode`` at the same beat index) and rebuilt
 with ``packing.model_from_packet``; the sequencer's checks (a model beyond the capacity: EXCEEDS_CAPACITY;
 sections whose lengths disagree with the model's config, or an image of the wrong length: BAD_LENGTH; an
-image or START without a model: NO_MODEL) report beat 0, as hw/core.py does. An image packet
+image or START without a model: NO_MODEL) report beat 0, as hw/core.py does. A model packet without its
+weights, biases and thresholds (STATUS.WEIGHTS_IN_DDR) takes them from the weight buffer at WEIGHTS_ADDR in
+the memory ``place`` fills (the RTL reads it tile by tile during each inference: a buffer that is not there
+answers AXI_ERROR at the first image, as the core does when its reads fail); its CYCLES are the cycle
+model's against ``dynaspike.ddr.SIM_RAM_LATENCY``, the simulated board's RAM. An image packet
 plus CTRL.START (either order; with RUN_CONFIG.STREAM the packet alone) runs ``train.golden.GoldenModel`` and queues a TAP packet (if
 RUN_CONFIG.DEBUG_TAPS) and the RESULT packet; CYCLES is the cycle model's (``train.cycle_model``, from the
 same traced golden run), or 0 with ``cycles=False`` (``cycle_model_available`` says which); the performance
@@ -24,7 +28,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from dynaspike import packing, regmap
+from dynaspike import ddr, packing, regmap
 from dynaspike.artifact import ArtifactError
 from dynaspike.config import ModelConfig
 from dynaspike.cycles import DEFAULT_LANES
@@ -148,6 +152,7 @@ class GoldenTransport(Transport):
         self.cycle_model_available = cycles and cycle_model is not None
         self.model = self.golden = None
         self.status = self.run_config = self.error_code = self.error_beat = self.images_done = 0
+        self.weights_addr, self.memory, self.model_cfg, self.ddr_fault = 0, {}, None, False   # DDR mode
         self.regs = {name: 0 for name in RESULT_REGISTERS}
         self.queued_image, self.start_pending, self.out = None, False, []
         self._const = {REG["ID"].offset: regmap.CORE_MAGIC,
@@ -161,7 +166,8 @@ class GoldenTransport(Transport):
     def read(self, offset: int) -> int:
         if offset in self._const:
             return self._const[offset]
-        simple = {"STATUS": self.status, "RUN_CONFIG": self.run_config, "ERROR_CODE": self.error_code,
+        simple = {"STATUS": self.status, "RUN_CONFIG": self.run_config, "WEIGHTS_ADDR": self.weights_addr,
+                  "ERROR_CODE": self.error_code,
                   "ERROR_BEAT": self.error_beat, "IMAGES_DONE": self.images_done & 0xFFFFFFFF}
         for name, value in simple.items():
             if offset == REG[name].offset:
@@ -171,8 +177,8 @@ class GoldenTransport(Transport):
         for name in RESULT_REGISTERS[1:]:
             if offset == REG[name].offset:
                 return self.regs[name]
-        if self.model is not None and REG["MODEL_IMG_SIZE"].offset <= offset < REG["MODEL_IMG_SIZE"].offset + 0x80:
-            values = list(self.model.config.to_dict().values())
+        if self.model_cfg is not None and REG["MODEL_IMG_SIZE"].offset <= offset < REG["MODEL_IMG_SIZE"].offset + 0x80:
+            values = list(self.model_cfg.to_dict().values())
             k = (offset - REG["MODEL_IMG_SIZE"].offset) // 4
             return values[k] if k < len(values) else 0
         return 0
@@ -180,6 +186,8 @@ class GoldenTransport(Transport):
     def write(self, offset: int, value: int):
         if offset == REG["RUN_CONFIG"].offset:
             self.run_config = value & sum(f.mask for f in RUN_CONFIG.values())
+        elif offset == REG["WEIGHTS_ADDR"].offset:
+            self.weights_addr = value & 0xFFFFFFF8
         elif offset == REG["CTRL"].offset:
             if CTRL["SOFT_RESET"].get(value):
                 self.error_code = self.error_beat = 0
@@ -187,14 +195,32 @@ class GoldenTransport(Transport):
                 for bit in ("ERROR", "DONE", "BUSY", "LOADING"):
                     self._set(bit, False)
             if CTRL["UNLOAD"].get(value):
-                self.model = self.golden = None
+                self.model = self.golden = self.model_cfg = None
                 self._set("MODEL_LOADED", False)
+                self._set("WEIGHTS_IN_DDR", False)
             if CTRL["START"].get(value) and not BIT["ERROR"].get(self.status):
                 if self.model is None:
-                    return self._error(ErrorCode.NO_MODEL, 0)
+                    return self._error(self._no_model(), 0)
                 self.start_pending = True
                 self._set("DONE", False)
                 self._maybe_run()
+
+    def _no_model(self) -> int:
+        """What a START or an image meets without a runnable model: the reads of a weight buffer that is not
+        in memory fail (AXI_ERROR); else there is no model."""
+        return ErrorCode.AXI_ERROR if self.ddr_fault else ErrorCode.NO_MODEL
+
+    def place(self, data: bytes, stage: str) -> int:
+        addr = max([a + -(-len(b) // ddr.BUFFER_ALIGN) * ddr.BUFFER_ALIGN for a, b in self.memory.items()],
+                   default=0x1000_0000)
+        self.memory = {addr: bytes(data)}                  # one buffer at a time (base.Transport)
+        return addr
+
+    def _memory_read(self, addr: int, n: int):
+        for base, data in self.memory.items():
+            if base <= addr and addr + n <= base + len(data):
+                return data[addr - base:addr - base + n]
+        return None
 
     def _error(self, code: int, beat: int):
         self.error_code, self.error_beat = code, beat
@@ -215,7 +241,7 @@ class GoldenTransport(Transport):
                 return self._error(ErrorCode.BAD_KIND, 0)
             return self._load(beats)
         if self.model is None:
-            return self._error(ErrorCode.NO_MODEL, 0)
+            return self._error(self._no_model(), 0)
         cfg = self.model.config
         if int(beats[1]) & 0xFFFFFFFF != cfg.num_tokens * packing.beats_per_token(cfg):
             return self._error(ErrorCode.BAD_LENGTH, 0)
@@ -235,19 +261,33 @@ class GoldenTransport(Transport):
             packing.check_capacity(cfg, self.cap)
         except (ValueError, packing.PackingError):          # CapacityError, or no valid config at all
             return self._error(ErrorCode.EXCEEDS_CAPACITY, 0)
-        want, pos = packing.section_beats(cfg, self.cap.lanes), 2
+        want, pos, seen = packing.section_beats(cfg, self.cap.lanes), 2, {}
         for _, name, _ in packing.SECTIONS:
-            if int(beats[pos]) >> 32 != want[name]:
-                return self._error(ErrorCode.BAD_LENGTH, 0)
-            pos += 1 + want[name]
+            seen[name] = int(beats[pos]) >> 32
+            pos += 1 + seen[name]
+        in_ddr = all(seen[name] == 0 for name in packing.DDR_SECTIONS)
+        if any(seen[name] != want[name] and not (in_ddr and name in packing.DDR_SECTIONS) for name in want):
+            return self._error(ErrorCode.BAD_LENGTH, 0)
         from train.golden import GoldenModel
 
+        layers, self.ddr_fault = None, False
+        if in_ddr:
+            size = ddr.weight_buffer(cfg, self.cap.lanes)["_bytes"]
+            buf = self._memory_read(self.weights_addr, size)
+            if buf is None:   # loads like the RTL; its first inference's reads fail
+                self.model = self.golden = None
+                self.model_cfg, self.ddr_fault = cfg, True
+                self._set("MODEL_LOADED", True)
+                self._set("WEIGHTS_IN_DDR", True)
+                return None
+            layers = ddr.unpack_weights(buf, cfg, self.cap.lanes)
         try:
-            self.model = packing.model_from_packet(beats)[0]
+            self.model = packing.model_from_packet(beats, layers)[0]
         except ArtifactError as e:  # the RTL would load it; the golden model cannot run it
             raise DriverError(f"the golden transport cannot run this model packet: {e}") from None
-        self.golden = GoldenModel(self.model)
+        self.golden, self.model_cfg = GoldenModel(self.model), cfg
         self._set("MODEL_LOADED", True)
+        self._set("WEIGHTS_IN_DDR", in_ddr)
 
     def _maybe_run(self):
         if not (self.start_pending and self.queued_image is not None):
@@ -284,8 +324,10 @@ class GoldenTransport(Transport):
         taps, dense = RUN_CONFIG["DEBUG_TAPS"].get(self.run_config), RUN_CONFIG["FORCE_DENSE"].get(self.run_config)
         exact = self.cycle_model_available
         res = self.golden.run(images, dense=bool(dense), trace=bool(taps) or exact)
+        memory = ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY) if BIT["WEIGHTS_IN_DDR"].get(self.status) else None
         cyc = (np.asarray(cycle_model.predict(self.model, images, self.cap.lanes, dense=bool(dense), golden=res,
-                                              gm=self.golden).cycles, np.int64)
+                                              gm=self.golden, memory=memory, weights_at=self.weights_addr).cycles,
+                          np.int64)
                if exact else np.zeros(len(images), np.int64))
         cnt = counters(res, cfg)
         logits = res.logits.numpy()

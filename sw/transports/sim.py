@@ -12,7 +12,9 @@ Inside: each transport call is a coroutine run in the simulation with ``cocotb.r
 and writes with cocotbext-axi's ``AxiLiteMaster``, packets with ``AxiStreamSource`` / ``AxiStreamSink``
 (64-bit beats, byte k of a packet's buffer in bits [8k+7:8k] of beat k // 8, exactly as the DMA moves
 them; the sink is always ready and the source drives a beat every cycle the core is ready, so the cycles
-the core counts are those it needs). Time is simulated: the driver's deadlines run on simulated seconds
+the core counts are those it needs). The core's AXI read master (the weight tiles of a model in DDR) reads
+cocotbext-axi's ``AxiRamRead`` (``RAM_BYTES``; ``place`` writes the buffer into it; its read latency is
+``dynaspike.ddr.SIM_RAM_LATENCY``). Time is simulated: the driver's deadlines run on simulated seconds
 (``now``) and every wait is capped at ``max_wait_cycles`` clock cycles (``limit``), so a core that never
 answers ends in ``DriverTimeout`` after that many cycles instead of hours of simulation.
 """
@@ -30,6 +32,8 @@ from .base import Transport
 TESTBENCH = "tb_driver"
 CLOCK_HZ = 100_000_000          # sim.cocotb_tb.CLOCK_NS = 10
 MAX_WAIT_CYCLES = 400_000       # 4 ms simulated per wait: far above a model load or an inference
+RAM_BYTES = 16 << 20            # the simulated DDR behind the core's m_axi (the seed shape's 7.2 MB of weights fit)
+RAM_BASE = 1 << 20              # where place() puts the first buffer
 
 
 def resolve(ref: str):
@@ -51,6 +55,11 @@ class SimTransport(Transport):
         self.dut, self._manifest = dut, manifest
         self.max_wait_cycles, self.clock_hz = max_wait_cycles, clock_hz
         self.axil, self.source, self.sink = axi_ports(dut)
+        self.ram = None
+        if hasattr(dut, "m_axi__arvalid"):   # the core (a stand-in may have no read master)
+            from cocotbext.axi import AxiRamRead, AxiReadBus
+            from sim.cocotb_tb import axi_ram
+            self.ram = axi_ram(dut, AxiRamRead, AxiReadBus, RAM_BYTES)
 
     # Each public method turns one coroutine into a blocking call (cocotb.resume).
     def _block(self, coro_fn, *args):
@@ -96,6 +105,14 @@ class SimTransport(Transport):
     def manifest(self) -> dict:
         return self._manifest
 
+    def place(self, data: bytes, stage: str) -> int:
+        if self.ram is None:
+            raise DriverError(f"{stage}: the simulated design has no AXI read master (m_axi)")
+        if RAM_BASE + len(data) > RAM_BYTES:
+            raise DriverError(f"{stage}: {len(data)} bytes do not fit the simulated RAM ({RAM_BYTES} bytes)")
+        self.ram.write(RAM_BASE, bytes(data))
+        return RAM_BASE
+
     def now(self) -> float:
         from cocotb.simtime import get_sim_time
         return get_sim_time("ns") * 1e-9
@@ -133,7 +150,8 @@ def run_in_simulation(fn: str, lanes: int, cfg, args: dict | None = None, *, mak
 
 
 def driver_session(transport, model: str, images: str, tags=None, taps: bool = False, dense: bool = False,
-                   stream: bool = False, timeout: float = 1.0, progress: str | None = None) -> dict:
+                   stream: bool = False, timeout: float = 1.0, progress: str | None = None,
+                   weights_in_ddr: bool = False) -> dict:
     """Inside the simulation: load the model file ``model``, run the images of the ``.npy`` file
     ``images``; return ``{"capacity", "result": RunResult.to_dict()}``. With ``progress`` (a file name),
     one line is appended to that file per image done."""
@@ -144,7 +162,7 @@ def driver_session(transport, model: str, images: str, tags=None, taps: bool = F
     from ..driver import Driver
 
     d = Driver(transport, timeout=timeout)
-    cap = d.load_model(IntModel.load(model))
+    cap = d.load_model(IntModel.load(model), weights_in_ddr)
     def tick(n):
         with open(progress, "a") as f:
             f.write(f"{n}\n")
@@ -153,7 +171,7 @@ def driver_session(transport, model: str, images: str, tags=None, taps: bool = F
 
 
 def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense=False, stream=False, sim_ms=None,
-                 progress=None) -> tuple:
+                 progress=None, weights_in_ddr=False) -> tuple:
     """``(capacity dict, RunResult, timings)`` of ``images`` on the simulated core with the model file
     ``model_path``. The core is the shipped one (``hw.build.sizing_config``: the core every shipped model
     fits, as the bitstream has it) if the model fits it, else one sized for the model's configuration.
@@ -187,7 +205,8 @@ def simulate_run(model_path, images, lanes: int, *, tags=None, taps=False, dense
             got = run_in_simulation("sw.transports.sim:driver_session", lanes, cfg,
                                     {"model": model_path, "images": npy,
                                      "tags": None if tags is None else [int(t) for t in tags],
-                                     "taps": taps, "dense": dense, "stream": stream, "progress": str(ticks)},
+                                     "taps": taps, "dense": dense, "stream": stream, "progress": str(ticks),
+                                     "weights_in_ddr": weights_in_ddr},
                                     sim_ms=budget)
         finally:
             stop.set()
