@@ -15,6 +15,10 @@ The seed shapes take Fashion-MNIST test images, padded to 32x32 and repeated ove
 model has no learned time-step mask or halting, so it runs dense. Its *dynamic* figures use the Fashion-MNIST
 model's learned mask on every block (the mask is what a trained model saves most with).
 
+For the shipped models it also gives the core's DDR mode as built (the weights from DDR, the membranes on
+chip): the cycle model's CYCLES with ``memory`` (exact in simulation), at the assumed read latency and at the
+simulated RAM's, next to the on-chip cycles.
+
 The bench writes ``"ddr"`` (every shape) and ``"seed_cifar10"`` (the issue's keys) into ``build/bench.json``,
 and plots latency and traffic against model size.
 """
@@ -33,6 +37,7 @@ from dynaspike.jsonfile import write_json
 from hw.build import SHIPPED_MODELS
 from train.data import load_dataset
 from train.evaluate import test_split
+from train import cycle_model
 from train.golden import GoldenModel
 from train.traffic_model import predict_traffic
 
@@ -82,6 +87,18 @@ def figures(model: IntModel, images, lanes: int) -> dict:
     out["op_ratio"] = d["acs"] / n["acs"]
     out["latency_ratio"] = d["latency_cycles"] / n["latency_cycles"]
     return out
+
+
+def core_weights_in_ddr(model: IntModel, images, lanes: int) -> dict:
+    """The core's DDR mode as built (weights from DDR, membranes on chip): mean CYCLES per image from the cycle
+    model, at the assumed read latency and at the simulated RAM's, and on chip."""
+    gm = GoldenModel(model)
+    golden = gm.run(images, trace=True)
+    cyc = {name: float(cycle_model.predict(model, images, lanes, golden=golden, gm=gm, memory=mem).cycles.mean())
+           for name, mem in (("assumed_latency", ddr.Memory()),
+                             ("sim_ram", ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY)), ("on_chip", None))}
+    return {"cycles_per_image": cyc, "over_on_chip": cyc["assumed_latency"] / cyc["on_chip"],
+            "latency_us_100mhz": cyc["assumed_latency"] / CLOCK_HZ * 1e6}
 
 
 def with_mask(model: IntModel, mask_of: IntModel) -> IntModel:
@@ -142,7 +159,13 @@ def main(argv=None):
     target = seed_models.layer_rates(fmnist, split.test_x[:32])
     rows = {}
     for name, model in shipped.items():
-        rows[name] = figures(model, test_split(model)[0][:args.images], args.lanes)
+        x = test_split(model)[0][:args.images]
+        rows[name] = figures(model, x, args.lanes)
+        rows[name]["core_weights_in_ddr"] = core_weights_in_ddr(model, x.numpy(), args.lanes)
+        c = rows[name]["core_weights_in_ddr"]["cycles_per_image"]
+        print(f"{name:14s} the core with its weights in DDR: {c['assumed_latency']:.1f} cycles per image at "
+              f"{ddr.Memory().read_latency} cycles of read latency ({c['sim_ram']:.1f} at the simulated RAM's "
+              f"{ddr.SIM_RAM_LATENCY}), {c['on_chip']:.1f} on chip")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for shape in tqdm(seed_models.SHAPES, desc="seed shapes"):
         cfg = seed_models.SHAPES[shape]
@@ -176,7 +199,8 @@ def main(argv=None):
         "dynamic_traffic_ratio": seed["dynamic_traffic_ratio"],
         "spike_rates": seed["spike_rates"],
         "lut_util": None, "bram_util": None, "dsp_util": None,
-        "resources": "not yet: no DDR-mode core is built (the RTL of issue #11 is open)",
+        "resources": "not yet: the shipped core reads a model's weights from DDR, but the membranes, a capacity "
+                     "beyond its on-chip memories and the seed shape's width are still to come (issue #11)",
         "figures": "dense: the untrained model as built (every module step, every token); masked: with the "
                    "Fashion-MNIST model's learned time-step mask on every block",
         "assumptions": ASSUMPTIONS,

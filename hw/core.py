@@ -10,7 +10,9 @@ cycle. The cycle count of every pass is ``dynaspike.cycles`` (``pass_cycles``); 
 predicts the whole inference from it.
 
 Memories: the model (weights, biases, thresholds, embedding, head, halting LUT) is written by
-``hw.loader.ModelLoader``; per image the embedding keeps the windows (``hw.embed``), the sequencer the
+``hw.loader.ModelLoader`` (a model whose weights are in DDR: its weights, biases and thresholds by
+``hw.tile_loader.TileLoader``, tile by tile into two banks, during each event pass: docs/hardware.md "DDR
+mode"); per image the embedding keeps the windows (``hw.embed``), the sequencer the
 embedding ``E`` and the residual ``X`` (``dc = ceil(D / P)`` rows of P lanes per token: row ``tok * dc + c``
 holds channels ``c*P ..``), the spike vectors of the current module (``sin``: S, A or S2; ``qm``, ``km``,
 ``vm``; ``zm``: the hidden spikes; one word per token, written a row of P bits at a time), and every LIF membrane

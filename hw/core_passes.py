@@ -17,9 +17,10 @@ A model whose weights are in DDR (``in_ddr``) runs its event passes tile by tile
 mode"): ``hw.tile_pass.TilePass`` loads the layer's tiles into two banks, and every token of the pass walks
 over each tile (the walker reloads its mask per tile), its row of the tile tagged as on chip, so the LIF
 layer, the residual adds and the spike memories see the same rows in another order. Such a pass drains
-before the next: its tokens' last rows come with its last tile. ``pass_states`` is the part of ``hw.core.Core.elaborate`` that adds these sequencer
-states (STEP, BLOCK, the passes, ENDBLOCK, READOUT); ``c`` is the core's namespace of the signals it drives
-and reads.
+before the next: its tokens' last rows come with its last tile.
+
+``pass_states`` is the part of ``hw.core.Core.elaborate`` that adds these sequencer states (STEP, BLOCK, the
+passes, ENDBLOCK, READOUT); ``c`` is the core's namespace of the signals it drives and reads.
 """
 
 from amaranth.hdl import Cat, Mux, Signal, signed

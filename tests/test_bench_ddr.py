@@ -58,3 +58,11 @@ def test_figures_with_mask_and_plot(calibrated, tmp_path):
     ddr.plot(rows, tmp_path / "ddr.png")
     assert (tmp_path / "ddr.png").stat().st_size > 0
     json.dumps(rows)
+
+
+def test_the_cores_ddr_mode_costs_the_memory_and_a_longer_latency_costs_more(calibrated):
+    from bench import ddr
+
+    model, images = calibrated
+    c = ddr.core_weights_in_ddr(model, images[:4], 8)["cycles_per_image"]
+    assert c["on_chip"] < c["sim_ram"] < c["assumed_latency"]
