@@ -46,6 +46,7 @@ class CyclePrediction:
     by_pass: dict = field(default_factory=dict)   # pass kind -> (B,) cycles
     passes: list = field(default_factory=list)    # (kind, t, l, (B,) cycles) of every pass of the blocks and
                                                   # the readout, in the sequencer's order (l = -1: readout)
+    ddr_read_bytes: np.ndarray | None = None     # (B,) weight-tile bytes read from DDR (with ``memory``)
 
     @property
     def front(self) -> np.ndarray:
@@ -124,6 +125,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
         return np.where(active, np.maximum(1, c.max(-1)), 0)
 
     buf = ddr.weight_buffer(cfg, lanes) if memory is not None else None
+    read = np.zeros(B, np.int64)                       # DDR mode: tile bytes read per image
     if weights_at % ddr.BEAT_BYTES:
         raise ValueError(f"the weight buffer must start at a beat (8 bytes), not at {weights_at:#x}")
 
@@ -133,6 +135,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
         work = beats(active_key)
         if memory is None:
             return _event_pass(rows * work, has, early)
+        read[:] += np.where(has, rows * ddr.tile_bytes(fan_in, lanes, thresholds), 0)
         return _ddr_event_pass(work, has, weights_at + buf[f"b{l}.{layer}"]["offset"], rows, fan_in, thresholds,
                                lanes, memory)
 
@@ -183,7 +186,7 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     ideal = -(-acs // (cy.ACC_ROWS * lanes * cy.ACC_SPIKES))
     macs_emb = D * nnz.sum(1)                          # zero pixels are skipped
     work = ideal + -(-macs_emb // (E * cy.EMB_PIXELS)) + -(-(cfg.num_classes * D) // cy.HEAD_MULTS)
-    return CyclePrediction(total, ideal, work, by, passes)
+    return CyclePrediction(total, ideal, work, by, passes, read if memory is not None else None)
 
 
 def stream_ends(cycles, front, num_classes: int) -> np.ndarray:
