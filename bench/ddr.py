@@ -97,11 +97,14 @@ def core_weights_in_ddr(model: IntModel, images, lanes: int) -> dict:
     preds = {name: cycle_model.predict(model, images, lanes, golden=golden, gm=gm, memory=mem)
              for name, mem in (("assumed_latency", ddr.Memory()),
                                ("sim_ram", ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY)), ("on_chip", None))}
+    dense = cycle_model.predict(model, images, lanes, dense=True, memory=ddr.Memory())
     cyc = {name: float(p.cycles.mean()) for name, p in preds.items()}
     read = float(preds["assumed_latency"].ddr_read_bytes.mean())
     transfer = read / ddr.BEAT_BYTES                    # one beat a cycle on the read channel
     return {"cycles_per_image": cyc, "over_on_chip": cyc["assumed_latency"] / cyc["on_chip"],
             "latency_us_100mhz": cyc["assumed_latency"] / CLOCK_HZ * 1e6, "ddr_read_bytes_per_image": read,
+            "ddr_read_bytes_per_image_dense": float(dense.ddr_read_bytes.mean()),
+            "dynamic_read_ratio": read / float(dense.ddr_read_bytes.mean()),
             "transfer_cycles": transfer,
             "latency_over_max": cyc["assumed_latency"] / max(cyc["on_chip"], transfer)}
 
@@ -171,7 +174,8 @@ def main(argv=None):
         print(f"{name:14s} the core with its weights in DDR: {c['assumed_latency']:.1f} cycles per image at "
               f"{ddr.Memory().read_latency} cycles of read latency ({c['sim_ram']:.1f} at the simulated RAM's "
               f"{ddr.SIM_RAM_LATENCY}), {c['on_chip']:.1f} on chip; tiles read "
-              f"{rows[name]['core_weights_in_ddr']['ddr_read_bytes_per_image'] / 1e3:.1f} KB per image, latency / "
+              f"{rows[name]['core_weights_in_ddr']['ddr_read_bytes_per_image'] / 1e3:.1f} KB per image "
+              f"({rows[name]['core_weights_in_ddr']['dynamic_read_ratio']:.3f} of dense), latency / "
               f"max(compute, transfer) {rows[name]['core_weights_in_ddr']['latency_over_max']:.3f}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for shape in tqdm(seed_models.SHAPES, desc="seed shapes"):
