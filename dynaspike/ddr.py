@@ -250,14 +250,15 @@ def _bursts_schedule(commands, data_after: int, done_after: int, burst: int, out
     ``data_after`` cycles after its address, or right after the burst before; it is done ``done_after``
     cycles after its last beat. Returns, per command, ``(accepted, [(first data cycle, beats, done)] per
     burst)``."""
-    last, done, out, ready = [], [], [], 0
+    last, done, out = [], [], []
+    ready = offers[0] if offers is not None and len(offers) else 0   # the master is idle until then
     for k, (addr, beats) in enumerate(commands):
         a = accept = max(ready, offers[k] if offers is not None else 0)
         runs = []
         for n in bursts(addr, beats, burst):
             i = len(done)
-            a = max(a + 1, done[i - outstanding] + 1 if i >= outstanding else 0)
-            first = max(a + data_after, last[-1] + 1 if last else 0)
+            a = max(a + 1, done[i - outstanding] + 1) if i >= outstanding else a + 1
+            first = max(a + data_after, last[-1] + 1) if last else a + data_after
             last.append(first + n - 1)
             done.append(last[-1] + done_after)
             runs.append((first, n, done[-1]))
@@ -322,13 +323,15 @@ def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, ou
 
 
 def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: int, read_latency: int,
-                       start: int = 0, lead: int = 0, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+                       start: int = 0, lead: int = 0, begin: int | None = None, burst: int = BURST,
+                       outstanding: int = OUTSTANDING) -> list:
     """The cycles of one DDR event pass's tiles through ``hw.tile_pass.TilePass`` and
     ``hw.tile_loader.TileLoader`` against a memory of fixed ``read_latency`` (as :func:`read_schedule`).
     The pass has ``len(work)`` tiles of ``fan_in`` weight rows from byte address ``addr`` on, taken in cycle
     ``start``; its consumer spends ``work[i]`` (>= 1) event cycles on tile ``i``, one a cycle from ``lead``
     cycles after the tile is ready (the core loads its event generator first: 1), except in the cycles the
-    loader writes a weight row (the engine accepts no event then), and raises ``next`` with its last event.
+    loader writes a weight row (the engine accepts no event then), and raises ``next`` with its last event; with
+    ``begin``, not before that cycle (the core starts a pass's tiles in the pass in front of it).
 
     Returns, per tile, ``{"offered", "accepted", "last_beat", "ready", "done"}``: the first cycle its
     command is offered, accepted, its last beat (and ``done`` pulse), the first cycle it is ready, the cycle
@@ -345,16 +348,17 @@ def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: in
         accepted, beats = read_beats(commands[:i + 1], read_latency, burst, outstanding, offers)[i]
         if i:   # tile i - 1's events run while tile i's weight rows are written (each write takes a cycle)
             _schedule_events(out[i - 1], work[i - 1], {beats[side + (r + 1) * w_beats - 1] for r in range(fan_in)},
-                             lead)
+                             lead, begin)
         out.append({"offered": offers[i], "accepted": accepted, "last_beat": beats[-1],
                     "ready": max(beats[-1], out[i - 1]["done"] if i else start) + 1})
-    _schedule_events(out[-1], work[-1], set(), lead)
+    _schedule_events(out[-1], work[-1], set(), lead, begin)
     return out
 
 
-def _schedule_events(tile: dict, work: int, writes: set, lead: int):
-    """``tile["done"]``: the ``work``-th cycle from ``tile["ready"] + lead`` on that is not a write."""
-    cycle, left = tile["ready"] + lead, work
+def _schedule_events(tile: dict, work: int, writes: set, lead: int, begin):
+    """``tile["done"]``: the ``work``-th cycle from ``max(tile["ready"], begin) + lead`` on that is not a
+    write."""
+    cycle, left = max(tile["ready"], tile["ready"] if begin is None else begin) + lead, work
     while True:
         if cycle not in writes:
             left -= 1

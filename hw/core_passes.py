@@ -17,7 +17,9 @@ A model whose weights are in DDR (``in_ddr``) runs its event passes tile by tile
 mode"): ``hw.tile_pass.TilePass`` loads the layer's tiles into two banks, and every token of the pass walks
 over each tile (the walker reloads its mask per tile), its row of the tile tagged as on chip, so the LIF
 layer, the residual adds and the spike memories see the same rows in another order. Such a pass drains
-before the next: its tokens' last rows come with its last tile.
+before the next: its tokens' last rows come with its last tile. The pass in front of q/k/v, proj and fc1 (AIN,
+ATTN, MIN: they read no weights) starts that event pass's tiles (``load_tiles``), so its first tiles load
+while it runs.
 
 ``pass_states`` is the part of ``hw.core.Core.elaborate`` that adds these sequencer states (STEP, BLOCK, the
 passes, ENDBLOCK, READOUT); ``c`` is the core's namespace of the signals it drives and reads.
@@ -114,9 +116,21 @@ def pass_states(c):
         with m.Else():
             end_pass(nxt, early)
 
-    def x_pass(name, nxt, mlayer, to, early=0):
-        """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``), spikes to ``to``."""
+    def load_tiles(tiles, ddr_at, fan_in, thresholds):
+        """DDR mode: start the tiles of an event pass (``tiles`` engine rows of the layer ``ddr_at`` units of A
+        bytes into block l's weight buffer) when the tile pass is idle and the walker has tokens: in the
+        event pass itself, or in the pass in front of it, which walks the same tokens and reads no weights."""
+        m.d.comb += [tp.start.valid.eq(in_ddr & wk.any & ~eg_busy),
+                     tp.start.payload.addr.eq(weights_addr + ((db + ddr_at) << log2(A))),
+                     tp.start.payload.tiles.eq(tiles), tp.start.payload.fan_in.eq(fan_in),
+                     tp.start.payload.thresholds.eq(thresholds)]
+
+    def x_pass(name, nxt, mlayer, to, early=0, tiles_next=None):
+        """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``), spikes to ``to``;
+        ``tiles_next``: ``load_tiles``' arguments for the event pass that follows."""
         with state(name):
+            if tiles_next is not None:
+                load_tiles(*tiles_next)
             x_walk(nxt, early)
             m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
                          li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c), li.tag.to.eq(to)]
@@ -155,10 +169,7 @@ def pass_states(c):
                     with m.Else():
                         m.d.sync += eg_busy.eq(0)
             with m.Else():        # DDR: tile-outer, every token's row of a tile in turn
-                m.d.comb += [tp.start.valid.eq(wk.any & ~eg_busy),
-                             tp.start.payload.addr.eq(weights_addr + ((db + ddr_at) << log2(A))),
-                             tp.start.payload.tiles.eq(tiles), tp.start.payload.fan_in.eq(fan_in),
-                             tp.start.payload.thresholds.eq(dest["kind"] == "lif")]
+                load_tiles(tiles, ddr_at, fan_in, dest["kind"] == "lif")   # unless the pass before did
                 with m.If(ev_take & eg_row_end):
                     with m.If(wk.any):
                         m.d.sync += eg_load_tile(wk.cur) + [wk.next()]
@@ -218,12 +229,14 @@ def pass_states(c):
     # q, k, v end with their last event when the block has >= 7 (`crowd`): the attention unit takes a
     # token's K and V a cycle after the one before, so it reaches the last token's (written 7 cycles
     # after its last event) after six, and its first Y row for the LIF layer comes after all of them.
-    x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0, SPIKES_S, many)
+    x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0, SPIKES_S, many,
+           tiles_next=(mul(dcg, 3), 0, cfgd.dim, 1))
     event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                            also=[wq.load(active), wo.load(active)]),
                3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
                {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, mul(dcg, 3), 0, crowd)
     with state("ATTN"):
+        load_tiles(dcg, cfgd.a_proj, cfgd.dim, 0)   # proj's
         m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
         with m.If(att.kv_i.valid & att.kv_i.ready):
             m.d.sync += [wk.next(), kv_add.eq(kv_acs)]
@@ -274,7 +287,8 @@ def pass_states(c):
                dcg, cfgd.a_proj)
 
     # ---- MLP module
-    x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many)
+    x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many,
+           tiles_next=(hcg, cfgd.a_fc1, cfgd.dim, 1))
     # fc1 ends with its last event when the block has >= 4 active tokens: fc2's first result comes
     # >= 6 cycles later (fc1's last two halves are in the LIF layer by then), and fc2 reaches the last
     # token's hidden spikes (written 7 cycles after its last event) after three tokens of >= 2 cycles

@@ -65,15 +65,18 @@ def _event_pass(events, has_tokens, early=False):
 
 
 def _ddr_event_pass(work, has_tokens, at: int, tiles: int, fan_in: int, thresholds: bool, lanes: int,
-                    memory) -> np.ndarray:
+                    memory, before=0) -> np.ndarray:
     """A DDR-mode event pass of ``tiles`` tiles from byte address ``at``; ``work``: (B,) event beats of one
-    tile (one engine row per active token). It loads the tiles (``TilePass``, from the pass's first cycle),
-    walks the tokens over each one, and drains."""
+    tile (one engine row per active token). Its tiles start loading (``TilePass``) in the first cycle of the
+    pass in front of it, ``before`` (B,) cycles earlier (the x or attention pass: hw/core_passes.py
+    ``load_tiles``), or in its own first; it walks the tokens over each tile, and drains."""
     out = np.full(len(work), cy.DRAIN_EVENTS + 1, np.int64)
-    for b, (w, has) in enumerate(zip(np.asarray(work).tolist(), np.asarray(has_tokens).tolist())):
+    before = np.broadcast_to(np.asarray(before, np.int64), np.shape(work))
+    for b, (w, has, early) in enumerate(zip(np.asarray(work).tolist(), np.asarray(has_tokens).tolist(),
+                                            before.tolist())):
         if has:
             last = ddr.tile_pass_schedule(at, fan_in, thresholds, [w] * tiles, lanes, memory.read_latency,
-                                          lead=1)[-1]["done"]
+                                          start=-early, begin=0, lead=1)[-1]["done"]
             out[b] += last + 1
     return out
 
@@ -129,19 +132,21 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
     if weights_at % ddr.BEAT_BYTES:
         raise ValueError(f"the weight buffer must start at a beat (8 bytes), not at {weights_at:#x}")
 
-    def event_pass(active_key, rows, early, l, layer, fan_in, thresholds):
+    def event_pass(active_key, rows, early, l, layer, fan_in, thresholds, before=0):
         """An event pass over the spikes of ``active_key``, ``rows`` engine rows (tiles) of the ``layer`` of
-        block l's weight buffer on; on chip one that may end early does so, in DDR mode none does."""
+        block l's weight buffer on; on chip one that may end early does so, in DDR mode none does, and its
+        tiles start ``before`` (B,) cycles ahead, with the pass in front of it."""
         work = beats(active_key)
         if memory is None:
             return _event_pass(rows * work, has, early)
         read[:] += np.where(has, rows * ddr.tile_bytes(fan_in, lanes, thresholds), 0)
         return _ddr_event_pass(work, has, weights_at + buf[f"b{l}.{layer}"]["offset"], rows, fan_in, thresholds,
-                               lanes, memory)
+                               lanes, memory, before)
 
     def add(kind, t, l, c):
         by[kind] += c
         passes.append((kind, t, l, np.asarray(c, np.int64)))
+        return c
 
     passes = []
     active = reps.copy()
@@ -159,23 +164,24 @@ def predict(model: IntModel, images, lanes: int, *, dense: bool = False, golden:
             beats = lambda key: np.where(active, np.maximum(cy.ACC_ROWS, -(-per_token(key, active) // cy.ACC_SPIKES)),  # noqa: E731
                                         0).sum(1)
             if a_on:
-                add("ain", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
-                add("qkv", t, l, event_pass(p + "ain", 3 * dg, n >= cy.EARLY_END_TOKENS_QKV, l, "q", D, True))
+                ain = add("ain", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
+                add("qkv", t, l, event_pass(p + "ain", 3 * dg, n >= cy.EARLY_END_TOKENS_QKV, l, "q", D, True, ain))
                 kv = head_max(tr[p + "k"], active, tr[p + "v"]).sum(1)
                 q = head_max(tr[p + "q"], active)               # (B, N), 0 for the inactive tokens
                 # A Y row goes to the LIF layer a chunk per cycle (dc cycles); the unit computes the next row
                 # meanwhile, so a row costs max(its Q cycles, dc), the first its Q cycles, the last's drain dc - 1.
                 q0 = q[np.arange(B), active.argmax(1)]         # the first active token's
                 yy = np.where(active, np.maximum(q, dc), 0).sum(1) - (np.maximum(q0, dc) - q0) + (dc - 1)
-                add("attn", t, l, np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
-                    + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
-                add("proj", t, l, event_pass(p + "attn", dg, False, l, "proj", D, False))
+                attn = add("attn", t, l, np.where(has, kv + yy + cy.ATTN_PHASE_OVERHEAD + ATTN_EXTRA, 0)
+                           + np.where(n >= cy.EARLY_END_TOKENS, 1, cy.DRAIN_ATTN + 1))
+                add("proj", t, l, event_pass(p + "attn", dg, False, l, "proj", D, False, attn))
             if f_on:
                 # after an attention module, proj's residual add feeds the MLP's input LIF on chip (not in DDR
                 # mode: hw/core_passes.py)
+                mlp_in = 0
                 if not a_on or memory is not None:
-                    add("min", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
-                add("fc1", t, l, event_pass(p + "min", hg, n >= cy.EARLY_END_TOKENS, l, "fc1", D, True))
+                    mlp_in = add("min", t, l, _x_pass(n * dc, n >= cy.EARLY_END_TOKENS))
+                add("fc1", t, l, event_pass(p + "min", hg, n >= cy.EARLY_END_TOKENS, l, "fc1", D, True, mlp_in))
                 add("fc2", t, l, event_pass(p + "hid", dg, False, l, "fc2", cfg.hidden_dim, False))
             if l == L - 1:   # the tokens whose readout rides on this block's last residual add
                 fed = active if (a_on or f_on) else np.zeros_like(active)
