@@ -13,7 +13,7 @@ run exactly this code.
   (``transport.place``: ``pynq.allocate`` on the board) and writes its address to WEIGHTS_ADDR; the model
   packet leaves the weights, biases and thresholds out, and the core reads them tile by tile during each
   inference (docs/hardware.md, "DDR mode"): a failed read ends the inference in AXI_ERROR, a read that never
-  returns in the run's DriverTimeout.
+  returns in the run's DriverTimeout. A model loaded on chip releases an earlier one's weight buffer.
 - ``run(images, tags=None, taps=False, dense=False, stream=False) -> RunResult``: refuses wrong shapes or
   dtypes (``ImageError``) before any transfer; per image: send the image packet, CTRL.START, receive the TAP
   packet (if ``taps``) and the RESULT packet, wait for STATUS.DONE, read CYCLES and the performance
@@ -185,6 +185,8 @@ class Driver:
             self.transport.write(REG["WEIGHTS_ADDR"].offset, addr)
             if self._read("WEIGHTS_ADDR") != addr:
                 raise DriverError(f"{stage}: WEIGHTS_ADDR reads {self._read('WEIGHTS_ADDR'):#x}, not {addr:#x}")
+        else:
+            t.release()                          # an earlier model's weight buffer: unloaded, nothing reads it
         t.send(beats, "model load: send")
         self._checked("model load: send", t.wait_sent, t.limit(self.timeout), "model load: send")
         status = self._wait_status("MODEL_LOADED", "model load: wait MODEL_LOADED")

@@ -4,6 +4,7 @@ PYNQ-Z2, the simulated core or the golden model.
     python sw/run_on_board.py [--target board|sim|golden] [--model M] [--images N] [--power-w W]
                               [--idle-power-w W] [--repeat-seconds S] [--json FILE] [--lanes P]
                               [--bitstream FILE] [--data FILE] [--save-data FILE] [--bring-up]
+                              [--weights-in-ddr]
 
 Prints a table per image and the totals (sw/report.py): accuracy, agreement with the golden model,
 latency measured (cycle counter, wall clock) vs estimated (cycle model / f_clk), throughput, energy
@@ -12,7 +13,8 @@ measured (the board has no power sensor: ``--power-w`` under load and ``--idle-p
 meter on its supply, read while ``--repeat-seconds S`` keeps the core busy on the images; README, "Energy"),
 time steps and tokens used. The default target is the board where ``pynq`` imports,
 else the simulated core (said on the first line). On the board, where torch is usually absent, the golden
-reference comes from ``--data`` (written on a host by ``--save-data``).
+reference comes from ``--data`` (written on a host by ``--save-data`` with the same ``--target`` and
+``--weights-in-ddr``: the file says which memory its cycle estimates assume, and a run needing others stops).
 
 ``--bring-up`` (board or golden target) runs the first session on a new board step by step, each step
 saying what it checked, or what failed and where to look: the files, the overlay, the capacity registers,
@@ -58,10 +60,23 @@ def ddr_memory(args):
     return ddr.Memory() if args.target == "board" else ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY)
 
 
+def estimate_read_latency(memory) -> int:
+    """What a ``--save-data`` file's estimates assume (``estimate_read_latency``): the weights in DDR at the
+    memory's read latency, or -1 for the weights on chip (files without the key)."""
+    return -1 if memory is None else memory.read_latency
+
+
 def load_data(args, model) -> tuple:
     """``(images, labels, reference)``: from ``--data`` (npz) or the model's test split + the golden run."""
+    memory = ddr_memory(args)
     if args.data:
         z = np.load(args.data)
+        saved = int(z["estimate_read_latency"]) if "estimate_read_latency" in z.files else -1
+        latency = estimate_read_latency(memory)
+        if saved != latency:
+            what = lambda lat: "weights on chip" if lat < 0 else f"weights in DDR at {lat} cycles of read latency"  # noqa: E731
+            sys.exit(f"error: {args.data} holds estimates for the {what(saved)}, this run needs them for the "
+                     f"{what(latency)}: write it with the same --target and --weights-in-ddr (--save-data)")
         ref = {"logits": z["logits"], "energy_uj_45nm": z["energy_uj_45nm"],
                **{k: z[k] if k in z.files else None for k in ("cycles_estimated", "stream_ends_estimated")}}
         x, y = z["images"], z["labels"]
@@ -77,7 +92,7 @@ def load_data(args, model) -> tuple:
     n = len(x) if args.images is None else min(args.images, len(x))
     x, y = x[:n], y[:n]
     if ref is None:
-        ref = report.reference(model, x, args.lanes, memory=ddr_memory(args))
+        ref = report.reference(model, x, args.lanes, memory=memory)
     else:
         ref = {k: (v[:n] if v is not None else None) for k, v in ref.items()}
     return x, y, ref
@@ -303,7 +318,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     x, y, ref = load_data(a, model)
     if a.save_data:
-        np.savez(a.save_data, images=x, labels=y, **{k: v for k, v in ref.items() if v is not None})
+        np.savez(a.save_data, images=x, labels=y, estimate_read_latency=estimate_read_latency(ddr_memory(a)),
+                 **{k: v for k, v in ref.items() if v is not None})
         print(f"wrote {a.save_data} ({len(x)} images and their golden reference)")
         return 0
     print(f"model: {a.model} ({model.config.to_json()}); {len(x)} test images", flush=True)

@@ -14,7 +14,10 @@ fake, below them:
   RS=0 halts only once a transfer in flight has ended, the soft reset ends it).
 - ``FakeCore``: the core's register map and stream protocol (``dynaspike.regmap``, ``dynaspike.packing``):
   it parses model packets (with the board's numpy), and answers each image packet with the results
-  recorded from the golden transport under numpy 2 (``tests/board_record.py``), re-tagged.
+  recorded from the golden transport under numpy 2 (``tests/board_record.py``), re-tagged. A model packet
+  without its weights (STATUS.WEIGHTS_IN_DDR) has it read the weight buffer at WEIGHTS_ADDR from the DDR
+  copy at every image, as the RTL's AXI master does: a buffer that is not allocated answers AXI_ERROR, one
+  that differs from the recorded (not flushed, moved, freed) gets no answer.
 """
 
 import ctypes
@@ -65,6 +68,8 @@ class FakeCore:
         self.started = False
         self.error = (ErrorCode.NONE, 0)
         self.done, self.regs = False, {}
+        self.in_ddr, self.weights_addr = False, 0
+        self.ddr_read = None           # FakeZynq.ddr_read: what the core's AXI4 master m_axi reads
 
     # registers
     def read(self, offset: int) -> int:
@@ -77,8 +82,11 @@ class FakeCore:
             return regmap.REGMAP_VERSION | packing.STREAM_VERSION << 16
         if offset == REG["STATUS"].offset:
             st = {f.name: f for f in REG["STATUS"].fields}
+            loaded = self.model_cfg is not None
             return (st["DONE"].put(int(self.done)) | st["ERROR"].put(int(self.error[0] != 0))
-                    | st["MODEL_LOADED"].put(int(self.model_cfg is not None)))
+                    | st["MODEL_LOADED"].put(int(loaded)) | st["WEIGHTS_IN_DDR"].put(int(loaded and self.in_ddr)))
+        if offset == REG["WEIGHTS_ADDR"].offset:
+            return self.weights_addr
         if offset == REG["ERROR_CODE"].offset:
             return self.error[0]
         if offset == REG["ERROR_BEAT"].offset:
@@ -100,12 +108,14 @@ class FakeCore:
     def write(self, offset: int, value: int):
         if offset == REG["RUN_CONFIG"].offset:
             self.run_config = value & sum(f.mask for f in REG["RUN_CONFIG"].fields)
+        elif offset == REG["WEIGHTS_ADDR"].offset:
+            self.weights_addr = value & 0xFFFF_FFF8                 # bits 2:0 read as zero (a beat's address)
         elif offset == REG["CTRL"].offset:
             ctrl = {f.name: f for f in REG["CTRL"].fields}
             if ctrl["SOFT_RESET"].get(value):
                 self.error, self.done, self.pending, self.started, self.out = (0, 0), False, None, False, []
             if ctrl["UNLOAD"].get(value):
-                self.model_cfg = None
+                self.model_cfg, self.in_ddr = None, False
             if ctrl["START"].get(value):
                 self.started, self.done = True, False
                 self._maybe_run()
@@ -119,7 +129,9 @@ class FakeCore:
         try:
             kind = (int(beats[0]) >> 40) & 0xFF
             if kind == packing.Kind.MODEL:
-                want = np.asarray(self.rec["model_packet"], dtype=np.uint64)
+                # the packet with its weights, or (WEIGHTS_IN_DDR) without: the one whose length it has
+                ddr = len(beats) == len(self.rec["ddr_model_packet"])
+                want = np.asarray(self.rec["ddr_model_packet" if ddr else "model_packet"], dtype=np.uint64)
                 if len(beats) != len(want) or (beats != want).any():
                     bad = int(np.flatnonzero(beats[:len(want)] != want[:len(beats)])[0]) \
                         if (beats[:len(want)] != want[:len(beats)]).any() else min(len(beats), len(want))
@@ -131,7 +143,7 @@ class FakeCore:
                 if lanes != self.cap.lanes:
                     self.error = (ErrorCode.LANES_MISMATCH, 1)
                     return
-                self.model_cfg = cfg
+                self.model_cfg, self.in_ddr = cfg, ddr
             elif kind == packing.Kind.IMAGE:
                 if self.model_cfg is None:
                     self.error = (ErrorCode.NO_MODEL, 0)
@@ -156,14 +168,34 @@ class FakeCore:
             self.complaints.append(f"image packet (tag {tag}) is not in the recording: no answer")
             return                                              # like a core that never finishes
         cfg = self.model_cfg
+        if self.in_ddr and not self._weights_ok():
+            return
         if self.run_config & 1:                                 # RUN_CONFIG.DEBUG_TAPS
             _, taps = packing.unpack_taps(self.rec["taps"][i], cfg)
             self.out.append(packing.pack_taps(taps, cfg, tag))
-        _, logits, cycles, counts = packing.unpack_result(self.rec["results"][i], cfg.num_classes)
+        ddr = "ddr_" if self.in_ddr else ""
+        _, logits, cycles, counts = packing.unpack_result(self.rec[ddr + "results"][i], cfg.num_classes)
         self.out.append(packing.pack_result(logits, cycles, counts, tag))
-        self.regs = dict(zip(RESULT_REGISTERS, (int(v) for v in self.rec["registers"][i])))
+        self.regs = dict(zip(RESULT_REGISTERS, (int(v) for v in self.rec[ddr + "registers"][i])))
         self.images_done += 1
         self.done = True
+
+
+    def _weights_ok(self) -> bool:
+        """Read the weight buffer as the core's tiles do: AXI_ERROR where it is not in DDR; False (no
+        answer, as a core computing from other weights would give a wrong one) where it is not the recorded."""
+        want = np.asarray(self.rec["ddr_weights"], dtype=np.uint8)
+        try:
+            got = np.frombuffer(self.ddr_read(self.weights_addr, len(want)), np.uint8)
+        except HardwareFault as e:
+            self.complaints.append(f"weight buffer: {e}")
+            self.error = (ErrorCode.AXI_ERROR, 0)
+            return False
+        if (got != want).any():
+            self.complaints.append(f"weight buffer at {self.weights_addr:#x} differs from the recorded one at byte "
+                                   f"{int(np.flatnonzero(got != want)[0])} (not flushed?)")
+            return False
+        return True
 
 
 class FakeAxiDma:
@@ -267,6 +299,7 @@ class FakeZynq(pynq.Device):
         self.capabilities = {"REGISTER_RW": True}
         self.core, self.hwh = core, FakeHwh(dma_params)
         self.dma = FakeAxiDma(self, core, stuck)
+        core.ddr_read = self.ddr_read
         self.ddr, self.next_addr = {}, DDR_BASE
         self.allocated = self.freed = 0
         self.downloaded = []

@@ -11,7 +11,8 @@ Writes into ``--out``:
   (the RESULT and TAP packets the golden transport answers, DEBUG_TAPS on), ``registers`` (CYCLES and the
   performance counters after each image, ``sw.driver.RESULT_REGISTERS`` order) and ``numpy_version``;
 - ``manifest.json`` (the golden core's manifest), ``dynaspike.bit`` and ``dynaspike.hwh`` (placeholders:
-  the board lane's fake device never reads them; pynq.Overlay only needs them to exist).
+  the board lane's fake device never reads them; pynq.Overlay only needs them to exist);
+- ``data_ddr.npz`` and the recording's ``ddr_*`` arrays: the same with the weights in DDR (``record_ddr``).
 
 The board lane (.venv-board: numpy 1.x, pynq, no torch) packs the same model and images itself and must get
 these packets byte for byte; its fake core (tests/board_fakes.py) answers with these results.
@@ -67,13 +68,38 @@ def record(out: Path, images: int) -> dict:
         taps.append(tap)
         results.append(res)
         regs.append([int(values[name]) for name in RESULT_REGISTERS])
+    ddr = record_ddr(model, packets, out, images, run_on_board)
     np.savez(out / "recording.npz", model_packet=packing.pack_model(model, DEFAULT_LANES), image_packets=packets,
              payloads=packets[:, 2:-1], results=np.stack(results), taps=np.stack(taps),
-             registers=np.asarray(regs, dtype=np.int64), numpy_version=np.array(np.__version__))
+             registers=np.asarray(regs, dtype=np.int64), numpy_version=np.array(np.__version__), **ddr)
     (out / "manifest.json").write_text(json.dumps(gold.manifest(), indent=1, sort_keys=True) + "\n")
     (out / "dynaspike.bit").write_bytes(b"placeholder: the board lane's fake device does not read it\n")
     (out / "dynaspike.hwh").write_text("<!-- placeholder: the fake device gives pynq the parsed design -->\n")
     return {"images": len(x), "numpy": np.__version__, "out": os.fspath(out)}
+
+
+def record_ddr(model, packets, out: Path, images: int, run_on_board) -> dict:
+    """The same images with the model's weights in DDR (``Driver.load_model(model, weights_in_ddr=True)``):
+    ``data_ddr.npz`` (``run_on_board --target board --weights-in-ddr --save-data``: the board's estimate, at
+    the assumed DDR latency) and the recording's ``ddr_*`` arrays: the model packet without its weights, the
+    weight buffer the golden transport was given, and its RESULT packets and registers (CYCLES at the
+    simulated RAM's latency: a board whose DDR answers faster than the estimate assumes)."""
+    from sw.driver import Driver
+
+    rc = run_on_board["main"](["--images", str(images), "--save-data", str(out / "data_ddr.npz"), "--threads", "1",
+                               "--target", "board", "--weights-in-ddr"])
+    if rc:
+        raise SystemExit(f"run_on_board.py --weights-in-ddr --save-data failed ({rc})")
+    gold = GoldenTransport(model.config, DEFAULT_LANES)
+    Driver(gold).load_model(model, weights_in_ddr=True)
+    answers = gold.run_images(list(packets))
+    if answers is None or len(gold.memory) != 1:
+        raise SystemExit("the golden transport refused the batch with the weights in DDR")
+    return {"ddr_model_packet": packing.pack_model(model, DEFAULT_LANES, weights_in_ddr=True),
+            "ddr_weights": np.frombuffer(next(iter(gold.memory.values())), np.uint8),
+            "ddr_results": np.stack([outs[-1] for outs, _ in answers]),
+            "ddr_registers": np.asarray([[int(values[name]) for name in RESULT_REGISTERS] for _, values in answers],
+                                        dtype=np.int64)}
 
 
 def main(argv=None):

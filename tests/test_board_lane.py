@@ -6,7 +6,10 @@ results recorded from the golden transport under numpy 2 (tests/board_record.py)
 - the driver over ``BoardTransport`` loads the model and runs images with and without taps: logits, CYCLES,
   every counter and tap equal the recording; every contiguous buffer is freed;
 - a DMA that never finishes ends in ``DriverTimeout`` naming the stage, after a soft reset, never a hang;
-- ``sw/run_on_board.py --target board --data F`` end to end: 100 % golden agreement;
+- the same with the model's weights in DDR (``load_model(weights_in_ddr=True)``): the buffer from
+  ``pynq.allocate``, flushed, at WEIGHTS_ADDR while the model runs, freed after;
+- ``sw/run_on_board.py --target board --data F`` end to end: 100 % golden agreement, on chip and with
+  ``--weights-in-ddr``;
 - the bring-up sequence (``--bring-up``) passes every step.
 
 In the default .venv these skip (no pynq); with ``DYNASPIKE_BOARD_LANE=1`` a missing piece fails instead.
@@ -141,6 +144,36 @@ def test_driver_on_the_real_pynq_classes_gives_the_recorded_answers(board):
     assert board.allocated == board.freed == want, (board.allocated, board.freed, want)
 
 
+def test_driver_with_the_weights_in_ddr_on_the_real_pynq_classes(board):
+    """load_model(weights_in_ddr=True): the weight buffer from pynq.allocate, flushed, page-aligned, its
+    physical address in WEIGHTS_ADDR, alive while the model runs (the fake core reads it at every image,
+    as the RTL's tiles do) and freed at close; the answers are the DDR-mode recording's."""
+    from dynaspike import regmap
+    from sw.driver import RESULT_REGISTERS, Driver
+    from sw.transports.board import BoardTransport
+    rec = recording()
+    model, data = model_and_data()
+    t = BoardTransport(LANE / "dynaspike.bit")
+    d = Driver(t, timeout=2.0)
+    d.load_model(model, weights_in_ddr=True)
+    addr = board.core.weights_addr
+    assert board.core.in_ddr and addr % 4096 == 0 and addr in board.ddr, (addr, sorted(board.ddr))
+    assert regmap.REG["STATUS"].field("WEIGHTS_IN_DDR").get(t.read(regmap.REG["STATUS"].offset)) == 1
+    n = 5
+    for taps in (False, True):
+        r = d.run(data["images"][:n], taps=taps)
+        assert not board.core.complaints, board.core.complaints
+        first_difference("logits", r.logits, data["logits"][:n])
+        for j, name in enumerate(RESULT_REGISTERS):
+            first_difference(name, r.cycles if name == "CYCLES" else r.counters[name], rec["ddr_registers"][:n, j])
+    d.load_model(model)                               # back on chip: the weight buffer is freed
+    assert not board.core.in_ddr and addr not in board.ddr
+    r = d.run(data["images"][:2])
+    first_difference("CYCLES on chip", r.cycles, rec["registers"][:2, RESULT_REGISTERS.index("CYCLES")])
+    t.close()
+    assert board.allocated == board.freed, (board.allocated, board.freed)
+
+
 @pytest.mark.parametrize("stuck,stage", [("send", "model load: send"), ("recv", "image 0: receive RESULT")])
 def test_a_dma_that_never_finishes_is_reset_and_times_out_naming_the_stage(dma_params, stuck, stage):
     import board_fakes
@@ -180,6 +213,22 @@ def test_run_on_board_end_to_end_with_data_file(board, tmp_path, capsys):
     assert (r["target"], r["images"], r["golden_agreement"], r["logits_bit_exact"]) == ("board", 10, 1.0, 1.0), r
     assert r["cycles_measured_mean"] == r["cycles_estimated_mean"], r
     assert "golden agreement 100.00 % (bit-exact logits 100.00 %)" in text
+
+
+def test_run_on_board_with_the_weights_in_ddr_end_to_end(board, tmp_path, capsys):
+    """--weights-in-ddr on the board from a data file written for it (estimates at the assumed DDR latency):
+    exact logits; the recorded core's DDR answers faster than assumed, and the report says by how much."""
+    out = tmp_path / "board.json"
+    rc, text = run_script(["--target", "board", "--bitstream", str(LANE / "dynaspike.bit"), "--data",
+                           str(LANE / "data_ddr.npz"), "--images", "6", "--weights-in-ddr", "--json", str(out)], capsys)
+    assert rc == 0, text
+    assert not board.core.complaints, board.core.complaints
+    r = json.loads(out.read_text())
+    assert (r["images"], r["golden_agreement"], r["logits_bit_exact"]) == (6, 1.0, 1.0), r
+    assert 0 < r["cycles_measured_mean"] < r["cycles_estimated_mean"], r
+    with pytest.raises(SystemExit, match="weights on chip"):          # a file written for the other memory
+        run_script(["--target", "board", "--bitstream", str(LANE / "dynaspike.bit"), "--data",
+                    str(LANE / "data.npz"), "--weights-in-ddr"], capsys)
 
 
 def test_bring_up_passes_every_step(board, capsys):

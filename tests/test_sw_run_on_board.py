@@ -100,3 +100,18 @@ def test_saved_data_gives_the_same_figures(tmp_path):
                                                                "throughput_images_per_s_wall", "meter_seconds",
                                                                "meter_images_per_s")}
     assert strip(ra) == strip(rb)
+
+
+def test_a_data_file_says_which_memory_its_estimates_assume(tmp_path):
+    """--save-data records the memory of its cycle estimates (on chip, or the weights in DDR at the target's
+    read latency); a run that needs other estimates stops with a clear error instead of comparing unlike."""
+    data, out = tmp_path / "d.npz", tmp_path / "r.json"
+    assert run("--target", "golden", "--images", "3", "--weights-in-ddr", "--save-data", str(data)).returncode == 0
+    from dynaspike import ddr
+    assert int(np.load(data)["estimate_read_latency"]) == ddr.SIM_RAM_LATENCY
+    p = run("--target", "golden", "--data", str(data))
+    assert p.returncode != 0 and "weights in DDR at 2 cycles" in p.stderr and "weights on chip" in p.stderr, p.stderr
+    p = run("--target", "golden", "--data", str(data), "--weights-in-ddr", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text())
+    assert r["golden_agreement"] == 1.0 and r["cycles_measured_mean"] == r["cycles_estimated_mean"], r

@@ -15,7 +15,8 @@ AXI4-Streams; it knows nothing of the protocol (that is the driver's). Contract:
 - ``manifest() -> dict``: the bitstream manifest (``bitstreams.manifest``) of the core behind it.
 - ``place(data, stage) -> int``: copy ``data`` (bytes) into a buffer of the memory the core's AXI master reads
   (the board's DDR) at a ``dynaspike.ddr.BUFFER_ALIGN`` boundary and return its byte address; the buffer
-  lives until ``close`` or the next ``place`` (one weight buffer at a time).
+  lives until ``close``, the next ``place`` (one weight buffer at a time) or ``release()``, which frees it
+  (the driver's on-chip model loads: nothing is left for the core to read).
 - ``limit(timeout) -> float``: the time-out actually applied (the simulation caps waits in simulated time).
 - Optional ``run_images(packets) -> [(out_packets, regs)]``: a batched fast path for a transport whose core
   is a model (the golden one): for each image packet exactly what the per-image transaction would give:
@@ -56,6 +57,9 @@ class Transport:
     def place(self, data: bytes, stage: str) -> int:
         from ..errors import DriverError
         raise DriverError(f"{stage}: the {self.name} transport has no memory for the core to read")
+
+    def release(self) -> None:
+        pass
 
     def now(self) -> float:
         return time.monotonic()

@@ -165,7 +165,7 @@ class BoardTransport(Transport):
             buf.freebuffer()
 
     def place(self, data: bytes, stage: str) -> int:
-        self._free_weights()
+        self.release()
         buf = self.pynq.allocate(shape=(len(data),), dtype=np.uint8)   # page-aligned
         self._weights_buf = buf
         buf[:] = np.frombuffer(data, np.uint8)
@@ -186,11 +186,11 @@ class BoardTransport(Transport):
     def pause(self) -> None:
         time.sleep(POLL_S)
 
-    def _free_weights(self):
+    def release(self) -> None:
         if self._weights_buf is not None:
             self._weights_buf.freebuffer()
             self._weights_buf = None
 
     def close(self) -> None:
         self._free_send()
-        self._free_weights()
+        self.release()

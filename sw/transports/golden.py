@@ -216,6 +216,9 @@ class GoldenTransport(Transport):
         self.memory = {addr: bytes(data)}                  # one buffer at a time (base.Transport)
         return addr
 
+    def release(self) -> None:
+        self.memory = {}
+
     def _memory_read(self, addr: int, n: int):
         for base, data in self.memory.items():
             if base <= addr and addr + n <= base + len(data):
