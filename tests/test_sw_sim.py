@@ -261,3 +261,50 @@ def test_core_errors_surface_as_the_golden_transport_reports_them(tmp_path):
         assert sim == want, case
         codes.append(sim["error"][0])
     assert codes == ["BAD_CHECKSUM", "BAD_SECTION", "LANES_MISMATCH", "BAD_LENGTH", "BAD_LENGTH"]
+
+
+def stuck_read_session(t, model: str, image: list) -> dict:
+    """Inside the simulation: a DDR-mode image runs; then the RAM's read data channel stops (its R channel
+    paused: a read that never returns), the next run times out; the RAM answers again, and load_model
+    (SOFT_RESET first) and a run give the first run's logits and CYCLES."""
+    from dynaspike.artifact import IntModel
+    from sw.driver import Driver
+    from sw.errors import DriverTimeout
+
+    async def pause(on: bool):
+        t.ram.r_channel.pause = on
+
+    m, img = IntModel.load(model), np.array([image], dtype=np.uint8)
+    d = Driver(t, timeout=1.0)
+    d.load_model(m, weights_in_ddr=True)
+    first = d.run(img)
+    t._block(pause, True)
+    try:
+        d.run(img)
+        stuck = None
+    except DriverTimeout as e:
+        stuck = str(e)
+    t._block(pause, False)
+    d.load_model(m, weights_in_ddr=True)
+    after = d.run(img)
+    return {"stuck": stuck, "first": [first.logits[0].tolist(), int(first.cycles[0])],
+            "after": [after.logits[0].tolist(), int(after.cycles[0])]}
+
+
+@pytest.mark.skipif(core_missing, reason="hw/core.py (the core's top level) does not exist yet")
+def test_a_weight_read_that_never_returns_times_out_and_a_soft_reset_recovers(tmp_path):
+    """The RAM stops answering mid-inference: DriverTimeout naming the stage, in simulated time (never a
+    hang); once it answers again, the reload's SOFT_RESET (tile reads still in flight drain into the tile
+    loader, which the reset cleared) and the same image give the same logits and CYCLES as before."""
+    from sw.transports.sim import run_in_simulation
+    from tests.model_factory import random_model
+    from tests.test_core_sim import TINY, WIDE, tiny_images
+
+    model = random_model(TINY, 8)
+    path = tmp_path / "tiny.npz"
+    model.save(path)
+    got = run_in_simulation("test_sw_sim:stuck_read_session", 8, WIDE,
+                            {"model": str(path), "image": tiny_images(1, seed=3)[0].tolist()},
+                            sim_ms=5, max_wait_cycles=20_000, optimize=False)["value"]
+    assert got["stuck"] and "image 0: receive RESULT" in got["stuck"], got["stuck"]
+    assert got["after"] == got["first"], got
