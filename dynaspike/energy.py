@@ -27,7 +27,7 @@ from .formats import FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
 #: manifest's utilization replaces it (``CoreFacts.from_manifest``).
-DEFAULT_FLIP_FLOPS = 16_361
+DEFAULT_FLIP_FLOPS = 18_517
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class Coefficients:
     # logic toggles per event, measured: RTL signal toggles of make power --calibrate on the shipped core
     # (digits, images 11-20, the difference of a 10- and a 20-image run) by component, divided by that
     # component's events
-    toggles_per_ac: float = 47.09       # accumulate engine, per accumulate (weight row registers, 24-bit lanes)
+    toggles_per_ac: float = 47.12       # accumulate engine, per accumulate (weight row registers, 24-bit lanes)
     toggles_per_attn_ac: float = 12.43  # attention unit, per K^T V or Q (K^T V) accumulate
-    toggles_per_lif_lane: float = 403.17  # LIF layer, per lane update (its pipeline moves every pass cycle)
+    toggles_per_lif_lane: float = 287.58  # LIF layer, per lane update (its stage 1 loads only with an update)
     toggles_per_dsp_op: float = 194.57  # embedding and classifier (readout counts included), per DSP operation
-    toggles_per_cycle: float = 4652.55  # the rest (sequencer, event generator, residual adds, the wires
+    toggles_per_cycle: float = 4216.90  # the rest (sequencer, event generator, residual adds, the wires
     #                                     between components, merge, halting, registers), per active cycle
 
     def to_dict(self) -> dict:

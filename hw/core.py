@@ -114,7 +114,7 @@ class Core(wiring.Component):
         etag = data.StructLayout({"row": tag, "two": 1, "lif": 1, "bank": 1})
         acc = AccumulateEngine(g.A, self.rows["weights"], self.rows["biases"], tag_shape=etag,
                                w_granules=g.A // 8, b_granules=g.A // 2)
-        lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False)  # no row twice in a row
+        lif = LIFLayer(P, N * g.R, tag_shape=tag, transparent=False, membranes_out=False)  # no row twice in a row
         att = AttentionKV(N, g.D, g.heads)
         halt = HaltUnit(N)
         merge = TokenMerge(N, g.D)

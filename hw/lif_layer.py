@@ -24,10 +24,14 @@ def update_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_s
     return data.StructLayout({"row": range(rows), "x": lane, "th": lane, "tag": tag_shape})
 
 
-def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1) -> data.StructLayout:
-    """The row, its spikes (lane p = bit p), its new membranes (for tests) and the update's ``tag``."""
-    return data.StructLayout({"row": range(rows), "spike": lanes, "v": data.ArrayLayout(signed(acc_bits), lanes),
-                              "tag": tag_shape})
+def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1,
+                  membranes: bool = True) -> data.StructLayout:
+    """The row, its spikes (lane p = bit p), its new membranes (``v``, with ``membranes``: for tests) and the
+    update's ``tag``."""
+    fields = {"row": range(rows), "spike": lanes, "tag": tag_shape}
+    if membranes:
+        fields["v"] = data.ArrayLayout(signed(acc_bits), lanes)
+    return data.StructLayout(fields)
 
 
 class LIFLayer(wiring.Component):
@@ -44,18 +48,22 @@ class LIFLayer(wiring.Component):
     The memory holds each neuron's ``h`` before the reset and whether it fired: the reset to zero is applied
     when the row is next read, by the same gate that returns zero for a row not written since ``clear``, so
     the write-back needs no reset multiplexer (one bit per lane more of block RAM instead of 24 LUTs).
+
+    ``membranes_out`` (the default) adds the new membranes to the output (``v``), for tests; the core leaves
+    them out: synthesis would remove the unread registers, but an RTL simulation's switching activity (``make
+    power``) would count their toggles.
     """
 
     def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1, *,
-                 transparent: bool = True):
+                 transparent: bool = True, membranes_out: bool = True):
         for name, value, lo in (("lanes", lanes, 1), ("rows", rows, 2), ("acc_bits", acc_bits, 2)):
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"LIFLayer {name} must be an integer >= {lo}, got {value!r}")
         self.lanes, self.rows, self.acc_bits, self.latency = lanes, rows, acc_bits, LIF_LAYER_LATENCY
-        self.tag_shape, self.transparent = tag_shape, transparent
+        self.tag_shape, self.transparent, self.membranes_out = tag_shape, transparent, membranes_out
         super().__init__({
             "i": In(stream.Signature(update_layout(lanes, rows, acc_bits, tag_shape))),
-            "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits, tag_shape))),
+            "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits, tag_shape, membranes_out))),
             "clear": In(1),
         })
 
@@ -75,8 +83,11 @@ class LIFLayer(wiring.Component):
         s1_valid = Signal()
         s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits, self.tag_shape))
         with m.If(advance):
-            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
-            m.d.sync += self.o.valid.eq(s1_valid)
+            m.d.sync += [s1_valid.eq(self.i.valid), self.o.valid.eq(s1_valid)]
+            # the update's operands only with an update (a clock enable): the input buses carry the
+            # accumulators as they count, and stage 1's lanes would follow them every cycle (issue 12)
+            with m.If(self.i.valid):
+                m.d.sync += s1.eq(self.i.payload)
         # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
         go = advance & s1_valid
         row_valid = valid.bit_select(s1.row, 1)
@@ -86,7 +97,9 @@ class LIFLayer(wiring.Component):
             spike, v_next, h = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
             m.d.comb += [wr.data.h[p].eq(h), wr.data.fired[p].eq(spike)]
             with m.If(go):
-                m.d.sync += [self.o.payload.spike[p].eq(spike), self.o.payload.v[p].eq(v_next)]
+                m.d.sync += self.o.payload.spike[p].eq(spike)
+                if self.membranes_out:
+                    m.d.sync += self.o.payload.v[p].eq(v_next)
         with m.If(go):
             m.d.sync += [self.o.payload.row.eq(s1.row), self.o.payload.tag.eq(s1.tag),
                          valid.bit_select(s1.row, 1).eq(1)]
