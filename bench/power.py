@@ -1,6 +1,7 @@
 """Switching activity of the core in RTL simulation (``make power``): a SAIF file and its summary.
 
     python -m bench.power [--model M] [--images 10] [--lanes 32] [--out build/power] [--dense] [--calibrate]
+                          [--weights-in-ddr]
 
 Builds the shipped core (the one that holds every shipped model) with Verilator's ``--trace-saif`` (its own
 build directory, ``build/sim/core-<hash>-saif/``), loads the model and runs its first N test images, and
@@ -19,7 +20,10 @@ writes into ``--out``:
 of N images without the model load, so the summary adds toggles per image by component and toggles per
 event (the accumulate engine's per AC, the LIF layer's per lane update, the attention unit's per AC, the
 embedding's and classifier's per DSP operation, the rest per active cycle), what the activity model's
-``toggles_per_*`` estimate (``calibration``).
+``toggles_per_*`` estimate (``calibration``). ``--weights-in-ddr`` runs the model with its weights in
+cocotbext-axi's RAM (DDR mode, files ``<data set>-ddr*``): the tile loader's and tile pass's toggles per
+tile beat (``DDR_READ_BEATS``) and the rest per active cycle of DDR mode, whose cycles are mostly waits
+for the tiles (``toggles_per_tile_beat``, ``toggles_per_cycle_ddr``).
 
 Not part of ``make test`` or ``make sim``: a traced build of the whole core takes minutes.
 """
@@ -45,7 +49,8 @@ from sim import saif
 VIVADO_PATH = ["sim", "system_i", "dynaspike_core_0", "inst", "core"]
 
 
-def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False, suffix: str = "") -> dict:
+def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False, suffix: str = "",
+        weights_in_ddr: bool = False) -> dict:
     """Run the simulation with SAIF tracing; write the files described above (``suffix`` after the data set's
     name); return the summary."""
     from hw.build import core_config
@@ -58,7 +63,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     name = dataset_of(model.info, cfg.img_size, cfg.in_channels, cfg.num_classes)
     x = test_split(model)[0][:images].numpy()
     out.mkdir(parents=True, exist_ok=True)
-    path = (out / f"{name}{'-dense' if dense else ''}{suffix}.saif").resolve()
+    tags = ("-dense" if dense else "") + ("-ddr" if weights_in_ddr else "")
+    path = (out / f"{name}{tags}{suffix}.saif").resolve()
     if path.exists():
         path.unlink()
     core_cfg = core_config(lanes=lanes)
@@ -66,8 +72,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     old = os.environ.get("DYNASPIKE_SAIF")
     os.environ["DYNASPIKE_SAIF"] = str(path)
     try:
-        rec = run_core(model, x, lanes, f"power-{name}{'-dense' if dense else ''}{suffix}",
-                       plan=[{"dense": dense}] * len(x), core_cfg=core_cfg)
+        rec = run_core(model, x, lanes, f"power-{name}{tags}{suffix}", plan=[{"dense": dense}] * len(x),
+                       core_cfg=core_cfg, weights_in_ddr=weights_in_ddr)
     finally:
         if old is None:
             os.environ.pop("DYNASPIKE_SAIF", None)
@@ -95,6 +101,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     active = int(cycles.sum())
     return {
         "model": str(model_path), "dataset": name, "images": len(x), "dense": dense, "lanes": lanes,
+        "weights_in_ddr": weights_in_ddr,
         "saif": str(path), "saif_bytes": path.stat().st_size, "vivado_saif": str(vivado),
         "vivado_saif_path": "/".join(VIVADO_PATH),
         "cycles_saif": s["cycles"], "cycles_active": active, "cycles_other": s["cycles"] - active,
@@ -114,7 +121,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
 
 
 #: component (instance under the core's top) -> the event its toggles are counted per (``energy.events``)
-CALIBRATION = {"acc": "engine_acs", "lif": "lif_lanes", "att": "attn_acs", "emb+head": "dsp_ops"}
+CALIBRATION = {"acc": "engine_acs", "lif": "lif_lanes", "att": "attn_acs", "emb+head": "dsp_ops",
+               "tiles+tile_pass": "tile_beats"}
 
 
 def calibrate(a: dict, b: dict) -> dict:
@@ -125,9 +133,13 @@ def calibrate(a: dict, b: dict) -> dict:
              for k in b["components"]}
     ev = {k: (b["events"][k] - a["events"][k]) / n for k in b["events"]}
     groups = {"acc": comps.get("acc", 0.0), "lif": comps.get("lif", 0.0), "att": comps.get("att", 0.0),
-              "emb+head": comps.get("emb", 0.0) + comps.get("head", 0.0)}
+              "emb+head": comps.get("emb", 0.0) + comps.get("head", 0.0),
+              "tiles+tile_pass": comps.get("tiles", 0.0) + comps.get("tile_pass", 0.0)}
     rest = sum(comps.values()) - sum(groups.values())
+    # (on chip, no tile beats: the idle tile units' few toggles stay in the rest)
     per_event = {g: groups[g] / ev[e] if ev[e] else None for g, e in CALIBRATION.items()}
+    if not ev["tile_beats"]:
+        rest += groups["tiles+tile_pass"]
     per_event["rest per active cycle"] = rest / ev["cycles"] if ev["cycles"] else None
     return {"images": n, "toggles_per_image": comps, "toggles_per_image_total": sum(comps.values()),
             # a net seen at several hierarchy levels once (sim.saif): what the netlist would count
@@ -137,7 +149,8 @@ def calibrate(a: dict, b: dict) -> dict:
 
 
 def print_summary(r: dict):
-    print(f"{r['dataset']} ({r['model']}), {r['images']} test images{' FORCE_DENSE' if r['dense'] else ''}, "
+    print(f"{r['dataset']} ({r['model']}), {r['images']} test images{' FORCE_DENSE' if r['dense'] else ''}"
+          f"{' (weights in DDR)' if r.get('weights_in_ddr') else ''}, "
           f"P = {r['lanes']}: SAIF {r['saif']} ({r['saif_bytes'] / 1e6:.1f} MB; simulation {r['sim_s']} s, "
           f"parsing {r['parse_s']} s)")
     print(f"  cycles: {r['cycles_saif']} in the SAIF, {r['cycles_active']} active (the images' CYCLES, "
@@ -177,10 +190,12 @@ def main(argv=None):
     ap.add_argument("--out", default="build/power")
     ap.add_argument("--dense", action="store_true", help="FORCE_DENSE (the dense reference run)")
     ap.add_argument("--calibrate", action="store_true", help="also run 2N images: toggles per image and per event")
+    ap.add_argument("--weights-in-ddr", action="store_true",
+                    help="the model's weights in the simulated RAM (DDR mode: per tile beat, per DDR-mode cycle)")
     a = ap.parse_args(argv)
-    r = run(a.model, a.images, a.lanes, Path(a.out), a.dense)
+    r = run(a.model, a.images, a.lanes, Path(a.out), a.dense, weights_in_ddr=a.weights_in_ddr)
     if a.calibrate:
-        b = run(a.model, 2 * a.images, a.lanes, Path(a.out), a.dense, suffix="-calib")
+        b = run(a.model, 2 * a.images, a.lanes, Path(a.out), a.dense, suffix="-calib", weights_in_ddr=a.weights_in_ddr)
         r["calibration"] = calibrate(r, b)
         r["calibration"]["saif"] = b["saif"]
     print_summary(r)

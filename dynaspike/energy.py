@@ -113,7 +113,8 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     """The events of one inference (or arrays of them), derived from ``counters`` (``CYCLES`` and the
     ``regmap.PERF_COUNTERS`` by name) for a model of configuration ``cfg`` on a core of ``lanes`` P.
 
-    Keys: ``cycles``; accesses by memory (``*_rows``, each with its width in :func:`widths`);
+    Keys: ``cycles``; accesses by memory (``*_rows``, ``pixel_beats``, ``tile_beats``, each with its width in
+    :func:`widths`);
     ``engine_acs``, ``attn_acs``, ``readout_acs`` (lane adds), ``lif_lanes``, ``res_lanes`` (lane updates),
     ``dsp_ops``; and the intermediate estimates ``attn_runs``, ``mlp_runs`` (token-module runs) and
     ``x_reads`` (the X rows' reads, part of ``x_rows``).
@@ -166,6 +167,9 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         # the image packet's window beats into the embedding's window memories (one per pixel slot), and a
         # beat read per multiplied pixel
         "pixel_beats": 2 * N * _ceil(cfg.patch_dim, 8) + emb_steps,
+        # DDR mode: each beat of a weight tile is written into the engine's memories (weight rows whole, 8
+        # beats at P = 32; bias and threshold rows a 64-bit granule a beat): 64 bits of block RAM writes
+        "tile_beats": c("DDR_READ_BEATS"),
         "engine_acs": c("AC_QKV") + c("AC_PROJ") + c("AC_FC1") + c("AC_FC2"),
         "attn_acs": c("AC_KV") + c("AC_Y"),
         "readout_acs": c("AC_READOUT"),
@@ -189,6 +193,7 @@ def widths(lanes: int, fmt=FORMATS) -> dict:
         "x_rows": lanes * fmt.res_bits,
         "emb_weight_rows": emb_lanes(lanes) * fmt.emb_weight_bits,
         "pixel_beats": 64,
+        "tile_beats": 64,
     }
 
 

@@ -29,8 +29,8 @@ from .cycles import ACC_ROWS, engine_rows
 from .formats import FORMATS
 from .regmap import PERF_COUNTERS, Capacity, formats_id
 
-STREAM_VERSION = 3               # 3: the RESULT packet carries the performance counters (2: windows on a
-                                 # beat; TAP packets)
+STREAM_VERSION = 4               # 4: DDR_READ_BEATS among the RESULT packet's counters (3: the RESULT
+                                 # packet carries the performance counters; 2: windows on a beat; TAP packets)
 STREAM_MAGIC = 0x4B505344        # bytes "DSPK" in a little-endian buffer
 TRAILER_MAGIC = 0x21444E45       # bytes "END!"
 BEAT_BITS = 64                   # the PYNQ-Z2 HP ports and the AXI DMA's stream width

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, fields
 from .config import ModelConfig
 from .formats import FORMATS
 
-REGMAP_VERSION = 4  # 4: WEIGHTS_ADDR, STATUS.WEIGHTS_IN_DDR, AXI_ERROR (3: RUN_CONFIG.STREAM; counters per
-                    # image in the RESULT packet; 2: HEAD_DIM, CYCLES from the first image beat)
+REGMAP_VERSION = 5  # 5: the DDR_READ_BEATS counter (4: WEIGHTS_ADDR, STATUS.WEIGHTS_IN_DDR, AXI_ERROR; 3:
+                    # RUN_CONFIG.STREAM; counters per image in the RESULT packet; 2: HEAD_DIM, CYCLES from the
+                    # first image beat)
 CORE_MAGIC = 0x44594E53          # ID register: "DYNS" as a big-endian 32-bit word
 ADDR_BITS = 12                   # 4 KiB AXI4-Lite window
 DATA_BITS = 32                   # AXI4-Lite data width
@@ -114,6 +115,8 @@ PERF_COUNTERS = (
                         "packet: those before its last payload beat)"),
     ("EMB_PIXELS", "non-zero pixels of the image's embedding windows: the embedding multiplies only these "
                    "(D multiply-accumulates each; zero pixels are skipped)"),
+    ("DDR_READ_BEATS", "64-bit beats the AXI4 master m_axi read for the image (its weight tiles: 0 with the "
+                       "weights on chip), the image's DDR read traffic in 8-byte units"),
 )
 
 # Capacity and build configuration, read-only, in register order (docs/hardware.md).

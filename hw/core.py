@@ -423,6 +423,10 @@ class Core(wiring.Component):
         # The event passes' counters likewise (a row's fan-in, from the pass's sizes, in front of a 32-bit adder).
         ac_add = {name: Signal(16, name=f"{name.lower()}_add") for name in ("AC_QKV", "AC_PROJ", "AC_FC1", "AC_FC2")}
         m.d.sync += [a.eq(0) for a in ac_add.values()] + [count(name, a) for name, a in ac_add.items()]
+        # DDR mode's read traffic: the tile loader's beats (its reads all fall within the sequencer's passes,
+        # after the take that resets the counters; a soft reset's drained reads land before the next take)
+        with m.If(self.m_axi.rvalid & self.m_axi.rready):
+            m.d.sync += count("DDR_READ_BEATS", 1)
 
         # ------------------------------------------------------------------ output packets, image intake
         # (hw/core_packets.py, hw/core_intake.py: they take the signals they share with this sequencer from `c`)

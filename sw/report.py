@@ -19,6 +19,7 @@
 import numpy as np
 
 from dynaspike import energy
+from dynaspike.ddr import BEAT_BYTES
 
 
 def coefficients_for(manifest: dict | None) -> tuple:
@@ -38,7 +39,8 @@ def reference(model, images, lanes: int, dense: bool = False, memory=None) -> di
     energy per image, and the cycle model's estimates (None without ``train.cycle_model``): each image's
     CYCLES, and when each one's RESULT would leave the core with the images sent back to back (``--stream``,
     ``cycle_model.stream_ends``). With ``memory`` (``dynaspike.ddr.Memory``), of the model with its weights in
-    DDR (a buffer at a ``ddr.BUFFER_ALIGN`` boundary, as every transport places it)."""
+    DDR (a buffer at a ``ddr.BUFFER_ALIGN`` boundary, as every transport places it), and its tiles' bytes read
+    from DDR per image (``ddr_read_bytes_estimated``)."""
     import torch
 
     from train.golden import GoldenModel
@@ -48,7 +50,7 @@ def reference(model, images, lanes: int, dense: bool = False, memory=None) -> di
     parts = [g.run(x[i:i + 512], dense=dense) for i in range(0, len(x), 512)]
     ref = {"logits": torch.cat([p.logits for p in parts]).numpy(),
            "energy_uj_45nm": torch.cat([p.energy_uj for p in parts]).numpy(), "cycles_estimated": None,
-           "stream_ends_estimated": None}
+           "stream_ends_estimated": None, "ddr_read_bytes_estimated": None}
     try:
         from train.cycle_model import predict, stream_ends
     except ImportError:
@@ -56,6 +58,8 @@ def reference(model, images, lanes: int, dense: bool = False, memory=None) -> di
     pred = predict(model, np.asarray(images), lanes, dense=dense, gm=g, memory=memory)
     ref["cycles_estimated"] = np.asarray(pred.cycles, np.int64)
     ref["stream_ends_estimated"] = stream_ends(pred.cycles, pred.front, model.config.num_classes)
+    if memory is not None:
+        ref["ddr_read_bytes_estimated"] = np.asarray(pred.ddr_read_bytes, np.int64)
     return ref
 
 
@@ -127,6 +131,10 @@ def figures(target: str, result, labels, ref: dict, cfg, clock_hz: int, power_w:
         "cycles_measured_mean": mean(cycles),
         "cycles_estimated_mean": mean(est),
         "cycles_equal_estimate": None if est is None or cycles is None else float((cycles == est).mean()),
+        # DDR mode: the weight tiles' bytes the core read (its DDR_READ_BEATS counter) and the cycle model's
+        "ddr_read_bytes_measured_mean": (mean(result.counters["DDR_READ_BEATS"] * BEAT_BYTES)
+                                         if result.counters["DDR_READ_BEATS"].any() else None),
+        "ddr_read_bytes_estimated_mean": mean(ref.get("ddr_read_bytes_estimated")),
         "latency_us_measured_mean": mean(lat_meas),
         "latency_us_estimated_mean": mean(lat_est),
         "wall_ms_mean": wall_total / B * 1e3, "wall_batched": bool(result.batched),
@@ -180,6 +188,10 @@ def print_table(r: dict, out=print):
         f"(bit-exact logits {pct(r['logits_bit_exact'])})")
     out(f"cycles: measured {_f(r['cycles_measured_mean'], '.1f')} mean, estimated "
         f"{_f(r['cycles_estimated_mean'], '.1f')} (equal on {pct(r['cycles_equal_estimate'])} of images)")
+    if r["ddr_read_bytes_measured_mean"] is not None or r["ddr_read_bytes_estimated_mean"] is not None:
+        kb = lambda v: _f(None if v is None else v / 1e3, ".1f")  # noqa: E731
+        out(f"DDR reads (weight tiles): measured {kb(r['ddr_read_bytes_measured_mean'])} KB per image "
+            f"(DDR_READ_BEATS), estimated {kb(r['ddr_read_bytes_estimated_mean'])} KB (cycle model)")
     out(f"latency: measured {_f(r['latency_us_measured_mean'], '.2f')} us (cycle counter), "
         f"{r['wall_ms_mean']:.3f} ms wall clock{' (batch average)' if r['wall_batched'] else ''}; "
         f"estimated {_f(r['latency_us_estimated_mean'], '.2f')} us")

@@ -78,7 +78,7 @@ def load_data(args, model) -> tuple:
             sys.exit(f"error: {args.data} holds estimates for the {what(saved)}, this run needs them for the "
                      f"{what(latency)}: write it with the same --target and --weights-in-ddr (--save-data)")
         ref = {"logits": z["logits"], "energy_uj_45nm": z["energy_uj_45nm"],
-               **{k: z[k] if k in z.files else None for k in ("cycles_estimated", "stream_ends_estimated")}}
+               **{k: z[k] if k in z.files else None for k in ("cycles_estimated", "stream_ends_estimated", "ddr_read_bytes_estimated")}}
         x, y = z["images"], z["labels"]
     else:
         import torch

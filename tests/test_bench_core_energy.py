@@ -16,7 +16,7 @@ def test_fpga_energy_of_the_rtl_counters_is_the_activity_models_mean():
 
     base = {"CYCLES": 13000, "AC_QKV": 3 * 64 * 100, "AC_KV": 5000, "AC_Y": 4000, "AC_PROJ": 64 * 50,
             "AC_FC1": 256 * 100, "AC_FC2": 64 * 300, "AC_READOUT": 1000, "SKIPPED_MODULE_STEPS": 8,
-            "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120}
+            "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120, "DDR_READ_BEATS": 0}
     recs = [dict(base), {**base, "CYCLES": 20000, "AC_FC1": 256 * 300}]
     rtl = [(np.zeros(10), c["CYCLES"], c) for c in recs]
     f = fpga_energy(rtl, Model, 32)

@@ -66,8 +66,8 @@ def test_a_model_in_ddr_runs_exactly(cfg, make, latency):
     assert (status.field("MODEL_LOADED").get(seen["status"]), status.field("WEIGHTS_IN_DDR").get(seen["status"])) \
         == (1, 1)
     g = GoldenModel(model).run(images)
-    want = counters(g, cfg)
     pred = cycle_model.predict(model, images, 8, memory=ddr.Memory(read_latency=latency), weights_at=BASE)
+    want = dict(counters(g, cfg), DDR_READ_BEATS=pred.ddr_read_bytes // ddr.BEAT_BYTES)   # the tiles' beats
     for k, (tag, logits, cycles, cnt) in enumerate(got):
         assert tag == k
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}")

@@ -17,7 +17,7 @@ FACTS = en.CoreFacts(lanes=32, clock_hz=100_000_000, flip_flops=1000)
 def counters(**kw):
     c = {"CYCLES": 1000, "AC_QKV": 3 * 64 * 10, "AC_KV": 100, "AC_Y": 50, "AC_PROJ": 64 * 5, "AC_FC1": 256 * 3,
          "AC_FC2": 64 * 4, "AC_READOUT": 40, "SKIPPED_MODULE_STEPS": 8, "PROCESSED_UNITS": 20,
-         "MERGED_TOKENS": 6, "HALTED_TOKENS": 3, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120}
+         "MERGED_TOKENS": 6, "HALTED_TOKENS": 3, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120, "DDR_READ_BEATS": 0}
     c.update(kw)
     return c
 

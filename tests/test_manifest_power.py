@@ -114,7 +114,7 @@ def test_the_report_uses_coefficients_fitted_to_a_manifests_power_report(tmp_pat
 
     c = {"CYCLES": 13000, "AC_QKV": 3 * 64 * 100, "AC_KV": 5000, "AC_Y": 4000, "AC_PROJ": 64 * 50,
          "AC_FC1": 256 * 100, "AC_FC2": 64 * 300, "AC_READOUT": 1000, "SKIPPED_MODULE_STEPS": 8,
-         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120}
+         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120, "DDR_READ_BEATS": 0}
     ev = energy.total_events([c] * 10, ModelConfig(), 32)
     (tmp_path / "power.rpt").write_text(REPORT)
     (tmp_path / "digits.vivado.saif").write_text("(SAIFILE)")
@@ -140,7 +140,7 @@ def test_the_report_shows_vivados_figure_next_to_the_estimate(tmp_path):
 
     c = {"CYCLES": 13000, "AC_QKV": 3 * 64 * 100, "AC_KV": 5000, "AC_Y": 4000, "AC_PROJ": 64 * 50,
          "AC_FC1": 256 * 100, "AC_FC2": 64 * 300, "AC_READOUT": 1000, "SKIPPED_MODULE_STEPS": 8,
-         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120}
+         "PROCESSED_UNITS": 60, "MERGED_TOKENS": 2, "HALTED_TOKENS": 5, "IN_WAIT_CYCLES": 0, "OUT_WAIT_CYCLES": 0, "EMB_PIXELS": 120, "DDR_READ_BEATS": 0}
     B = 3
     cycles = np.array([13000, 12000, 14000], np.int64)
     logits = np.arange(B * 10).reshape(B, 10)

@@ -104,7 +104,8 @@ def counters(res, cfg: ModelConfig) -> dict:
            "MERGED_TOKENS": N - (res.rep == np.arange(N)).sum(1).numpy(),
            "HALTED_TOKENS": ((res.halt_t >= 0) & (unit < T * L - 1)).sum(1).numpy(),
            "IN_WAIT_CYCLES": np.zeros(B, np.int64), "OUT_WAIT_CYCLES": np.zeros(B, np.int64),
-           "EMB_PIXELS": res.emb_nonzero.sum(1).numpy()}
+           "EMB_PIXELS": res.emb_nonzero.sum(1).numpy(),
+           "DDR_READ_BEATS": np.zeros(B, np.int64)}    # the cycle model's, where the weights are in DDR (_infer)
     assert set(out) == {name for name, _ in regmap.PERF_COUNTERS}
     return {k: np.asarray(v, np.int64) & 0xFFFFFFFF for k, v in out.items()}
 
@@ -328,11 +329,12 @@ class GoldenTransport(Transport):
         exact = self.cycle_model_available
         res = self.golden.run(images, dense=bool(dense), trace=bool(taps) or exact)
         memory = ddr.Memory(read_latency=ddr.SIM_RAM_LATENCY) if BIT["WEIGHTS_IN_DDR"].get(self.status) else None
-        cyc = (np.asarray(cycle_model.predict(self.model, images, self.cap.lanes, dense=bool(dense), golden=res,
-                                              gm=self.golden, memory=memory, weights_at=self.weights_addr).cycles,
-                          np.int64)
-               if exact else np.zeros(len(images), np.int64))
+        pred = (cycle_model.predict(self.model, images, self.cap.lanes, dense=bool(dense), golden=res, gm=self.golden,
+                                    memory=memory, weights_at=self.weights_addr) if exact else None)
+        cyc = np.asarray(pred.cycles, np.int64) if exact else np.zeros(len(images), np.int64)
         cnt = counters(res, cfg)
+        if exact and memory is not None:
+            cnt["DDR_READ_BEATS"] = np.asarray(pred.ddr_read_bytes, np.int64) // ddr.BEAT_BYTES
         logits = res.logits.numpy()
         tap = taps_of(res) if taps else None
         out = []
