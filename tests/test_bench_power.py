@@ -31,3 +31,15 @@ def test_calibration_cancels_the_load_and_divides_by_the_events():
 def test_calibration_with_the_weights_in_ddr_counts_the_tile_units_per_tile_beat():
     e = calibrate(run(3, 3, beats=100), run(6, 6, beats=100))["toggles_per_event"]
     assert e["tiles+tile_pass"] == pytest.approx((4 + 400) / 100) and e["rest per active cycle"] == pytest.approx(2)
+
+
+def test_calibration_counts_each_net_once_where_the_runs_have_the_nets():
+    a, b = run(10, 10), run(20, 20)
+    for r, k in ((a, 10), (b, 20)):
+        r["net_toggles_by_component"] = {"acc": 100 * k, "lif": 40 * k, "seq": 700 * k, "(top)": 5}
+    c = calibrate(a, b)
+    assert c["counts"] == "nets" and c["toggles_per_image"] == {"acc": 100, "lif": 40, "seq": 700, "(top)": 0}
+    assert c["signal_toggles_per_image_total"] == 2456
+    e = c["toggles_per_event"]
+    assert e["acc"] == pytest.approx(100 / 30) and e["lif"] == pytest.approx(2)
+    assert e["rest per active cycle"] == pytest.approx(0.7)

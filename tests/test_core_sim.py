@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from dynaspike import packing, regmap
+from dynaspike import ddr, packing, regmap
 from dynaspike.artifact import IntModel
 from dynaspike.config import ModelConfig
 from dynaspike.cycles import DEFAULT_LANES
@@ -47,6 +47,8 @@ def check_against_golden(model, images, lanes, rec, dense=False, only=None, memo
         np.testing.assert_array_equal(logits, g.logits[k].numpy(), err_msg=f"image {k}: logits")
         c = got["counters"]
         want = {name: v[k] for name, v in counters(g, cfg).items() if not name.endswith("WAIT_CYCLES")}
+        if memory is not None:   # the tiles' beats, however the RAM paused
+            want["DDR_READ_BEATS"] = pred.ddr_read_bytes[k] // ddr.BEAT_BYTES
         for name, v in want.items():
             assert c[name] == int(v), f"image {k}: {name} = {c[name]}, golden {int(v)}"
         for name in packing.COUNTER_NAMES:   # the RESULT packet's (OUT_WAIT: the waits before its end)
@@ -106,7 +108,6 @@ def test_core_shipped_model_with_its_weights_in_ddr(pause):
     """The digits model's packet without its weights, biases and thresholds: the core reads them tile by tile
     from cocotbext-axi's RAM (docs/hardware.md, "DDR mode"). Logits and every counter equal the golden model's;
     CYCLES the cycle model's at the RAM's latency, or (channels paused at random) at least that."""
-    from dynaspike import ddr
     from sim.core_run import WEIGHTS_AT
 
     model = shipped()
