@@ -358,7 +358,7 @@ def tile_pass_schedule(addr: int, fan_in: int, thresholds: bool, work, lanes: in
 def _schedule_events(tile: dict, work: int, writes: set, lead: int, begin):
     """``tile["done"]``: the ``work``-th cycle from ``max(tile["ready"], begin) + lead`` on that is not a
     write."""
-    cycle, left = max(tile["ready"], tile["ready"] if begin is None else begin) + lead, work
+    cycle, left = (tile["ready"] if begin is None else max(tile["ready"], begin)) + lead, work
     while True:
         if cycle not in writes:
             left -= 1
