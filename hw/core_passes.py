@@ -116,10 +116,11 @@ def pass_states(c):
         with m.Else():
             end_pass(nxt, early)
 
-    def load_tiles(tiles, ddr_at, fan_in, thresholds):
-        """DDR mode: start the tiles of an event pass (``tiles`` engine rows of the layer ``ddr_at`` units of A
-        bytes into block l's weight buffer) when the tile pass is idle and the walker has tokens: in the
-        event pass itself, or in the pass in front of it, which walks the same tokens and reads no weights."""
+    def load_tiles(event_pass_name):
+        """DDR mode: start the tiles of an event pass (``ddr_tiles``) when the tile pass is idle and the walker
+        has tokens: in the event pass itself, or in the pass in front of it, which walks the same tokens and
+        reads no weights."""
+        tiles, ddr_at, fan_in, thresholds = ddr_tiles[event_pass_name]
         m.d.comb += [tp.start.valid.eq(in_ddr & wk.any & ~eg_busy),
                      tp.start.payload.addr.eq(weights_addr + ((db + ddr_at) << log2(A))),
                      tp.start.payload.tiles.eq(tiles), tp.start.payload.fan_in.eq(fan_in),
@@ -127,23 +128,22 @@ def pass_states(c):
 
     def x_pass(name, nxt, mlayer, to, early=0, tiles_next=None):
         """Walk the tokens; read their X rows; feed the LIF layer (rows ``mlayer + c``), spikes to ``to``;
-        ``tiles_next``: ``load_tiles``' arguments for the event pass that follows."""
+        ``tiles_next``: the event pass that follows, whose tiles it starts (DDR mode)."""
         with state(name):
             if tiles_next is not None:
-                load_tiles(*tiles_next)
+                load_tiles(tiles_next)
             x_walk(nxt, early)
             m.d.comb += [lif.i.valid.eq(xr_valid), li.row.eq(mul(xr_tok, g.R) + mlayer + xr_c),
                          li.tag.tok.eq(xr_tok), li.tag.c.eq(xr_c), li.tag.to.eq(to)]
 
-    def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest, tiles, ddr_at,
-                   early=0):
+    def event_pass(name, nxt, mats, chunks, last_lanes, w0, b0, th0, fan_in, src, mlayer, dest, early=0):
         """Walk the tokens; per token, the engine rows of ``mats`` matrices of ``chunks`` chunks of P
         outputs each (the last with ``last_lanes`` lanes), ACC_ROWS chunks per row, from the events of
         ``src`` (the weight rows of engine row r start at ``w0 + r * fan_in``); each chunk to
         ``dest``: a LIF layer (membrane rows ``mlayer + j``) or a residual add into X. When ``early``
         holds, ``nxt()`` comes as soon as the last event is issued (the rows in flight find their way by
-        their tag). In DDR mode the pass's ``tiles`` engine rows come from the weight buffer ``ddr_at`` units of
-        A bytes into block l's, tile-outer and token-inner, and the pass drains."""
+        their tag). In DDR mode the pass's tiles (``ddr_tiles[name]``) come from the weight buffer, tile-outer and
+        token-inner, and the pass drains."""
         with state(name):
             m.d.comb += [pass_w.eq(w0), pass_b.eq(b0), src_bits.eq(src), ev.tag.lif.eq(dest["kind"] == "lif")]
             two = eg_c + 1 < chunks
@@ -169,7 +169,7 @@ def pass_states(c):
                     with m.Else():
                         m.d.sync += eg_busy.eq(0)
             with m.Else():        # DDR: tile-outer, every token's row of a tile in turn
-                load_tiles(tiles, ddr_at, fan_in, dest["kind"] == "lif")   # unless the pass before did
+                load_tiles(name)   # unless the pass before did
                 with m.If(ev_take & eg_row_end):
                     with m.If(wk.any):
                         m.d.sync += eg_load_tile(wk.cur) + [wk.next()]
@@ -222,6 +222,10 @@ def pass_states(c):
     # (packing.weight_layout: q, k, v, proj, fc1, fc2)
     blk_m = mul(l, g.stride)
     dch, hch, dcg, hcg = cfgd.dch, cfgd.hch, cfgd.dcg, cfgd.hcg
+    # DDR mode: each event pass's tiles: engine rows, where the layer starts in block l's weight buffer (units
+    # of A bytes), fan-in, threshold rows or not (the pass's LIF destination)
+    ddr_tiles = {"QKV": (mul(dcg, 3), 0, cfgd.dim, 1), "PROJ": (dcg, cfgd.a_proj, cfgd.dim, 0),
+                 "FC1": (hcg, cfgd.a_fc1, cfgd.dim, 1), "FC2": (dcg, cfgd.a_fc2, cfgd.hidden, 0)}
     # ---- attention module
     # The x passes in front of an event pass end with their last read when the block has >= 4 active
     # tokens (`many`): the event pass's first LIF result is >= 6 cycles away, and it reads the spikes
@@ -230,13 +234,13 @@ def pass_states(c):
     # token's K and V a cycle after the one before, so it reaches the last token's (written 7 cycles
     # after its last event) after six, and its first Y row for the LIF layer comes after all of them.
     x_pass("AIN", goto("QKV", drain=cycles.DRAIN_EVENTS), blk_m + 0, SPIKES_S, many,
-           tiles_next=(mul(dcg, 3), 0, cfgd.dim, 1))
+           tiles_next="QKV")
     event_pass("QKV", goto("ATTN", drain=cycles.DRAIN_ATTN,
                            also=[wq.load(active), wo.load(active)]),
                3, dch, cfgd.dim_last, wb, bb, tb, cfgd.dim, sin_r.data, blk_m + g.dc,
-               {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, mul(dcg, 3), 0, crowd)
+               {"kind": "lif", "counter": "AC_QKV", "to": SPIKES_QKV}, crowd)
     with state("ATTN"):
-        load_tiles(dcg, cfgd.a_proj, cfgd.dim, 0)   # proj's
+        load_tiles("PROJ")
         m.d.comb += [att.kv_i.valid.eq(wk.any), att.q_i.valid.eq(wq.any)]
         with m.If(att.kv_i.valid & att.kv_i.ready):
             m.d.sync += [wk.next(), kv_add.eq(kv_acs)]
@@ -283,20 +287,19 @@ def pass_states(c):
         with m.Else():
             block_done()
     event_pass("PROJ", after_attention, 1, dch, cfgd.dim_last, wb + cfgd.w_proj, bb + mul(dcg, 3), tb,
-               cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": feed_min},
-               dcg, cfgd.a_proj)
+               cfgd.dim, sin_r.data, 0, {"kind": "x", "counter": "AC_PROJ", "last": ~mlp_on, "min": feed_min})
 
     # ---- MLP module
     x_pass("MIN", goto("FC1", drain=cycles.DRAIN_EVENTS), blk_m + 5 * g.dc, SPIKES_S, many,
-           tiles_next=(hcg, cfgd.a_fc1, cfgd.dim, 1))
+           tiles_next="FC1")
     # fc1 ends with its last event when the block has >= 4 active tokens: fc2's first result comes
     # >= 6 cycles later (fc1's last two halves are in the LIF layer by then), and fc2 reaches the last
     # token's hidden spikes (written 7 cycles after its last event) after three tokens of >= 2 cycles
     event_pass("FC1", goto("FC2", drain=cycles.DRAIN_EVENTS), 1, hch, cfgd.hid_last, wb + cfgd.w_fc1,
                bb + (dcg << 2), tb + mul(dch, 3), cfgd.dim, sin_r.data, blk_m + 6 * g.dc,
-               {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z}, hcg, cfgd.a_fc1, many)
+               {"kind": "lif", "counter": "AC_FC1", "to": SPIKES_Z}, many)
     event_pass("FC2", block_done, 1, dch, cfgd.dim_last, wb + cfgd.w_fc2, bb + (dcg << 2) + hcg, tb,
-               cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1}, dcg, cfgd.a_fc2)
+               cfgd.hidden, zm_r.data, 0, {"kind": "x", "counter": "AC_FC2", "last": 1})
 
     # The block's last halting decision is valid in the cycle after the pass (cycles.HALT_LATENCY after
     # the last `hin`, which is the residual add's last write, DRAIN_EVENTS - 2 cycles after the pass's
