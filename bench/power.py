@@ -57,7 +57,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     name); return the summary."""
     from hw.build import core_config
     from sim.core_run import run_core
-    from sim.runner import TOPLEVEL, build_dir_for
+    from sim.runner import TOPLEVEL
     from train.data import dataset_of
     from train.evaluate import test_split
 
@@ -77,8 +77,6 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     try:
         rec = run_core(model, x, lanes, f"power-{name}{tags}{suffix}", plan=[{"dense": dense}] * len(x),
                        core_cfg=core_cfg, weights_in_ddr=weights_in_ddr)
-        # the traced build's Verilog (its directory is named while DYNASPIKE_SAIF is set)
-        verilog = build_dir_for("core", {"lanes": lanes, "cfg": core_cfg.to_dict()}) / f"{TOPLEVEL}.v"
     finally:
         if old is None:
             os.environ.pop("DYNASPIKE_SAIF", None)
@@ -93,7 +91,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
     t1 = time.monotonic()
     tree = saif.parse(path.read_text())
     s = saif.summary(tree, top="top", clock="clk")
-    nt = nets.net_toggles(tree, nets.netlist(verilog))
+    nt = nets.net_toggles(tree, nets.netlist(Path(rec["build_dir"]) / f"{TOPLEVEL}.v"))   # the traced build's
     vivado = path.with_suffix(".vivado.saif")
     vivado.write_text(saif.dumps(saif.reroot(tree, "top", VIVADO_PATH)))
     parse_s = time.monotonic() - t1

