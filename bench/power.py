@@ -120,6 +120,7 @@ def run(model_path: str, images: int, lanes: int, out: Path, dense: bool = False
         "energy_uj_fpga_mean": float(np.mean(e["total_uj"])),
         "energy_uj_fpga_above_idle_mean": float(np.mean(e["above_idle_uj"])),
         "energy_parts_uj_mean": {k: float(np.mean(v)) for k, v in e["parts_uj"].items()},
+        "energy_bram_uj_mean": {k: float(np.mean(v)) for k, v in e["bram_uj"].items()},
         "toggles_per_active_cycle": s["toggles"] / active if active else None,
         "coefficients": energy.Coefficients().to_dict(),
         "sim_s": round(sim_s, 1), "parse_s": round(parse_s, 1),
@@ -180,6 +181,9 @@ def print_summary(r: dict):
                                              if k not in ("attn_runs", "mlp_runs")))
     print(f"  activity model: {r['energy_uj_fpga_mean']:.2f} uJ per image ({r['energy_uj_fpga_above_idle_mean']:.2f} "
           "above idle): " + ", ".join(f"{k} {v:.2f}" for k, v in r["energy_parts_uj_mean"].items()))
+    if "energy_bram_uj_mean" in r:
+        print("    block RAM by memory (energy.MEMORIES): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in r["energy_bram_uj_mean"].items() if v))
     c = r.get("calibration")
     if c:
         print(f"  calibration (runs of {r['images']} and {r['images'] + c['images']} images, {c['counts']}): "

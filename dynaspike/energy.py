@@ -23,8 +23,8 @@ Not a measurement: the coefficients are public figures and design estimates unti
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
-from .cycles import ACC_ROWS, HEAD_MULTS, emb_lanes, engine_rows
-from .formats import FORMATS
+from .cycles import ACC_ROWS, DEFAULT_LANES, HEAD_MULTS, emb_lanes, engine_rows
+from .formats import EMB_ACC_BITS, FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
 #: manifest's utilization replaces it (``CoreFacts.from_manifest``).
@@ -38,11 +38,10 @@ class Coefficients:
     static_w: float = 0.10            # PL static power (W), paid for the latency
     clock_fj_per_ff: float = 12.0     # clock tree energy per flip-flop per cycle (fJ)
     bram_pj_per_bit: float = 0.70     # block RAM energy per bit of port width per access, read or write (pJ)
-    bram_port_bits: int = 36          # the width an access is rounded up to (a RAMB36 port at 1K x 36)
     dsp_pj_per_op: float = 8.0        # one DSP48E1 multiply-accumulate (pJ)
     toggle_fj: float = 150.0          # one LUT or flip-flop output toggle with its routing (fJ); applied to
-    #                                   the RTL's net toggles, which outnumber the mapped netlist's (synthesis
-    #                                   folds many RTL nets into a LUT): an upper estimate
+    #                                   the RTL's net toggles, about as many as the mapped netlist's zero-delay
+    #                                   toggles (python -m bench.gate_toggles: engine 35.78 per AC against 36.00)
     # logic toggles per event, measured: net toggles (each RTL net once, at the component that drives it:
     # sim.nets) of make power --calibrate on the shipped core (digits, images 11-20, the difference of a 10-
     # and a 20-image run) by component, divided by that component's events
@@ -81,7 +80,6 @@ SOURCES = {
                        "(about 20 mW): memory; UG440: clock power is design dynamic, always powered",
     "bram_pj_per_bit": "XPE (UG440) block RAM power of a RAMB36 at 100 % enable (about 25 pJ per 36-bit "
                        "access): memory; UG473: RAMB36E1 ports up to 36 bits (72 in simple dual port)",
-    "bram_port_bits": "UG473 (7 series memory resources): a RAMB36E1 as 1K x 36",
     "dsp_pj_per_op": "XPE (UG440) DSP48E1 power at 100 MHz, about 0.8 mW per DSP with toggling operands: memory",
     "toggle_fj": "Vivado report_power default-activity (12.5 %) figures of 'Signals' + 'Slice Logic' of "
                  "half-full XC7Z020 designs (about 0.1 W for 46 k nets at 100 MHz): 0.15 pJ per net toggle: memory",
@@ -127,7 +125,7 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     ``regmap.PERF_COUNTERS`` by name) for a model of configuration ``cfg`` on a core of ``lanes`` P.
 
     Keys: ``cycles``; accesses by memory (``*_rows``, ``pixel_beats``, ``tile_beats``, each with its width in
-    :func:`widths`);
+    :func:`widths` and its block RAM ports in :func:`bram_bits`);
     ``engine_acs``, ``attn_acs``, ``readout_acs`` (lane adds), ``lif_lanes``, ``res_lanes`` (lane updates),
     ``dsp_ops``; and the intermediate estimates ``attn_runs``, ``mlp_runs`` (token-module runs) and
     ``x_reads`` (the X rows' reads, part of ``x_rows``).
@@ -177,11 +175,12 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
         "membrane_rows": 2 * lif_rows,              # read and write
         "x_rows": x_reads + x_writes + N * dc,      # + the embedding's E rows, written once per token
         "emb_weight_rows": emb_steps,
+        "emb_bias_rows": N * _ceil(D, E) + zero,    # every token's chunks (merged or not), on its first pixel
         # the image packet's window beats into the embedding's window memories (one per pixel slot), and a
         # beat read per multiplied pixel
         "pixel_beats": 2 * N * _ceil(cfg.patch_dim, 8) + emb_steps,
         # DDR mode: each beat of a weight tile is written into the engine's memories (weight rows whole, 8
-        # beats at P = 32; bias and threshold rows a 64-bit granule a beat): 64 bits of block RAM writes
+        # beats at P = 32; bias and threshold rows a 64-bit granule a beat)
         "tile_beats": c("DDR_READ_BEATS"),
         "engine_acs": c("AC_QKV") + c("AC_PROJ") + c("AC_FC1") + c("AC_FC2"),
         "attn_acs": c("AC_KV") + c("AC_Y"),
@@ -195,6 +194,22 @@ def events(counters: dict, cfg: ModelConfig, lanes: int) -> dict:
     }
 
 
+#: Where each memory of :func:`events` lives in the shipped core (P = ``DEFAULT_LANES``), as yosys maps it:
+#: ``(memory, primitives, port bits)``, an access enabling one port of that width on each of the memory's
+#: block RAM primitives (``python -m hw.synth`` lists every memory's primitives and checks this table). 0
+#: primitives: LUT RAM, no block RAM access; its reads are its output nets' toggles, which the logic counts.
+MEMORIES = {
+    "weight_rows": ("acc.wmem", 57, 9),          # RAMB18E1 2K x 9, both ports (a spike slot each)
+    "bias_rows": ("acc.bmem", 0, 0),             # RAM32M: shallow and 1,536 bits wide
+    "threshold_rows": ("seq.thm", 12, 72),       # RAMB36E1 512 x 72, a 64-bit write granule each
+    "membrane_rows": ("lif.mem", 45, 18),        # RAMB18E1 1K x 18
+    "x_rows": ("seq.xmem", 15, 36),              # RAMB18E1 512 x 36 (the E rows: seq.emem, the same)
+    "emb_weight_rows": ("emb.wmem", 16, 36),     # RAMB36E1 1K x 36, a 32-bit write granule each
+    "emb_bias_rows": ("emb.bmem", 16, 72),       # RAMB36E1 512 x 72
+    "pixel_beats": ("emb.pmem0", 1, 72),         # RAMB36E1 512 x 72 (and emb.pmem1)
+}
+
+
 def widths(lanes: int, fmt=FORMATS) -> dict:
     """Bits per access of each memory in :func:`events`: a row of P lanes, the engine's ACC_ROWS * P, or the
     embedding's E lanes."""
@@ -205,18 +220,28 @@ def widths(lanes: int, fmt=FORMATS) -> dict:
         "membrane_rows": lanes * (fmt.acc_bits + 1),   # h and the fired bit (hw/lif_layer.py)
         "x_rows": lanes * fmt.res_bits,
         "emb_weight_rows": emb_lanes(lanes) * fmt.emb_weight_bits,
+        "emb_bias_rows": emb_lanes(lanes) * EMB_ACC_BITS,
         "pixel_beats": 64,
         "tile_beats": 64,
     }
 
 
+def bram_bits(lanes: int, fmt=FORMATS) -> dict:
+    """Block RAM port bits one access of each memory in :func:`events` enables: :data:`MEMORIES`' ports, for
+    another P in proportion to the row's :func:`widths` (an estimate: synthesis may round differently). A
+    tile beat counts its 64 bits (a weight row is written whole with its last of ``ACC_ROWS * P / 8`` beats;
+    the bias beats, a few percent of a tile's, go to LUT RAM and are counted too: an upper bound)."""
+    w, w0 = widths(lanes, fmt), widths(DEFAULT_LANES, fmt)
+    return {m: n * port * w[m] / w0[m] for m, (_, n, port) in MEMORIES.items()} | {"tile_beats": w["tile_beats"]}
+
+
 def energy_of(ev: dict, facts: CoreFacts, k: Coefficients = Coefficients(), fmt=FORMATS) -> dict:
     """The energy (uJ) of the events ``ev`` (:func:`events`) on a core of ``facts`` with coefficients ``k``:
-    ``{"total_uj", "above_idle_uj", "parts_uj": {"static", "clock", "bram", "logic", "dsp"}, "bram_bits"
-    (accessed bits, rounded to ports), "toggles"}``."""
+    ``{"total_uj", "above_idle_uj", "parts_uj": {"static", "clock", "bram", "logic", "dsp"}, "bram_uj" (the
+    block RAM part by memory), "bram_bits" (block RAM port bits accessed: :func:`bram_bits`), "toggles"}``."""
     cycles = ev["cycles"]
-    w = widths(facts.lanes, fmt)
-    bram_bits = sum(ev[m] * (_ceil(b, k.bram_port_bits) * k.bram_port_bits) for m, b in w.items())
+    by_memory = {m: ev[m] * b for m, b in bram_bits(facts.lanes, fmt).items()}
+    bits = sum(by_memory.values())
     ddr = ev["tile_beats"] > 0                  # DDR mode (a bool, or an array of them for a batch)
     toggles = (ev["engine_acs"] * (k.toggles_per_ac + (k.toggles_per_ac_ddr - k.toggles_per_ac) * ddr)
                + ev["attn_acs"] * k.toggles_per_attn_ac + ev["lif_lanes"] * k.toggles_per_lif_lane
@@ -225,13 +250,14 @@ def energy_of(ev: dict, facts: CoreFacts, k: Coefficients = Coefficients(), fmt=
     parts = {
         "static": k.static_w * cycles / facts.clock_hz * 1e6,
         "clock": cycles * facts.flip_flops * k.clock_fj_per_ff * 1e-9,
-        "bram": bram_bits * k.bram_pj_per_bit * 1e-6,
+        "bram": bits * k.bram_pj_per_bit * 1e-6,
         "logic": toggles * k.toggle_fj * 1e-9,
         "dsp": ev["dsp_ops"] * k.dsp_pj_per_op * 1e-6,
     }
     above = parts["bram"] + parts["logic"] + parts["dsp"]
     return {"total_uj": parts["static"] + parts["clock"] + above, "above_idle_uj": above, "parts_uj": parts,
-            "bram_bits": bram_bits, "toggles": toggles}
+            "bram_uj": {m: b * k.bram_pj_per_bit * 1e-6 for m, b in by_memory.items()},
+            "bram_bits": bits, "toggles": toggles}
 
 
 def energy(counters: dict, cfg: ModelConfig, facts: CoreFacts, k: Coefficients = Coefficients()) -> dict:

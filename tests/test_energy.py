@@ -8,9 +8,9 @@ from dynaspike import energy as en
 from dynaspike.config import ModelConfig
 
 CFG = ModelConfig()     # N 16, D 64, hidden 256, L 2, T 4, patch_dim 16, 10 classes
-K = en.Coefficients(static_w=0.1, clock_fj_per_ff=10.0, bram_pj_per_bit=1.0, bram_port_bits=36,
-                    dsp_pj_per_op=10.0, toggle_fj=100.0, toggles_per_ac=1.0, toggles_per_attn_ac=2.0,
-                    toggles_per_lif_lane=1.0, toggles_per_dsp_op=1.0, toggles_per_cycle=3.0)
+K = en.Coefficients(static_w=0.1, clock_fj_per_ff=10.0, bram_pj_per_bit=1.0, dsp_pj_per_op=10.0, toggle_fj=100.0,
+                    toggles_per_ac=1.0, toggles_per_attn_ac=2.0, toggles_per_lif_lane=1.0, toggles_per_dsp_op=1.0,
+                    toggles_per_cycle=3.0)
 FACTS = en.CoreFacts(lanes=32, clock_hz=100_000_000, flip_flops=1000)
 
 
@@ -35,6 +35,7 @@ def test_events_by_hand():
     assert ev["x_reads"] == 10 * 2 * 2 + 10 * 2                           # attn: LIF and proj's add; fc2's add
     assert ev["x_rows"] == 60 + 40 + 32                                  # reads, writes, E rows
     assert ev["emb_weight_rows"] == 2 * 120                              # chunks of E x non-zero pixels
+    assert ev["emb_bias_rows"] == 16 * 2                                 # every token's chunks
     assert ev["pixel_beats"] == 2 * 32 + 2 * 120                         # window writes (two copies), reads
     assert (ev["engine_acs"], ev["attn_acs"], ev["readout_acs"]) == (3264, 150, 40)
     assert ev["lif_lanes"] == 280 * 32 and ev["res_lanes"] == (40 + 32) * 32
@@ -43,11 +44,15 @@ def test_events_by_hand():
 
 def test_energy_by_hand():
     e = en.energy(counters(), CFG, FACTS, K)
-    bits = (51 * 540 + 90 * 1548 + 140 * 792 + 560 * 828 + 132 * 540 + 240 * 540 + 304 * 72)
+    # block RAM ports per access (en.MEMORIES at P = 32): weights 57 x 9, biases LUT RAM, thresholds 12 x 72,
+    # membranes 45 x 18, X 15 x 36, embedding weights 16 x 36 and biases 16 x 72, window beats 72
+    bits = (51 * 513 + 140 * 864 + 560 * 810 + 132 * 540 + 240 * 576 + 32 * 1152 + 304 * 72)
     toggles = 3264 + 2 * 150 + 8960 + 8320 + 3 * 1000      # engine ACs, attention ACs, LIF lanes, DSP, cycles
     want = {"static": 0.1 * 1000 / 1e8 * 1e6, "clock": 1000 * 1000 * 10 * 1e-9, "bram": bits * 1e-6,
             "logic": toggles * 100 * 1e-9, "dsp": 8320 * 10 * 1e-6}
     assert e["bram_bits"] == bits and e["toggles"] == toggles
+    assert e["bram_uj"]["weight_rows"] == 51 * 513 * 1e-6 and e["bram_uj"]["bias_rows"] == 0   # LUT RAM
+    assert sum(e["bram_uj"].values()) == pytest.approx(want["bram"], rel=1e-12)
     for k, v in want.items():
         assert e["parts_uj"][k] == pytest.approx(v, rel=1e-12), k
     assert e["total_uj"] == pytest.approx(sum(want.values()), rel=1e-12)

@@ -29,6 +29,28 @@ def test_synth_counts_cells_by_resource():
     assert got == {"lut": 21, "ff": 8, "dsp": 2, "bram36": 3.5, "carry": 5}
 
 
+def test_synth_lists_memories_and_checks_the_energy_models_ports():
+    from dynaspike.energy import MEMORIES
+
+    def ram(t, widths=None):
+        return {"type": t, "parameters": {k: format(v, "032b") for k, v in (widths or {}).items()}}
+    # a mapped netlist of the shipped core's memories as energy.MEMORIES has them (yosys names a memory's
+    # primitives <memory>.<i>[.<j>])
+    cells = {"lut0": {"type": "LUT6", "parameters": {}}}
+    for mem, n, port in MEMORIES.values():
+        for i in range(n or 3):
+            cells[f"{mem}.{i}.0"] = ram("RAMB18E1", {"READ_WIDTH_A": 0, "READ_WIDTH_B": port}) if n else ram("RAM32M")
+    got = synth.memories({"cells": cells})
+    assert got["acc.wmem"] == {"cell": "RAMB18E1", "count": 57, "port_bits": 9}
+    assert got["acc.bmem"] == {"cell": "RAM32M", "count": 3, "port_bits": 0}
+    assert synth.check_energy_memories(got) == []
+    got["lif.mem"]["count"] = 40                 # synthesis mapped the membranes differently
+    del got["seq.thm"]
+    bad = synth.check_energy_memories(got)
+    assert len(bad) == 2 and "threshold_rows" in bad[0] and "no such memory" in bad[0]
+    assert "membrane_rows" in bad[1] and "40 RAMB18E1 of 18 bits" in bad[1]
+
+
 @pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_every_component_is_listed_with_valid_parameters():
     comps = build.components(64, ModelConfig())
