@@ -15,13 +15,12 @@ about a minute, the run and the evaluation a minute or two).
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from dynaspike import energy, packing
+from dynaspike import energy
 from dynaspike.artifact import IntModel
 from dynaspike.cycles import DEFAULT_LANES
 from dynaspike.jsonfile import write_json
@@ -35,38 +34,32 @@ RTL_FIGURE = {"acc": "toggles_per_ac", "lif": "toggles_per_lif_lane", "att": "to
 def run(model_path: str, component: str, images: int, lanes: int, out: Path) -> dict:
     from hw.build import core_config
     from sim import gate_toggles
-    from sim.core_run import make_core
-    from sim.runner import TOPLEVEL, build_dir_for, run_cocotb, write_verilog
+    from sim.core_run import make_core, run_core
+    from sim.runner import TOPLEVEL, build_dir_for, write_verilog
     from train.evaluate import test_split
 
     model = IntModel.load(model_path)
     cfg = model.config
     x = test_split(model)[0][:2 * images].numpy()
-    rtl = {"lanes": lanes, "cfg": core_config(lanes=lanes).to_dict()}
-    bdir = build_dir_for("core", rtl)
-    verilog = write_verilog(make_core(**rtl), bdir)
+    core_cfg = core_config(lanes=lanes)
+    # the core's Verilog (as run_core builds it) for the mapping, which says what to record
+    verilog = write_verilog(make_core(lanes, core_cfg.to_dict()), build_dir_for("core", {"lanes": lanes,
+                                                                                         "cfg": core_cfg.to_dict()}))
     t0 = time.monotonic()
     nl = gate_toggles.map_component(verilog, TOPLEVEL, f"{TOPLEVEL}.{component}")
     map_s = time.monotonic() - t0
-    sigs = gate_toggles.signals(nl)
+    rec = out.resolve() / f"gate-{component}-rec.npz"
     out.mkdir(parents=True, exist_ok=True)
-    case, rec, res = (out.resolve() / f"gate-{component}-{k}" for k in ("case.npz", "rec.npz", "rec.json"))
-    packets = [packing.pack_image(img, cfg, tag=k) for k, img in enumerate(x)]
-    width = max(len(pk) for pk in packets)
-    np.savez(case, model0=packing.pack_model(model, lanes), image_beats=np.array([len(pk) for pk in packets]),
-             images=np.stack([np.pad(pk, (0, width - len(pk))) for pk in packets]))
     t1 = time.monotonic()
-    run_cocotb("core", make_core, rtl, "tb_record", {"case": str(case), "rec": str(rec), "out": str(res),
-                                                     "component": component, "signals": sigs, "first": images},
-               testcase="record_component")
+    meta = run_core(model, x, lanes, f"gate-{component}", testbench="tb_record", testcase="record_component",
+                    core_cfg=core_cfg, rec=str(rec), component=component, signals=gate_toggles.signals(nl),
+                    first=images)
     sim_s = time.monotonic() - t1
-    meta = json.loads(res.read_text())
     z = np.load(rec)
     t2 = time.monotonic()
     g = gate_toggles.evaluate(nl, {n: z[f"s{i}"] for i, n in enumerate(meta["signals"])})
     eval_s = time.monotonic() - t2
-    for p in (case, rec):
-        p.unlink()
+    rec.unlink()
     if g["ff_mismatches"]:
         raise RuntimeError(f"{g['ff_mismatches']} of {g['flip_flops']} flip-flops of {component} disagree with the "
                            "recording: the evaluation is wrong")

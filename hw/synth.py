@@ -39,6 +39,13 @@ _FF = {"FDRE", "FDSE", "FDCE", "FDPE"}
 NETLIST_KEEP_BYTES = 16 << 20
 
 
+#: synth_xilinx's ``map_luts`` step replayed with the classic ``abc`` LUT mapper: its own (abc9) crashes inside
+#: the WebAssembly ABC on the BRAM-heavy designs here (the accumulate engine at P = 64)
+MAP_LUTS = ["opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean", "xilinx_srl -fixed -minlen 3",
+            "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
+            "xilinx_dffopt", "opt_lut_ins -tech xilinx"]
+
+
 def count(cells: dict) -> dict:
     """Sum yosys cell counts into lut / ff / dsp / bram36 / carry."""
     r = {"lut": 0, "ff": 0, "dsp": 0, "bram36": 0.0, "carry": 0}
@@ -85,10 +92,11 @@ def check_energy_memories(mems: dict) -> list:
     bad = []
     for event, (mem, n, port) in MEMORIES.items():
         got = mems.get(mem)
-        have = (0, 0) if got and got["port_bits"] == 0 else (got["count"], got["port_bits"]) if got else None
-        if have != (n, port):
+        if got is None:
+            bad.append(f"{event}: energy.MEMORIES has {mem} as {n} x {port} bits, synthesis has no such memory")
+        elif ((0, 0) if got["port_bits"] == 0 else (got["count"], got["port_bits"])) != (n, port):  # LUT RAM: 0 x 0
             bad.append(f"{event}: energy.MEMORIES has {mem} as {n} x {port} bits, synthesis "
-                       + (f"{got['count']} {got['cell']} of {got['port_bits']} bits" if got else "has no such memory"))
+                       f"{got['count']} {got['cell']} of {got['port_bits']} bits")
     return bad
 
 
@@ -110,17 +118,12 @@ def synth(out: Path, name: str, keep_netlist: bool = False) -> dict:
     design (``hw.parts.by_part``), ``memories`` its RAMs (:func:`memories`), all from
     ``<out>/<name>.netlist.json``, which is then deleted if it is over ``NETLIST_KEEP_BYTES`` and not
     ``keep_netlist``; ``seconds`` is yosys's time."""
-    # synth_xilinx's own LUT mapping (abc9) crashes inside the WebAssembly ABC on the BRAM-heavy designs
-    # here (the accumulate engine at P = 64), so its `map_luts` step is replayed with the classic `abc`
-    # LUT mapper; every other step is synth_xilinx's. -noiopad: components are out of context.
+    # synth_xilinx with its map_luts step replaced (MAP_LUTS). -noiopad: components are out of context.
     top = f"-family xc7 -top {name} -noiopad"
     script = "; ".join([
         f"read_verilog {name}.v",
         f"synth_xilinx {top} -flatten -run :map_luts",
-        "opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean",
-        "xilinx_srl -fixed -minlen 3",
-        "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
-        "xilinx_dffopt", "opt_lut_ins -tech xilinx",
+        *MAP_LUTS,
         f"synth_xilinx {top} -run finalize:",
         f"tee -q -o {name}.stat.json stat -json",
         # -selected: the top module alone, without the ~400 blackbox cells of the xc7 library (10 MB)

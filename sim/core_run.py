@@ -26,7 +26,7 @@ WEIGHTS_AT, RAM_BYTES = 0x4_0040, 1 << 21
 
 
 def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_runs_images", extra=None,
-             core_cfg=None, optimize=True, weights_in_ddr=False, ram_pause=0.0, **opts):
+             core_cfg=None, optimize=True, weights_in_ddr=False, ram_pause=0.0, testbench="tb_core", **opts):
     """Run ``images`` through the simulated core; return the bench's record (see sim/tb_core.py) and the
     ``build_dir`` of the core's Verilator build (its Verilog: ``sim.runner.TOPLEVEL``.v).
 
@@ -36,7 +36,8 @@ def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_ru
     ``weights_in_ddr`` the model packets leave the weights out and cocotbext-axi's ``AxiRamRead`` serves their
     buffers (``ddr.pack_weights``) at ``WEIGHTS_AT`` on the core's ``m_axi``, its channels paused with
     probability ``ram_pause``; the record's ``ram_latency`` is the RAM's, from the first address to its
-    first beat.
+    first beat. ``testbench`` (a module of sim/ that reads the same case file, e.g. ``tb_record``) and its
+    ``testcase`` may replace sim/tb_core.py's.
     """
     models = models if isinstance(models, list) else [models]
     cfg = models[0].config
@@ -55,6 +56,6 @@ def run_core(models, images, lanes: int, name: str, plan=None, testcase="core_ru
              image_beats=np.array([len(pk) for pk in packets]), **(extra or {}))
     out = bdir / f"out-{name}.json"
     plan = plan if plan is not None else [{} for _ in images]
-    run = run_cocotb("core", make_core, rtl, "tb_core", {"case": str(case), "out": str(out), "plan": plan, **opts},
+    run = run_cocotb("core", make_core, rtl, testbench, {"case": str(case), "out": str(out), "plan": plan, **opts},
                      testcase=testcase, optimize=optimize)
     return {**json.loads(out.read_text()), "build_dir": run["build_dir"]}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.synth import run_yosys
+from hw.synth import MAP_LUTS, run_yosys
 
 #: combinational primitives evaluated; flip-flops checked; anything else in a netlist is an error
 COMBINATIONAL = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "CARRY4", "MUXF7", "MUXF8", "INV", "BUFG")
@@ -43,10 +43,7 @@ def map_component(verilog: Path, top: str, module: str) -> dict:
     script = "; ".join([
         f"read_verilog {verilog.name}", f"hierarchy -top {module}",
         f"synth_xilinx {opts} -run :map_memory", "opt -fast -full",        # no memory_libmap, no memory_map
-        f"synth_xilinx {opts} -run fine:map_luts",
-        "opt_expr -mux_undef -noclkinv", "abc -luts 2:2,3,6:5,10,20", "clean", "xilinx_srl -fixed -minlen 3",
-        "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6",
-        "xilinx_dffopt", "opt_lut_ins -tech xilinx", f"synth_xilinx {opts} -run finalize:check",
+        f"synth_xilinx {opts} -run fine:map_luts", *MAP_LUTS, f"synth_xilinx {opts} -run finalize:check",
         f"write_json -selected {work.name}/mapped.json",
     ])
     try:

@@ -1,10 +1,11 @@
 """cocotb bench: run images through the whole core and record one component's signals every cycle.
 
-For ``sim.gate_toggles``: the parameters name the component (``component``, an instance under the core's
-top, e.g. ``acc``), its ``signals`` and the first image to record (``first``); the bench loads ``model0`` of
-the case file, runs every image, records from the first cycle of image ``first`` to the end of the last,
-and writes ``rec`` (an .npz: ``s<i>`` the i-th signal's values, one little-endian row of bytes a cycle) and
-``out`` (JSON: the signals, their widths and each recorded image's counters).
+For ``sim.gate_toggles``, through ``sim.core_run.run_core(..., testbench="tb_record")`` and its case file.
+The parameters name the component (``component``, an instance under the core's top, e.g. ``acc``), its
+``signals`` and the first image to record (``first``). The bench loads ``model0``, runs every image,
+records from the first cycle of image ``first`` to the end of the last, and writes ``rec`` (an .npz:
+``s<i>`` the i-th signal's values, one little-endian row of bytes a cycle) and ``out`` (JSON: the
+signals, their widths and each recorded image's counters).
 """
 
 import json
