@@ -89,3 +89,35 @@ def test_resume_from_a_phase_boundary(tmp_path):
     again = IntModel.load(tmp_path / "model.npz")
     for k, v in first.tensors.items():
         assert (again.tensors[k] == v).all(), k
+
+
+def test_activity_cost_is_the_ac_count_with_a_gradient():
+    """``acs_soft`` counts the same ACs as ``acs`` (the golden model's count), and its gradient reaches the
+    weights through the spikes' surrogates: the activity cost can lower the work it measures."""
+    from conftest import TINY_CFG, make_tiny_torch, random_images
+    m = make_tiny_torch(2)
+    m.train()
+    _, st = m(random_images(TINY_CFG, 8, seed=1))
+    assert torch.equal(st["acs_soft"].detach().double(), st["acs"]), (st["acs_soft"], st["acs"])
+    assert 0 < st["acs"].max().item() < train.every_spike_acs(TINY_CFG)
+    st["acs_soft"].sum().backward()
+    assert m.blocks[0].fc1.weight.grad.abs().sum() > 0
+
+
+def test_every_spike_acs_is_the_count_with_every_neuron_firing():
+    """The activity cost's unit equals the model's count on a dense run in which every neuron fires."""
+    from conftest import TINY_CFG
+    from train.model import AdaptiveConfig, SpikingViT
+    m = SpikingViT(TINY_CFG, AdaptiveConfig()).eval()
+    with torch.no_grad():
+        for mod in m.modules():     # every pre-activation far above its threshold, at every step
+            if isinstance(mod, torch.nn.BatchNorm1d):
+                mod.bias.fill_(1e4)
+    _, st = m(torch.full((2, 1, 8, 8), 255, dtype=torch.uint8), dense=True)
+    assert st["acs"].tolist() == [train.every_spike_acs(TINY_CFG)] * 2
+
+
+def test_activity_cost_option_trains(tmp_path):
+    _run(tmp_path, 1, ["--lambda_acs=2"])
+    info = json.loads((tmp_path / "train_log.json").read_text())
+    assert info["train_config"]["lambda_acs"] == 2

@@ -159,7 +159,8 @@ class SpikingViT(nn.Module):
         """images: (B, C, H, W) uint8 (or float in [0, 255]). Returns (logits, stats).
 
         ``stats``: ponder (B,) ACT ponder cost, units (B,) token units processed, mask (M, T) used, acs (B,)
-        accumulate operations and macs (B,) counted as docs/integer_model.md counts them.
+        accumulate operations and macs (B,) counted as docs/integer_model.md counts them; acs_soft (B,) the
+        ACs again in float32, differentiable through the spikes' surrogate gradients (the activity cost).
         ``dense=True`` switches every dynamic part off (all steps, all tokens).
         """
         cfg, ad, q = self.cfg, self.ad, self.quant
@@ -219,7 +220,14 @@ class SpikingViT(nn.Module):
         units = torch.zeros(B, device=E.device)
         counts = torch.zeros(B, D, device=E.device)
         acs = torch.zeros(B, device=E.device, dtype=torch.float64)  # accumulate ops, counted as the golden model
-        nnz = lambda s: s.detach().sum((1, 2)).double()
+        acs_soft = torch.zeros(B, device=E.device)  # the same count with the spikes' surrogate gradients
+
+        def count(weight, s):
+            """Counts ``weight`` ACs per spike of ``s`` (B, N, C) or per entry of an (B, ...) count."""
+            nonlocal acs, acs_soft
+            n = s.sum(tuple(range(1, s.dim())))
+            acs = acs + weight * n.detach().double()   # float64: the seed shape's counts exceed 2**24
+            acs_soft = acs_soft + weight * n
 
         def lif(key, inp, th, unit, gate, valid=None):
             """LIF on layer `key`: state committed where gate (B, N) is 1; spikes kept where valid (default:
@@ -249,8 +257,10 @@ class SpikingViT(nn.Module):
                     out = linear(l, "proj", A)[0]
                     X = X + active.unsqueeze(-1) * (clampR(X + out) - X) * m_att
                     if m_att.item() > 0:  # docs/integer_model.md, "Operation counts"
-                        kv = (K.detach().view(B, N, H, dh).sum(-1) * V.detach().view(B, N, H, dh).amax(-1)).sum((1, 2))
-                        acs += 3 * D * nnz(S) + dh * kv.double() + dh * nnz(Q) + D * nnz(A)
+                        count(3 * D, S)
+                        count(dh, K.view(B, N, H, dh).sum(-1) * V.view(B, N, H, dh).amax(-1))
+                        count(dh, Q)
+                        count(D, A)
                 if m_mlp.item() > 0 or (self.training and ad.dts):
                     gate = active * (m_mlp.detach() > 0).float()
                     S2 = lif(f"{l}.min", X, R, R, gate)
@@ -258,7 +268,8 @@ class SpikingViT(nn.Module):
                     out = linear(l, "fc2", Z)[0]
                     X = X + active.unsqueeze(-1) * (clampR(X + out) - X) * m_mlp
                     if m_mlp.item() > 0:
-                        acs += cfg.hidden_dim * nnz(S2) + D * nnz(Z)
+                        count(cfg.hidden_dim, S2)
+                        count(D, Z)
                 last = t == T - 1 and l == L - 1
                 # halting is checked only after a block that ran at this step (else X did not change)
                 ran = bool(m_att.detach() > 0 or m_mlp.detach() > 0)
@@ -287,7 +298,7 @@ class SpikingViT(nn.Module):
             # readout of every representative; a halted token's frozen X stands in for it
             O = lif("out", X, R, R, reps, valid=reps)
             counts = counts + (O * size.unsqueeze(-1)).sum(1)
-            acs += nnz(O)
+            count(1, O)
 
         if q:
             hw, hb, kappa = self._qhead()
@@ -301,7 +312,7 @@ class SpikingViT(nn.Module):
         ponder = units / N + (remainder * reps).sum(1) / N
         macs = D * (x != 0).sum((1, 2)) + cfg.num_classes * D   # (B,): non-zero window pixels, as the golden model
         return logits, {"ponder": ponder, "units": units, "mask": mask.detach(), "counts": counts,
-                        "logits_int": logits_int, "acs": acs, "macs": macs}
+                        "logits_int": logits_int, "acs": acs, "acs_soft": acs_soft, "macs": macs}
 
     # ------------------------------------------------------------------------------------ export
     @torch.no_grad()

@@ -79,6 +79,8 @@ class TrainConfig:
     halt_channel: int = 0
     halt_ste_slope: float = 0.0         # >0: straight-through gradient for halting (hurt in our runs)
     merge_threshold: int = 1
+    lambda_acs: float = 0.0             # activity cost (phases after dense): this weight x the ACs per image as
+                                        # a fraction of every_spike_acs (surrogate gradients through the spikes)
     # architecture
     img_size: int = 8
     in_channels: int = 1
@@ -117,6 +119,14 @@ PRESETS["fmnist"] = TrainConfig(preset="fmnist", out="runs/fmnist", img_size=28,
                                 batch_size=128, epochs_dense=20, epochs_dts=6, epochs_halt=5, epochs_quant=3,
                                 token_target=0.45)
 PRESETS["mnist"] = replace(PRESETS["fmnist"], preset="mnist", out="runs/mnist")
+
+
+def every_spike_acs(cfg: ModelConfig) -> int:
+    """The ACs of an image if every neuron fired at every step and no token halted or merged (counted as
+    docs/integer_model.md "Operation counts" counts them): the activity cost's unit."""
+    D, dh = cfg.dim, cfg.head_dim
+    per_unit = 3 * D * D + D * dh + dh * D + D * D + cfg.hidden_dim * D + D * cfg.hidden_dim
+    return cfg.num_tokens * cfg.t_max * (cfg.blocks * per_unit + D)
 
 
 def parse_args(argv) -> TrainConfig:
@@ -330,6 +340,8 @@ def main(argv=None):
                     # below it, so the token fraction settles near the target instead of drifting off
                     sign = 1.0 if frac > tc.token_target else -1.0
                     loss = loss + sign * tc.alpha_p * st["ponder"].mean()
+                if tc.lambda_acs > 0 and phase != "dense":
+                    loss = loss + tc.lambda_acs * st["acs_soft"].mean() / every_spike_acs(model.cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
