@@ -91,17 +91,24 @@ def test_resume_from_a_phase_boundary(tmp_path):
         assert (again.tensors[k] == v).all(), k
 
 
-def test_activity_cost_is_the_ac_count_with_a_gradient():
-    """``acs_soft`` counts the same ACs as ``acs`` (the golden model's count), and its gradient reaches the
-    weights through the spikes' surrogates: the activity cost can lower the work it measures."""
+def test_activity_cost_is_the_ac_count_and_descending_it_lowers_the_work():
+    """``acs_soft`` counts the same ACs as ``acs`` (the golden model's count), and its gradient, through the
+    spikes' surrogates, lowers the work it measures: ten SGD steps on it alone halve the tiny model's ACs."""
     from conftest import TINY_CFG, make_tiny_torch, random_images
     m = make_tiny_torch(2)
     m.train()
-    _, st = m(random_images(TINY_CFG, 8, seed=1))
-    assert torch.equal(st["acs_soft"].detach().double(), st["acs"]), (st["acs_soft"], st["acs"])
-    assert 0 < st["acs"].max().item() < train.every_spike_acs(TINY_CFG)
-    st["acs_soft"].sum().backward()
-    assert m.blocks[0].fc1.weight.grad.abs().sum() > 0
+    x = random_images(TINY_CFG, 8, seed=1)
+    opt = torch.optim.SGD([p for n, p in m.named_parameters() if n != "mask_scores"], lr=0.1)
+    first = None
+    for _ in range(10):
+        _, st = m(x)
+        assert torch.equal(st["acs_soft"].detach().double(), st["acs"]), (st["acs_soft"], st["acs"])
+        first = st["acs"].sum().item() if first is None else first
+        opt.zero_grad()
+        (st["acs_soft"].mean() / 1000).backward()
+        opt.step()
+    assert 0 < first < 8 * train.every_spike_acs(TINY_CFG)
+    assert m(x)[1]["acs"].sum().item() < 0.7 * first
 
 
 def test_every_spike_acs_is_the_count_with_every_neuron_firing():
