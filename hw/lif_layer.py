@@ -5,6 +5,11 @@ the row map is the sequencer's). An update ``(row, x, th)`` applies docs/integer
 ``LIF(state, x, th)`` to that row and writes the new membranes back. ``clear`` (one cycle, while nothing
 is in flight) sets every membrane to 0, as at the start of each image: a valid bit per row stands for a
 zero row, so clearing costs one cycle instead of ``rows``.
+
+The valid bits live in a small LUT RAM of ``VALID_WORD``-bit words, with a flip-flop per word that says
+whether the word itself was written since the clear (a word not written reads as zero), so a clear resets
+``rows / VALID_WORD`` flip-flops. A register bit per row, set through a decoder and read through a
+``rows``-way select, took about 980 LUTs and 670 flip-flops in the shipped core.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
@@ -16,6 +21,8 @@ from dynaspike.cycles import LIF_LAYER_LATENCY
 from dynaspike.formats import FORMATS
 
 from .lif import lif_lane
+
+VALID_WORD = 32   # valid bits per LUT RAM word (the word a row's bit is in: row // VALID_WORD)
 
 
 def update_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1) -> data.StructLayout:
@@ -73,7 +80,12 @@ class LIFLayer(wiring.Component):
         m.submodules.mem = mem = Memory(shape=row, depth=self.rows, init=[])
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=(wr,) if self.transparent else ())
-        valid = Signal(self.rows)  # row r holds membranes written since the last clear (else: zeros)
+        # row r holds membranes written since the last clear (else: zeros): bit r % VALID_WORD of word
+        # r // VALID_WORD, a word that counts only if its own bit in `word_ok` is set
+        words = -(-self.rows // VALID_WORD)
+        m.submodules.valid = vmem = Memory(shape=VALID_WORD, depth=words, init=[])
+        v_rd, v_wr = vmem.read_port(domain="comb"), vmem.write_port()
+        word_ok = Signal(words)
 
         advance = ~self.o.valid | self.o.ready
         # the membrane row is read only for an update (block RAM read power follows the work)
@@ -90,8 +102,12 @@ class LIFLayer(wiring.Component):
                 m.d.sync += s1.eq(self.i.payload)
         # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
         go = advance & s1_valid
-        row_valid = valid.bit_select(s1.row, 1)
-        m.d.comb += [wr.addr.eq(s1.row), wr.en.eq(go)]
+        word_at, bit_at = s1.row // VALID_WORD, s1.row % VALID_WORD
+        word = Mux(word_ok.bit_select(word_at, 1), v_rd.data, 0)
+        row_valid = word.bit_select(bit_at, 1)
+        m.d.comb += [wr.addr.eq(s1.row), wr.en.eq(go),
+                     v_rd.addr.eq(word_at), v_wr.addr.eq(word_at), v_wr.data.eq(word | (1 << bit_at)),
+                     v_wr.en.eq(go)]
         for p in range(self.lanes):
             v = Mux(row_valid & ~rd.data.fired[p], rd.data.h[p], 0)
             spike, v_next, h = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
@@ -102,7 +118,7 @@ class LIFLayer(wiring.Component):
                     m.d.sync += self.o.payload.v[p].eq(v_next)
         with m.If(go):
             m.d.sync += [self.o.payload.row.eq(s1.row), self.o.payload.tag.eq(s1.tag),
-                         valid.bit_select(s1.row, 1).eq(1)]
+                         word_ok.bit_select(word_at, 1).eq(1)]
         with m.If(self.clear):
-            m.d.sync += valid.eq(0)
+            m.d.sync += word_ok.eq(0)
         return m

@@ -7,7 +7,7 @@ import pytest
 
 from dynaspike import cycles
 from hw import reference as ref
-from hw.lif_layer import LIFLayer
+from hw.lif_layer import VALID_WORD, LIFLayer
 from sim import amaranth_tb as atb
 from sim.cases import lif_layer_jobs
 
@@ -84,6 +84,19 @@ def test_lif_layer_without_bypass(idle, stall):
     assert any(a[0] == b[0] for ups in images for a, b in zip(ups, ups[2:]))
     outs, _ = run_layer(4, 6, images, idle, stall, SEED, transparent=False)
     check(4, 6, images, outs)
+
+
+@pytest.mark.parametrize("transparent", [True, False])
+def test_lif_layer_valid_bits_across_words(transparent):
+    """Rows in three valid words (VALID_WORD = 32): a row not written since the clear reads zero whether its
+    word was written this image or not, and a word written before the clear counts for nothing after it."""
+    rows = 2 * VALID_WORD + 6
+    images = lif_layer_jobs(2, rows, 150, SEED + 3, back_to_back=transparent)
+    rows_seen = [{r for r, _, _ in ups} for ups in images]
+    assert all(len({r // VALID_WORD for r in seen}) == 3 for seen in rows_seen)
+    assert all(len(seen) < rows for seen in rows_seen), "some rows must stay unwritten in each image"
+    outs, _ = run_layer(2, rows, images, 0.2, 0.2, SEED, transparent=transparent)
+    check(2, rows, images, outs)
 
 
 def test_lif_layer_cycles_match_model():
