@@ -226,7 +226,8 @@ class SpikingViT(nn.Module):
             """Counts ``weight`` ACs per spike of ``s`` (B, N, C) or per entry of an (B, ...) count."""
             nonlocal acs, acs_soft
             n = s.sum(tuple(range(1, s.dim())))
-            acs = acs + weight * n.detach().double()   # float64: the seed shape's counts exceed 2**24
+            # float64: one layer's count is exact in float32, the image's total at the seed shape is not
+            acs = acs + weight * n.detach().double()
             acs_soft = acs_soft + weight * n
 
         def lif(key, inp, th, unit, gate, valid=None):
