@@ -25,6 +25,7 @@ wait at a barrier (within the process group's timeout: torch's default, 30 min f
 end the ranks check that they ran the same number of steps and still hold identical parameters.
 """
 
+import gc
 import json
 import os
 import sys
@@ -369,6 +370,10 @@ def main(argv=None):
                         p.copy_(pe)
         if ddp:
             steps_by_rank = check_replicas(model, steps_run)
+        # DDP's reducer holds the process group and its last all-reduces' work: release it now, while the
+        # group and the interpreter live (left to main's return, after destroy_process_group, rank 1 aborted
+        # at exit in about 1 torchrun run in 20 on 2 busy cores: "terminate called without an active exception")
+        net = None
         if rank == 0:
             acc, tok, msk, energy, macs = accuracy(model, xte_d, yte_d)
             state["results"][phase] = {"test_acc": acc, "token_fraction": tok, "mask_on": msk,
@@ -411,6 +416,7 @@ def main(argv=None):
         print(f"exported {path} after {info['seconds']} s: dense {info['accuracy_dense_baseline']:.4f}, "
               f"float {info['accuracy_float']:.4f}, quantized {info['accuracy_quant_eval']:.4f}")
     if ddp:
+        gc.collect()  # nothing of the training left to hold the process group (see net = None above)
         dist.barrier()  # the others leave once rank 0 has exported
         dist.destroy_process_group()
 
