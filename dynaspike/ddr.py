@@ -240,31 +240,42 @@ def bursts(addr: int, beats: int, burst: int = BURST) -> list:
     return out
 
 
+class _Bursts:
+    """What :func:`read_schedule` and :func:`write_schedule` share (``hw.axi_master``'s rules), one command
+    at a time (:meth:`add`): the master accepts a command when it is offered and it has addressed the
+    command before (``ready``: the first cycle it can accept the next); addresses its first burst the cycle
+    after accepting it, then one burst a cycle while fewer than ``outstanding`` are open (a burst closes
+    the cycle after it is done), and can accept the next command the cycle after addressing this one's last
+    burst. A burst's data starts ``data_after`` cycles after its address, or right after the burst before;
+    it is done ``done_after`` cycles after its last beat."""
+
+    def __init__(self, data_after: int, done_after: int, burst: int, outstanding: int, ready: int = 0):
+        self.data_after, self.done_after, self.burst, self.outstanding = data_after, done_after, burst, outstanding
+        self.ready, self.last, self.done = ready, [], []
+
+    def add(self, addr: int, beats: int, offer: int = 0) -> tuple:
+        """Accept the command ``(addr, beats)`` offered from cycle ``offer`` on: ``(accepted, [(first data
+        cycle, beats, done)] per burst)``."""
+        last, done = self.last, self.done
+        a = accept = max(self.ready, offer)
+        runs = []
+        for n in bursts(addr, beats, self.burst):
+            i = len(done)
+            a = max(a + 1, done[i - self.outstanding] + 1) if i >= self.outstanding else a + 1
+            first = max(a + self.data_after, last[-1] + 1) if last else a + self.data_after
+            last.append(first + n - 1)
+            done.append(last[-1] + self.done_after)
+            runs.append((first, n, done[-1]))
+        self.ready = a + 1
+        return accept, runs
+
+
 def _bursts_schedule(commands, data_after: int, done_after: int, burst: int, outstanding: int,
                      offers=None) -> list:
-    """What :func:`read_schedule` and :func:`write_schedule` share (``hw.axi_master``'s rules): the master
-    accepts a command when it is offered (``offers[i]``; back to back from cycle 0 if None) and it has
-    addressed the command before; addresses its first burst the cycle after accepting it, then one burst a
-    cycle while fewer than ``outstanding`` are open (a burst closes the cycle after it is done), and can
-    accept the next command the cycle after addressing this one's last burst. A burst's data starts
-    ``data_after`` cycles after its address, or right after the burst before; it is done ``done_after``
-    cycles after its last beat. Returns, per command, ``(accepted, [(first data cycle, beats, done)] per
-    burst)``."""
-    last, done, out = [], [], []
-    ready = offers[0] if offers is not None and len(offers) else 0   # the master is idle until then
-    for k, (addr, beats) in enumerate(commands):
-        a = accept = max(ready, offers[k] if offers is not None else 0)
-        runs = []
-        for n in bursts(addr, beats, burst):
-            i = len(done)
-            a = max(a + 1, done[i - outstanding] + 1) if i >= outstanding else a + 1
-            first = max(a + data_after, last[-1] + 1) if last else a + data_after
-            last.append(first + n - 1)
-            done.append(last[-1] + done_after)
-            runs.append((first, n, done[-1]))
-        out.append((accept, runs))
-        ready = a + 1
-    return out
+    """:class:`_Bursts` over ``commands`` in order, command ``k`` offered from ``offers[k]`` (back to back
+    from cycle 0 if None); the master is idle until the first offer. Per command ``(accepted, runs)``."""
+    m = _Bursts(data_after, done_after, burst, outstanding, offers[0] if offers is not None and len(offers) else 0)
+    return [m.add(addr, beats, offers[k] if offers is not None else 0) for k, (addr, beats) in enumerate(commands)]
 
 
 def _ends(schedule) -> list:
@@ -297,6 +308,33 @@ def read_beats(commands, read_latency: int, burst: int = BURST, outstanding: int
     """As :func:`read_schedule`, with every beat: ``(accepted, [cycle of each beat])`` per command."""
     return [(accept, [first + k for first, n, _ in runs for k in range(n)])
             for accept, runs in _read_bursts(commands, read_latency, burst, outstanding, offers)]
+
+
+def shared_read_beats(clients, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+    """The reads of several clients through ``hw.read_arbiter.ReadArbiter`` and one ``hw.axi_reader.AxiReader``
+    (as :func:`read_beats`, exact for the same memory, with every client always ready for its beats).
+    ``clients[k]``: client ``k``'s commands ``(byte address, beats, offer)`` in its order, each offered from
+    cycle ``offer`` on and not before the cycle after its previous command was accepted. The reader takes a
+    command when it is ready; of the clients offering then, the first after the one granted last (client 0
+    first). Returns, per client and command, ``(accepted, [cycle of each beat])``."""
+    if not isinstance(read_latency, int) or read_latency < 1:
+        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    n = len(clients)
+    firsts = [c[0][2] for c in clients if c]
+    reader = _Bursts(read_latency, 0, burst, outstanding, min(firsts) if firsts else 0)
+    out = [[] for _ in clients]
+    offer = [c[0][2] if c else None for c in clients]     # each client's next command is offered from then
+    last = n - 1
+    while any(o is not None for o in offer):
+        t = max(reader.ready, min(o for o in offer if o is not None))
+        k = next(k for k in ((last + j) % n for j in range(1, n + 1)) if offer[k] is not None and offer[k] <= t)
+        addr, beats, _ = clients[k][len(out[k])]
+        accept, runs = reader.add(addr, beats, t)
+        out[k].append((accept, [first + i for first, m, _ in runs for i in range(m)]))
+        last = k
+        nxt = len(out[k])
+        offer[k] = max(clients[k][nxt][2], accept + 1) if nxt < len(clients[k]) else None
+    return out
 
 
 def write_schedule(commands, response_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> list:

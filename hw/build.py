@@ -44,6 +44,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.lif import LIFUpdate
     from hw.lif_layer import LIFLayer
     from hw.merge import TokenMerge
+    from hw.read_arbiter import SharedReader
     from hw.stream_in import StreamParser
     from hw.tile_loader import TileLoader
     from hw.tile_pass import TilePass
@@ -67,10 +68,11 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                         "max_weight": cap.max_tokens}),
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
-        # not in the core yet: the AXI masters, the tile loader and the tile pass for weights and state in DDR
-        # (issue 11)
+        # the DDR side (issue 11): the AXI masters (the core has the reader, inside the tile loader), the read port
+        # shared by the tile loader and the membrane rows (not in the core yet), the tile loader, the tile pass
         "axi_reader": (AxiReader, {}),
         "axi_writer": (AxiWriter, {}),
+        "shared_reader": (SharedReader, {}),
         "tile_loader": (TileLoader, {"lanes": lanes, "max_fan_in": cap.max_hidden, "weight_rows": cap.weight_rows,
                                      "bias_rows": cap.bias_rows, "th_rows": cap.threshold_rows + 1}),
         "tile_pass": (TilePass, {"lanes": lanes, "max_fan_in": cap.max_hidden, "weight_rows": cap.weight_rows,
