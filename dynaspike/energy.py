@@ -28,7 +28,7 @@ from .formats import EMB_ACC_BITS, FORMATS
 
 #: flip-flops of the shipped core (P = 32), the yosys estimate (docs/hardware.md "Measured"); a bitstream
 #: manifest's utilization replaces it (``CoreFacts.from_manifest``).
-DEFAULT_FLIP_FLOPS = 17_898
+DEFAULT_FLIP_FLOPS = 17_910
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ from .lif_layer import LIFLayer
 from .arith import mul
 from .loader import PARAM_FIELDS, Geometry, ModelLoader, log2
 from .merge import TokenMerge, popcount
+from .read_arbiter import SharedReader
 from .stream_in import StreamParser, axis_signature
 from .tile_loader import BEAT_BITS, TileLoader
 from .tile_pass import TilePass
@@ -135,16 +136,21 @@ class Core(wiring.Component):
             wiring.connect(top, src, dst)
         # DDR mode (a model packet without weights, biases and thresholds: ld.weights_in_ddr): each event pass
         # reads its layer's tiles (TilePass) through the tile loader into two banks at the memories' first
-        # rows. The tile loader is outside the soft-reset domain: a soft reset lets it finish the reads it has
-        # addressed (an AXI master must take every beat it asked for), and the sequencer takes no model
-        # and no image until it is idle.
+        # rows, through the AXI read port m_axi, which is shared (hw/read_arbiter.py): client 0 is the tile
+        # loader, client 1 the membrane rows (not built yet: it never offers a command). The tile loader and the
+        # port are outside the soft-reset domain: a soft reset lets them finish the reads they have addressed (an
+        # AXI master must take every beat it asked for), and the sequencer takes no model and no image until
+        # the tile loader is idle.
         tl = top.submodules.tiles = TileLoader(P, g.max_fan_in, self.rows["weights"], self.rows["biases"],
-                                               self.rows["thresholds"])
+                                               self.rows["thresholds"], own_reader=False)
+        rdp = top.submodules.ddr_reader = SharedReader(2, beat_count_bits=tl.beat_count_bits)
+        wiring.connect(top, tl.rd_cmd, rdp.cmds[0])
+        wiring.connect(top, rdp.outs[0], tl.rd)
+        wiring.connect(top, wiring.flipped(self.m_axi), rdp.m_axi)
         tp = TilePass(P, g.max_fan_in, g.max_tiles, self.rows["weights"], self.rows["biases"], self.rows["thresholds"])
         top.submodules.tile_pass = ResetInserter({"sync": soft})(tp)
-        wiring.connect(top, wiring.flipped(self.m_axi), tl.m_axi)
         wiring.connect(top, tp.cmd, tl.cmd)
-        top.d.comb += [tp.loaded.eq(tl.done), tl.clear.eq(soft)]
+        top.d.comb += [tp.loaded.eq(tl.done), rdp.clear.eq(soft)]
         # The engine's weight and bias memories and the threshold memory are written by the model loader or, while
         # it reads tiles, by the tile loader. Both write a beat at a time into the granule of its position, with
         # the beat's lanes in every granule of the row, so one granule's multiplexer serves the row (a
@@ -189,7 +195,7 @@ class Core(wiring.Component):
 
         with m.If(parser.error & ~error):
             m.d.sync += fail(parser.error_code, parser.error_beat)
-        with m.Elif(tl.error & ~error):   # a tile read answered SLVERR or DECERR: the tile is not the model's
+        with m.Elif(rdp.error & ~error):   # a tile read answered SLVERR or DECERR: the tile is not the model's
             m.d.sync += fail(ErrorCode.AXI_ERROR)
 
         # ------------------------------------------------------------------ per-image memories

@@ -22,9 +22,12 @@ The reader takes the next command as soon as this one's bursts are addressed, so
 on the bus without a gap for the memory's latency; where each tile's rows go waits in a queue for its
 first beat. ``busy`` holds from the cycle after a command's acceptance until the last beat of every
 command taken is written. ``dynaspike.ddr.read_schedule`` gives each command's acceptance and last beat
-against a memory of a fixed latency. An AXI error response sets the reader's sticky ``error`` (``resp``;
-``clear`` resets it); the tiles are still read to their end, so the caller decides what the error means.
+against a memory of a fixed latency (``shared_read_beats`` behind a shared port). An AXI error response sets
+the reader's sticky ``error`` (``resp``; ``clear`` resets it); the tiles are still read to their end, so the
+caller decides what the error means.
 """
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -36,6 +39,7 @@ from dynaspike.ddr import BEAT_BYTES, BURST, OUTSTANDING, SIDE_BITS
 from dynaspike.formats import FORMATS
 
 from .accumulate import write_signature
+from .axi_master import beat_layout, command_layout
 from .axi_reader import AxiReader, axi_read_signature
 
 BEAT_BITS = 8 * BEAT_BYTES
@@ -58,10 +62,14 @@ class TileLoader(wiring.Component):
         P, a multiple of 8 (every row a whole number of beats, every 24-bit row whole triples of beats).
     max_fan_in, weight_rows, bias_rows, th_rows : int
         The largest tile and the depths of the memories it writes.
+    own_reader : bool
+        True: it reads through its own ``AxiReader`` (ports ``m_axi``, ``error``, ``resp``, ``clear``). False:
+        its reads go out as commands on ``rd_cmd`` and their beats come back on ``rd`` (always ready), a client
+        of a shared read port (``hw.read_arbiter.SharedReader``, which then has the AXI port and the error).
     """
 
     def __init__(self, lanes: int, max_fan_in: int, weight_rows: int, bias_rows: int, th_rows: int, *,
-                 addr_bits: int = 32, burst: int = BURST, outstanding: int = OUTSTANDING):
+                 addr_bits: int = 32, burst: int = BURST, outstanding: int = OUTSTANDING, own_reader: bool = True):
         if not isinstance(lanes, int) or lanes < 8 or lanes % 8:
             raise ValueError(f"TileLoader lanes must be a positive multiple of 8, got {lanes!r}")
         for name, v in (("max_fan_in", max_fan_in), ("weight_rows", weight_rows), ("bias_rows", bias_rows),
@@ -81,22 +89,29 @@ class TileLoader(wiring.Component):
         super().__init__({
             "cmd": In(stream.Signature(tile_command_layout(max_fan_in, weight_rows, bias_rows, th_rows,
                                                            addr_bits))),
-            "m_axi": Out(axi_read_signature(addr_bits, BEAT_BITS)),
             "w_wr": Out(write_signature(weight_rows, data.ArrayLayout(signed(FORMATS.weight_bits), self.A),
                                         self.A // 8)),
             "b_wr": Out(write_signature(bias_rows, data.ArrayLayout(acc, self.A), self.A // 2)),
             "th_wr": Out(write_signature(th_rows, data.ArrayLayout(acc, lanes), lanes // 2)),
-            "busy": Out(1), "done": Out(1), "error": Out(1), "resp": Out(2), "clear": In(1),
+            "busy": Out(1), "done": Out(1),
+            **({"m_axi": Out(axi_read_signature(addr_bits, BEAT_BITS)), "error": Out(1), "resp": Out(2),
+                "clear": In(1)} if own_reader else
+               {"rd_cmd": Out(stream.Signature(command_layout(addr_bits, self.beat_count_bits))),
+                "rd": In(stream.Signature(beat_layout(BEAT_BITS)))}),
         })
-        self.addr_bits = addr_bits
+        self.addr_bits, self.own_reader = addr_bits, own_reader
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.reader = rd = AxiReader(self.addr_bits, BEAT_BITS, burst=self.burst,
-                                             outstanding=self.outstanding, beat_count_bits=self.beat_count_bits)
-        wiring.connect(m, wiring.flipped(self.m_axi), rd.m_axi)
-        m.d.comb += [self.busy.eq(rd.busy), self.error.eq(rd.error), self.resp.eq(rd.resp),
-                     rd.clear.eq(self.clear)]
+        if self.own_reader:
+            m.submodules.reader = reader = AxiReader(self.addr_bits, BEAT_BITS, burst=self.burst,
+                                                     outstanding=self.outstanding,
+                                                     beat_count_bits=self.beat_count_bits)
+            wiring.connect(m, wiring.flipped(self.m_axi), reader.m_axi)
+            m.d.comb += [self.error.eq(reader.error), self.resp.eq(reader.resp), reader.clear.eq(self.clear)]
+            rd = SimpleNamespace(cmd=reader.cmd, o=reader.o)
+        else:
+            rd = SimpleNamespace(cmd=self.rd_cmd, o=self.rd)
 
         # The command goes straight to the reader; where its rows go waits in `dests` until its first beat
         # (the reader takes the next command while this one's data still comes back).
@@ -121,6 +136,9 @@ class TileLoader(wiring.Component):
         part = Signal(range(3))
         j = Signal(range(max(self.b_beats, self.w_beats)))
         row = Signal.like(c.w_base)
+        # busy: a tile taken whose last beat is still to come (as the reader's busy: from the cycle after the
+        # command's acceptance, the tile's destination is in `dests` or `cur`, to the cycle after its last beat)
+        m.d.comb += self.busy.eq(have | dests.r_rdy)
         got = rd.o.valid                                  # the memories take a beat every cycle
         tile_end = got & rd.o.payload.last
         beat = rd.o.payload.data
