@@ -69,6 +69,8 @@ class ReadArbiter(wiring.Component):
         for k in range(n):
             with m.If(grant == k):
                 m.d.comb += self.cmd.payload.eq(self.cmds[k].payload)
+        # (a client that starts offering while another waits may take the offer over before the reader is ready:
+        # the reader takes whatever is offered when it is, so the offer needs no holding)
         room = owners.w_rdy
         m.d.comb += self.cmd.valid.eq(offered & room)
         for k in range(n):
