@@ -273,7 +273,8 @@ class _Bursts:
 def _bursts_schedule(commands, data_after: int, done_after: int, burst: int, outstanding: int,
                      offers=None) -> list:
     """:class:`_Bursts` over ``commands`` in order, command ``k`` offered from ``offers[k]`` (back to back
-    from cycle 0 if None); the master is idle until the first offer. Per command ``(accepted, runs)``."""
+    from cycle 0 if None); the master is idle until the first offer (which may be negative: a pass's tiles
+    can start in the pass before, ``tile_pass_schedule``). Per command ``(accepted, runs)``."""
     m = _Bursts(data_after, done_after, burst, outstanding, offers[0] if offers is not None and len(offers) else 0)
     return [m.add(addr, beats, offers[k] if offers is not None else 0) for k, (addr, beats) in enumerate(commands)]
 
