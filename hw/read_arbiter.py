@@ -26,12 +26,7 @@ from dynaspike.ddr import BURST, OUTSTANDING
 
 from .axi_master import beat_layout, command_layout
 from .axi_reader import AxiReader, axi_read_signature
-
-
-def _check(who: str, **values):
-    for name, (v, lo) in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            raise ValueError(f"{who} {name} must be an integer >= {lo}, got {v!r}")
+from .params import check_ints
 
 
 class ReadArbiter(wiring.Component):
@@ -41,7 +36,7 @@ class ReadArbiter(wiring.Component):
 
     def __init__(self, clients: int = 2, *, addr_bits: int = 32, data_bits: int = 64, beat_count_bits: int = 16,
                  depth: int = OUTSTANDING + 1):
-        _check("ReadArbiter", clients=(clients, 2), depth=(depth, 1))
+        check_ints("ReadArbiter", clients=(clients, 2), depth=(depth, 1))
         self.clients, self.depth = clients, depth
         cmd, beat = command_layout(addr_bits, beat_count_bits), beat_layout(data_bits)
         super().__init__({
@@ -99,7 +94,7 @@ class SharedReader(wiring.Component):
 
     def __init__(self, clients: int = 2, *, addr_bits: int = 32, data_bits: int = 64, burst: int = BURST,
                  outstanding: int = OUTSTANDING, beat_count_bits: int = 16):
-        _check("SharedReader", clients=(clients, 2))
+        check_ints("SharedReader", clients=(clients, 2))
         # the parts are made in elaborate (one made here and never elaborated would warn)
         self.clients, self.addr_bits, self.data_bits = clients, addr_bits, data_bits
         self.burst, self.outstanding, self.beat_count_bits = burst, outstanding, beat_count_bits

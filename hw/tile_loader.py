@@ -41,6 +41,7 @@ from dynaspike.formats import FORMATS
 from .accumulate import write_signature
 from .axi_master import beat_layout, command_layout
 from .axi_reader import AxiReader, axi_read_signature
+from .params import check_ints
 
 BEAT_BITS = 8 * BEAT_BYTES
 
@@ -72,10 +73,8 @@ class TileLoader(wiring.Component):
                  addr_bits: int = 32, burst: int = BURST, outstanding: int = OUTSTANDING, own_reader: bool = True):
         if not isinstance(lanes, int) or lanes < 8 or lanes % 8:
             raise ValueError(f"TileLoader lanes must be a positive multiple of 8, got {lanes!r}")
-        for name, v in (("max_fan_in", max_fan_in), ("weight_rows", weight_rows), ("bias_rows", bias_rows),
-                        ("th_rows", th_rows)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"TileLoader {name} must be a positive integer, got {v!r}")
+        check_ints("TileLoader", max_fan_in=(max_fan_in, 1), weight_rows=(weight_rows, 1), bias_rows=(bias_rows, 1),
+                   th_rows=(th_rows, 1))
         if th_rows < ACC_ROWS:
             raise ValueError(f"TileLoader th_rows must be at least {ACC_ROWS} (a tile's threshold rows)")
         self.P, self.A = lanes, ACC_ROWS * lanes

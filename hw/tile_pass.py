@@ -32,6 +32,7 @@ from dynaspike.cycles import ACC_ROWS
 from dynaspike.ddr import BEAT_BYTES, SIDE_BITS
 from dynaspike.formats import FORMATS
 
+from .params import check_ints
 from .tile_loader import tile_command_layout
 
 
@@ -58,10 +59,8 @@ class TilePass(wiring.Component):
 
     def __init__(self, lanes: int, max_fan_in: int, max_tiles: int, weight_rows: int, bias_rows: int,
                  th_rows: int, *, w0: int = 0, b0: int = 0, th0: int = 0, addr_bits: int = 32):
-        for name, v, lo in (("lanes", lanes, 8), ("max_fan_in", max_fan_in, 1), ("max_tiles", max_tiles, 1),
-                            ("w0", w0, 0), ("b0", b0, 0), ("th0", th0, 0)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"TilePass {name} must be an integer >= {lo}, got {v!r}")
+        check_ints("TilePass", lanes=(lanes, 8), max_fan_in=(max_fan_in, 1), max_tiles=(max_tiles, 1), w0=(w0, 0),
+                   b0=(b0, 0), th0=(th0, 0))
         for name, need, depth in (("weight_rows", w0 + 2 * max_fan_in, weight_rows), ("bias_rows", b0 + 2, bias_rows),
                                   ("th_rows", th0 + 2 * ACC_ROWS, th_rows)):
             if depth < need:
