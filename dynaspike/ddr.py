@@ -354,6 +354,108 @@ def write_schedule(commands, response_latency: int, burst: int = BURST, outstand
     return _ends(_bursts_schedule(commands, 2, response_latency, burst, outstanding))
 
 
+def fill_schedule(commands, row_beats: int, read_latency: int, offers=None, burst: int = BURST,
+                  outstanding: int = OUTSTANDING) -> list:
+    """The cycles of ``hw.state_mover.StateMover``'s fill commands ``(byte address, rows, zero)`` with an
+    ``hw.axi_reader.AxiReader`` of its own, against a memory of fixed ``read_latency`` (as
+    :func:`read_schedule`): command ``k`` is offered from cycle ``offers[k]`` on (back to back from cycle 0
+    if None), and not before the cycle after command ``k - 1`` is taken. A read command is taken when the
+    reader takes it and writes each row in the cycle of its last beat (``row_beats`` a row); a zero command
+    is taken when the zero command before has written its last row, and writes a row a cycle from the next
+    cycle on, skipping the cycles in which a read row is written. Returns per command ``(taken, [cycle each
+    row is written])``."""
+    if not isinstance(read_latency, int) or read_latency < 1:
+        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    reader, writes, out, zero_end, waiting = None, set(), [], -1, None
+
+    def place(k, taken, rows):     # a zero command's rows, once every read taken before the next is known
+        cycles, c = [], taken + 1
+        while len(cycles) < rows:
+            if c not in writes:
+                cycles.append(c)
+            c += 1
+        out[k] = (taken, cycles)
+        return cycles[-1]
+
+    for k, (addr, rows, zero) in enumerate(commands):
+        offer = offers[k] if offers is not None else 0
+        if out:
+            offer = max(offer, out[-1][0] + 1)
+        if not rows:
+            out.append((offer, []))
+        elif zero:
+            if waiting:
+                zero_end = place(*waiting)
+            waiting = (k, max(offer, zero_end + 1), rows)
+            out.append((waiting[1], None))
+        else:
+            if reader is None:
+                reader = _Bursts(read_latency, 0, burst, outstanding, offer)
+            taken, runs = reader.add(addr, rows * row_beats, offer)
+            beats = [first + i for first, n, _ in runs for i in range(n)]
+            rows_at = beats[row_beats - 1::row_beats]
+            writes.update(rows_at)
+            out.append((taken, rows_at))
+    if waiting:
+        place(*waiting)
+    return out
+
+
+def drain_schedule(commands, row_beats: int, response_latency: int, offers=None, busy=frozenset(),
+                   burst: int = BURST, outstanding: int = OUTSTANDING) -> list:
+    """The cycles of ``hw.state_mover.StateMover``'s drain commands ``(byte address, rows)`` through an
+    ``hw.axi_writer.AxiWriter`` against a memory that takes every address and beat at once and answers a
+    burst ``response_latency`` (>= 1) cycles after its last beat (as :func:`write_schedule`), command ``k``
+    offered from ``offers[k]`` on (back to back from cycle 0 if None), the layer's port not free in the
+    cycles ``busy`` (its updates' write-backs).
+
+    The mover takes a command when the writer takes it and every row of the one before is read; it reads a
+    row in the first free cycle from the cycle after (the first row) or from the cycle the row before moves
+    on to the register that sends the beats; that happens two cycles after the row's read, or, if the
+    register is still sending, with its last beat. The writer addresses a command's bursts from the cycle
+    after taking it (one a cycle while fewer than ``outstanding`` wait for their response) and takes a
+    burst's beats from two cycles after its address, after the burst before, one a cycle as the mover has
+    them. Returns per command ``{"taken", "reads" (the cycle each row is read), "beats" (each beat's cycle on
+    W), "done" (the last write response)}``."""
+    if not isinstance(response_latency, int) or response_latency < 1:
+        raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
+    out, done, issued = [], [], None              # every burst's response; the last burst's address cycle
+    ready = rows_free = moved = last_beat = None  # the writer's next command; the mover's last row
+    for k, (addr, rows) in enumerate(commands):
+        offer = offers[k] if offers is not None else 0
+        for earliest in (out[-1]["taken"] + 1 if out else None, rows_free):
+            offer = offer if earliest is None else max(offer, earliest)
+        if not rows:
+            out.append({"taken": offer, "reads": [], "beats": [], "done": offer})
+            continue
+        taken = offer if ready is None else max(offer, ready)
+        lengths = bursts(addr, rows * row_beats, burst)
+        reads, beats, b, left = [], [], -1, 0
+        for r in range(rows):
+            read = max(taken + 1, moved) if moved is not None else taken + 1
+            while read in busy:
+                read += 1
+            reads.append(read)
+            moved = read + 2 if last_beat is None else max(read + 2, last_beat)
+            t = moved + 1                            # the row's first beat is there from then on
+            for _ in range(row_beats):
+                if not left:                         # the next burst: addressed, then its data
+                    b, left = b + 1, lengths[b + 1]
+                    g = len(done)
+                    issued = max(taken if b == 0 else issued, done[g - outstanding] if g >= outstanding else -1) + 1
+                    t = max(t, issued + 2)
+                t = max(t, last_beat + 1) if last_beat is not None else t
+                beats.append(t)
+                last_beat, left = t, left - 1
+                if not left:
+                    done.append(t + response_latency)
+                t += 1
+        # the writer takes the next command the cycle after addressing this one's last burst
+        ready, rows_free = issued + 1, reads[-1] + 1
+        out.append({"taken": taken, "reads": reads, "beats": beats, "done": done[-1]})
+    return out
+
+
 def read_cycles(addr: int, beats: int, read_latency: int, burst: int = BURST, outstanding: int = OUTSTANDING) -> int:
     """Cycles one command of :func:`read_schedule` takes on an idle reader, from its acceptance to its last
     beat, both counted (1 for a command of 0 beats)."""

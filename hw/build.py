@@ -45,6 +45,7 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
     from hw.lif_layer import LIFLayer
     from hw.merge import TokenMerge
     from hw.read_arbiter import SharedReader
+    from hw.state_mover import StateMover
     from hw.stream_in import StreamParser
     from hw.tile_loader import TileLoader
     from hw.tile_pass import TilePass
@@ -68,8 +69,10 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                         "max_weight": cap.max_tokens}),
         "embed": (Embedding, {"lanes": emb_lanes(lanes), "max_dim": cap.max_dim, "max_patch_dim": cap.max_patch_dim,
                               "max_tokens": cap.max_tokens}),
-        # the DDR side (issue 11): the AXI masters (the core has the reader, inside the tile loader), the read port
-        # shared by the tile loader and the membrane rows (not in the core yet), the tile loader, the tile pass
+        # the DDR side (issue 11): the AXI masters (the core has the reader, inside the shared read port; the writer
+        # is for the membranes, not in the core yet), the read port shared by the tile loader and the membrane rows,
+        # the tile loader, the tile pass, and (not in the core yet) the membranes' staging LIF layer, as the core
+        # would build it, and its state mover
         "axi_reader": (AxiReader, {}),
         "axi_writer": (AxiWriter, {}),
         "shared_reader": (SharedReader, {}),
@@ -79,6 +82,10 @@ def components(lanes: int, cfg: ModelConfig = ModelConfig()) -> dict:
                                  "bias_rows": cap.bias_rows, "th_rows": cap.threshold_rows + 1,
                                  "max_tiles": max(3 * engine_rows(-(-cap.max_dim // lanes)),
                                                   engine_rows(-(-cap.max_hidden // lanes)))}),
+        "lif_layer_staging": (LIFLayer, {"lanes": lanes, "rows": membrane_rows(cfg, lanes), "transparent": False,
+                                         "membranes_out": False, "staging": True}),
+        "state_mover": (StateMover, {"lanes": lanes, "rows": membrane_rows(cfg, lanes),
+                                     "max_rows": 2 * cap.max_tokens}),
     }
 
 

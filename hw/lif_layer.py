@@ -10,9 +10,27 @@ The valid bits live in a small LUT RAM of ``VALID_WORD``-bit words, with a flip-
 whether the word itself was written since the clear (a word not written reads as zero), so a clear resets
 ``rows / VALID_WORD`` flip-flops. A register bit per row, set through a decoder and read through a
 ``rows``-way select, took about 980 LUTs and 670 flip-flops in the shipped core.
+
+**Staging** (``staging=True``; DDR mode's membranes, issue 11, docs/hardware.md "DDR mode" item 2). The
+memory is then a true dual-port one whose other two uses are the ``stage`` port's, for a
+``hw.state_mover.StateMover``:
+
+- a row write on the port the layer reads (``fill_*``: a row from DDR, or one that reads as zero,
+  ``fill_zero``: written as fired, which the next read resets). The mover comes first: in a cycle with
+  ``fill_en`` the layer takes no update (``i.ready`` is low);
+- a row read on the port the layer writes (``drain_en`` with ``drain_row``; ``drain_h`` and ``drain_fired``
+  in the next cycle only). The layer comes first: the mover may read only while ``drain_free`` (no update
+  in stage 1, which writes its row back in this cycle).
+
+Each port is enabled for its own read and for the other use's write, and its output changes with either,
+which is what a block RAM port in READ_FIRST mode does (a port whose output held through the other use's
+write would cost a register and a multiplexer per bit: yosys adds both). So a row read must be used in the
+next cycle: with staging the layer's output is never stalled (``o.ready`` is not used: a spike row is
+offered for one cycle, as the core takes them), and ``staged`` makes every row an update reads count as
+written (the valid bits are not used: the mover filled it).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,6 +39,7 @@ from dynaspike.cycles import LIF_LAYER_LATENCY
 from dynaspike.formats import FORMATS
 
 from .lif import lif_lane
+from .params import check_ints
 
 VALID_WORD = 32   # valid bits per LUT RAM word (the word a row's bit is in: row // VALID_WORD)
 
@@ -41,6 +60,18 @@ def spikes_layout(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_s
     return data.StructLayout(fields)
 
 
+def staging_signature(lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits) -> wiring.Signature:
+    """The staging port as the mover sees it (``LIFLayer(staging=True).stage`` is its flip): a row write
+    (``fill_*``: the row's membranes, or ``fill_zero``: a row that reads as zero) and a row read
+    (``drain_row`` when ``drain_en``, only while ``drain_free``; the row's ``h`` and ``fired`` bits in the
+    next cycle)."""
+    lane = data.ArrayLayout(signed(acc_bits), lanes)
+    row = range(rows)
+    return wiring.Signature({"fill_en": Out(1), "fill_row": Out(row), "fill_h": Out(lane), "fill_zero": Out(1),
+                             "drain_en": Out(1), "drain_row": Out(row), "drain_free": In(1), "drain_h": In(lane),
+                             "drain_fired": In(lanes)})
+
+
 class LIFLayer(wiring.Component):
     """Update rows of stored membranes, one row per cycle.
 
@@ -59,27 +90,29 @@ class LIFLayer(wiring.Component):
     ``membranes_out`` (the default) adds the new membranes to the output (``v``), for tests; the core leaves
     them out: synthesis would remove the unread registers, but an RTL simulation's switching activity (``make
     power``) would count their toggles.
+
+    ``staging`` adds the ports ``staged`` and ``stage`` (module docstring); it needs ``transparent=False``
+    (the core's layer, which never updates a row twice in a row).
     """
 
     def __init__(self, lanes: int, rows: int, acc_bits: int = FORMATS.acc_bits, tag_shape=1, *,
-                 transparent: bool = True, membranes_out: bool = True):
-        for name, value, lo in (("lanes", lanes, 1), ("rows", rows, 2), ("acc_bits", acc_bits, 2)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-                raise ValueError(f"LIFLayer {name} must be an integer >= {lo}, got {value!r}")
+                 transparent: bool = True, membranes_out: bool = True, staging: bool = False):
+        check_ints("LIFLayer", lanes=(lanes, 1), rows=(rows, 2), acc_bits=(acc_bits, 2))
+        if staging and transparent:
+            raise ValueError("LIFLayer with staging must be built with transparent=False")
         self.lanes, self.rows, self.acc_bits, self.latency = lanes, rows, acc_bits, LIF_LAYER_LATENCY
         self.tag_shape, self.transparent, self.membranes_out = tag_shape, transparent, membranes_out
+        self.staging = staging
         super().__init__({
             "i": In(stream.Signature(update_layout(lanes, rows, acc_bits, tag_shape))),
             "o": Out(stream.Signature(spikes_layout(lanes, rows, acc_bits, tag_shape, membranes_out))),
             "clear": In(1),
+            **({"staged": In(1), "stage": In(staging_signature(lanes, rows, acc_bits))} if staging else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
         row = data.StructLayout({"h": data.ArrayLayout(signed(self.acc_bits), self.lanes), "fired": self.lanes})
-        m.submodules.mem = mem = Memory(shape=row, depth=self.rows, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,) if self.transparent else ())
         # row r holds membranes written since the last clear (else: zeros): bit r % VALID_WORD of word
         # r // VALID_WORD, a word that counts only if its own bit in `word_ok` is set
         words = -(-self.rows // VALID_WORD)
@@ -87,31 +120,51 @@ class LIFLayer(wiring.Component):
         v_rd, v_wr = vmem.read_port(domain="comb"), vmem.write_port()
         word_ok = Signal(words)
 
-        advance = ~self.o.valid | self.o.ready
-        # the membrane row is read only for an update (block RAM read power follows the work)
-        m.d.comb += [self.i.ready.eq(advance), rd.en.eq(advance & self.i.valid), rd.addr.eq(self.i.payload.row)]
-        self.read_enables = rd.en   # for tests: a membrane row read this cycle
-
+        # the mover's row write takes the read port's address, its row read the write port's (staging)
+        fill = self.stage.fill_en if self.staging else Const(0, 1)
+        advance = Const(1, 1) if self.staging else ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance & ~fill)
+        take = self.i.ready & self.i.valid
         s1_valid = Signal()
         s1 = Signal(update_layout(self.lanes, self.rows, self.acc_bits, self.tag_shape))
         with m.If(advance):
-            m.d.sync += [s1_valid.eq(self.i.valid), self.o.valid.eq(s1_valid)]
+            m.d.sync += [s1_valid.eq(take), self.o.valid.eq(s1_valid)]
             # the update's operands only with an update (a clock enable): the input buses carry the
             # accumulators as they count, and stage 1's lanes would follow them every cycle (issue 12)
-            with m.If(self.i.valid):
+            with m.If(take):
                 m.d.sync += s1.eq(self.i.payload)
-        # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
         go = advance & s1_valid
+        # the membrane row is read only for an update (block RAM read power follows the work)
+        m.submodules.mem = memory = Memory(shape=row, depth=self.rows, init=[])
+        wr = memory.write_port()
+        rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
+        new = Signal(row)                                 # stage 1's row to write back
+        m.d.comb += [wr.en.eq(go), wr.data.eq(new)]
+        self.read_enables = take    # for tests: a membrane row read this cycle for an update
+        if not self.staging:
+            m.d.comb += [rd.en.eq(take), rd.addr.eq(self.i.payload.row), wr.addr.eq(s1.row)]
+            staged = 0
+        else:   # a true dual-port memory (READ_FIRST ports: each enabled for its read and the other use's write)
+            st, staged = self.stage, self.staged
+            fill_wr, drain_rd = memory.write_port(), memory.read_port()
+            m.d.comb += [rd.en.eq(take | fill), rd.addr.eq(Mux(fill, st.fill_row, self.i.payload.row)),
+                         fill_wr.addr.eq(rd.addr), fill_wr.en.eq(fill), fill_wr.data.h.eq(st.fill_h),
+                         fill_wr.data.fired.eq(Mux(st.fill_zero, (1 << self.lanes) - 1, 0)),
+                         st.drain_free.eq(~s1_valid),
+                         wr.addr.eq(Mux(st.drain_en, st.drain_row, s1.row)), drain_rd.addr.eq(wr.addr),
+                         drain_rd.en.eq(st.drain_en | go), st.drain_h.eq(drain_rd.data.h),
+                         st.drain_fired.eq(drain_rd.data.fired)]
+
+        # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
         word_at, bit_at = s1.row // VALID_WORD, s1.row % VALID_WORD
         word = Mux(word_ok.bit_select(word_at, 1), v_rd.data, 0)
-        row_valid = word.bit_select(bit_at, 1)
-        m.d.comb += [wr.addr.eq(s1.row), wr.en.eq(go),
-                     v_rd.addr.eq(word_at), v_wr.addr.eq(word_at), v_wr.data.eq(word | (1 << bit_at)),
+        row_valid = word.bit_select(bit_at, 1) | staged
+        m.d.comb += [v_rd.addr.eq(word_at), v_wr.addr.eq(word_at), v_wr.data.eq(word | (1 << bit_at)),
                      v_wr.en.eq(go)]
         for p in range(self.lanes):
             v = Mux(row_valid & ~rd.data.fired[p], rd.data.h[p], 0)
             spike, v_next, h = lif_lane(m, v, s1.x[p], s1.th[p], self.acc_bits, f"{p}")
-            m.d.comb += [wr.data.h[p].eq(h), wr.data.fired[p].eq(spike)]
+            m.d.comb += [new.h[p].eq(h), new.fired[p].eq(spike)]
             with m.If(go):
                 m.d.sync += self.o.payload.spike[p].eq(spike)
                 if self.membranes_out:

@@ -163,3 +163,56 @@ def axi_read_slave(ax, word, *, latency: int = 1, ar_idle: float = 0.0, r_idle: 
                     bursts.pop(0)
             now += 1
     return slave
+
+
+def axi_write_slave(ax, mem: dict, *, aw_idle: float = 0.0, w_idle: float = 0.0, b_delay: int = 0, error_bursts=(),
+                    seed: int = 0, aws=None, state=None):
+    """A background process serving an AXI write master's port ``ax`` (``hw.axi_writer.axi_write_signature``)
+    into ``mem`` ({byte address: 64-bit beat}): AW and W ready at random (not ready with probability
+    ``aw_idle``, ``w_idle``), a burst's data where its address says (every byte strobed, WLAST on its last
+    beat), its response ``b_delay`` cycles after its last beat at the earliest, SLVERR (2) for the bursts in
+    ``error_bursts`` (by their order). It appends each burst's ``(awaddr, awlen, awsize, awburst)`` to
+    ``aws`` and keeps in ``state``: ``bursts`` (with data), ``responses`` (the cycle of each B handshake),
+    ``waiting`` (bursts addressed without a response) and its maximum ``max_waiting``. With no idles,
+    ``dynaspike.ddr.write_schedule`` gives its timing exactly (``response_latency = b_delay``, at least 1)."""
+    aws = [] if aws is None else aws
+    state = {} if state is None else state
+    state.update({"max_waiting": 0, "bursts": 0, "responses": [], "waiting": 0})
+
+    async def slave(ctx):
+        rng = random.Random(seed)
+        addrs, cur, b_due, cycle, waiting = [], None, [], 0, 0
+        while True:
+            aw_ready, w_ready = int(rng.random() >= aw_idle), int(rng.random() >= w_idle)
+            ctx.set(ax.awready, aw_ready)
+            ctx.set(ax.wready, w_ready)
+            b_valid = bool(b_due) and b_due[0][0] <= cycle
+            if b_valid:
+                ctx.set(ax.bresp, 2 if b_due[0][1] in error_bursts else 0)
+            ctx.set(ax.bvalid, b_valid)
+            (_, _, awvalid, awaddr, awlen, awsize, awburst, wvalid, wdata, wstrb, wlast,
+             bready) = await ctx.tick().sample(ax.awvalid, ax.awaddr, ax.awlen, ax.awsize, ax.awburst, ax.wvalid,
+                                               ax.wdata, ax.wstrb, ax.wlast, ax.bready)
+            if awvalid and aw_ready:
+                aws.append((awaddr, awlen, awsize, awburst))
+                addrs.append([awaddr + 8 * k for k in range(awlen + 1)])
+                waiting += 1
+            if wvalid and w_ready:
+                if cur is None:
+                    assert addrs, "write data before its burst's address"
+                    cur = addrs.pop(0)
+                assert wstrb == 0xFF
+                mem[cur.pop(0)] = wdata
+                assert wlast == (not cur), "WLAST not on the burst's last beat"
+                if not cur:
+                    cur = None
+                    b_due.append((cycle + b_delay, state["bursts"]))
+                    state["bursts"] += 1
+            if b_valid and bready:
+                b_due.pop(0)
+                waiting -= 1
+                state["responses"].append(cycle)
+            state["max_waiting"] = max(state["max_waiting"], waiting)
+            state["waiting"] = waiting
+            cycle += 1
+    return slave

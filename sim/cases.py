@@ -1,14 +1,17 @@
 """Seeded test cases for the hw/ components, shared by the fast tier (Amaranth simulator) and cocotb.
 
-Pure Python. Every generator takes a seed and returns the same cases for the same arguments, edge cases
+Pure Python (and numpy). Every generator takes a seed and returns the same cases for the same arguments, edge cases
 first, so a failure can be reproduced from the seed in the test log.
 """
 
 import random
 
+import numpy as np
+
 from dynaspike import cycles, ddr
 from dynaspike.formats import FORMATS
 from dynaspike.packing import BEAT_BYTES
+from hw.reference import lif
 
 
 def lif_cases(lanes: int, count: int, seed: int, acc_bits: int = FORMATS.acc_bits) -> list:
@@ -297,3 +300,34 @@ def write_granules(rows: dict, addr: int, en: int, value: int, lanes: int, bits:
     for g in range(granules):
         if en >> g & 1:
             row[g * per:(g + 1) * per] = data[g * per:(g + 1) * per]
+
+
+def state_banks(lanes: int, half: int, seed: int, max_rows: int = 3, acc_bits: int = FORMATS.acc_bits) -> dict:
+    """A staging LIF layer's rows ``0 .. half - 1`` as two banks (``hw.state_mover``): state rows read from
+    DDR (``v_in``, at byte ``in_addr + r * row bytes`` for row ``r``), updates ``x``, ``th`` of every row,
+    per bank the fill commands ``(row, rows, zero)`` (1 to ``max_rows`` rows, about a third of them zero)
+    and the drain commands ``(row, rows)`` (two rows each, to rows of their own at ``out_addr``), and
+    ``want``: per row the reference LIF's ``(spikes, new membranes)``."""
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    bank = half // 2
+    v_in = nrng.integers(-(1 << (acc_bits - 2)), 1 << (acc_bits - 2), (half, lanes))
+    x = nrng.integers(-(1 << (acc_bits - 2)), 1 << (acc_bits - 2), (half, lanes))
+    th = nrng.integers(0, 1 << (acc_bits - 3), (half, lanes))
+    fills, drains, zero = [], [], set()
+    for b in range(2):
+        cmds, r = [], b * bank
+        while r < (b + 1) * bank:
+            n = min(rng.randint(1, max_rows), (b + 1) * bank - r)
+            z = rng.random() < 0.3
+            cmds.append((r, n, z))
+            zero |= set(range(r, r + n)) if z else set()
+            r += n
+        fills.append(cmds)
+        drains.append([(r, min(2, (b + 1) * bank - r)) for r in range(b * bank, (b + 1) * bank, 2)])
+    want = {}
+    for r in range(bank * 2):
+        v, spikes = lif([0] * lanes if r in zero else [int(a) for a in v_in[r]], [int(a) for a in x[r]],
+                        [int(a) for a in th[r]])
+        want[r] = (spikes, v)
+    return {"bank": bank, "v_in": v_in, "x": x, "th": th, "fills": fills, "drains": drains, "want": want,
+            "in_addr": 0x10000, "out_addr": 0x40000, "row_bytes": ddr.lane_row_bytes(lanes, acc_bits)}

@@ -62,11 +62,12 @@ def sink(dut, prefix: str, stall: float = 0.0, seed: int = 1):
     return snk
 
 
-def axi_ram(dut, ram_cls, bus_cls, size: int, pause: float = 0.0, seed: int = 0, prefix: str = "m_axi"):
+def axi_ram(dut, ram_cls, bus_cls, size: int, pause: float = 0.0, seed: int = 0, prefix: str = "m_axi", mem=None):
     """A cocotbext-axi RAM model (``AxiRamRead``, ``AxiRamWrite`` with ``AxiReadBus``, ``AxiWriteBus``) of
     ``size`` bytes on the AXI master port ``prefix``, each of its channels paused with probability ``pause``
-    per cycle. One per cocotb test: its coroutines run until the test ends."""
-    ram = ram_cls(bus_cls.from_prefix(dut, prefix, bus_separator="__"), dut.clk, dut.rst, size=size)
+    per cycle (``mem``: another RAM model's ``mem``, so that a read and a write port see one memory). One per
+    cocotb test: its coroutines run until the test ends."""
+    ram = ram_cls(bus_cls.from_prefix(dut, prefix, bus_separator="__"), dut.clk, dut.rst, size=size, mem=mem)
     ram.log.setLevel(logging.WARNING)
     if pause:
         names = ("ar_channel", "r_channel", "aw_channel", "w_channel", "b_channel")

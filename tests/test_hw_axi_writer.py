@@ -3,7 +3,6 @@
 simulator, a slave written here; cocotb + Verilator: cocotbext-axi's AxiRamWrite, sim/tb_axi_writer.py)."""
 
 import itertools
-import random
 
 import pytest
 
@@ -31,46 +30,9 @@ def run_writer(cmds, *, burst=ddr.BURST, outstanding=ddr.OUTSTANDING, idle=0.0, 
     beats = [blay.const({"data": data_of(a, k), "last": k == n - 1}) for a, n in cmds for k in range(n)]
     cdrv = atb.StreamDriver(dut.cmd, [lay.const({"addr": a, "beats": n}) for a, n in cmds], seed=seed)
     ddrv = atb.StreamDriver(dut.i, beats, idle=idle, seed=seed + 1)
-    mem, aws, state = {}, [], {"max_waiting": 0, "bursts": 0, "responses": []}
-
-    async def slave(ctx):
-        """AW and W with random ready; a burst's data goes where its address says; B a few cycles after the
-        burst's last beat, SLVERR for the bursts in ``error_bursts`` (by their order)."""
-        rng = random.Random(seed + 2)
-        addrs, cur, b_due, cycle, waiting = [], None, [], 0, 0
-        while True:
-            aw_ready, w_ready = int(rng.random() >= aw_idle), int(rng.random() >= w_idle)
-            ctx.set(ax.awready, aw_ready)
-            ctx.set(ax.wready, w_ready)
-            b_valid = bool(b_due) and b_due[0][0] <= cycle
-            if b_valid:
-                ctx.set(ax.bresp, SLVERR if b_due[0][1] in error_bursts else 0)
-            ctx.set(ax.bvalid, b_valid)
-            (_, _, awvalid, awaddr, awlen, awsize, awburst, wvalid, wdata, wstrb, wlast,
-             bready) = await ctx.tick().sample(ax.awvalid, ax.awaddr, ax.awlen, ax.awsize, ax.awburst, ax.wvalid,
-                                               ax.wdata, ax.wstrb, ax.wlast, ax.bready)
-            if awvalid and aw_ready:
-                aws.append((awaddr, awlen, awsize, awburst))
-                addrs.append([awaddr + 8 * k for k in range(awlen + 1)])
-                waiting += 1
-            if wvalid and w_ready:
-                if cur is None:
-                    assert addrs, "write data before its burst's address"
-                    cur = addrs.pop(0)
-                assert wstrb == 0xFF
-                mem[cur.pop(0)] = wdata
-                assert wlast == (not cur), "WLAST not on the burst's last beat"
-                if not cur:
-                    cur = None
-                    b_due.append((cycle + b_delay, state["bursts"]))
-                    state["bursts"] += 1
-            if b_valid and bready:
-                b_due.pop(0)
-                waiting -= 1
-                state["responses"].append(cycle)
-            state["max_waiting"] = max(state["max_waiting"], waiting)
-            state["waiting"] = waiting
-            cycle += 1
+    mem, aws, state = {}, [], {}
+    slave = atb.axi_write_slave(ax, mem, aws=aws, state=state, aw_idle=aw_idle, w_idle=w_idle, b_delay=b_delay,
+                                error_bursts=error_bursts, seed=seed + 2)
 
     async def end(ctx):
         await cdrv(ctx)

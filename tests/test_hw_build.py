@@ -56,7 +56,7 @@ def test_every_component_is_listed_with_valid_parameters():
     comps = build.components(64, ModelConfig())
     assert set(comps) == {"dynaspike_core", "lif", "lif_layer", "accumulate", "attention", "halt", "merge", "axil",
                           "stream_in", "embed", "head", "events", "axi_reader",
-                          "axi_writer", "shared_reader", "tile_loader", "tile_pass"}
+                          "axi_writer", "shared_reader", "tile_loader", "tile_pass", "lif_layer_staging", "state_mover"}
     assert comps["lif_layer"][1]["rows"] == 16 * (2 * (6 + 4) + 1)  # digits at P = 64: 336 rows
     for name, (cls, params) in comps.items():
         cls(**params)  # constructs (validates its parameters) without elaborating

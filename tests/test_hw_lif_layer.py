@@ -14,9 +14,10 @@ from sim.cases import lif_layer_jobs
 SEED = 555
 
 
-def run_layer(lanes, rows, images, idle, stall, seed, transparent=True):
-    """Clear, then stream one image's updates; repeat. Returns outputs per image and transfer cycles."""
-    dut = LIFLayer(lanes, rows, transparent=transparent)
+def run_layer(lanes, rows, images, idle, stall, seed, transparent=True, staging=False):
+    """Clear, then stream one image's updates; repeat. Returns outputs per image and transfer cycles.
+    ``staging``: the layer of two memories, not staged (as the core without DDR mode uses it)."""
+    dut = LIFLayer(lanes, rows, transparent=transparent, staging=staging)
     lay = dut.i.payload.shape()
     outs, stamps = [], []
 
@@ -48,7 +49,8 @@ async def _drive_and_watch(ctx, dut, drv, mon):
         ctx.set(dut.i.valid, int(offer))
         if offer:
             ctx.set(dut.i.payload, pending[0])
-        ctx.set(dut.o.ready, ready)
+        if not dut.staging:
+            ctx.set(dut.o.ready, ready)
         _, _, iready, ovalid, opayload = await ctx.tick().sample(dut.i.ready, dut.o.valid, dut.o.payload)
         if offer and iready:
             pending.pop(0)
@@ -58,7 +60,8 @@ async def _drive_and_watch(ctx, dut, drv, mon):
             mon.cycles.append(cycle)
         cycle += 1
     ctx.set(dut.i.valid, 0)
-    ctx.set(dut.o.ready, 0)
+    if not dut.staging:
+        ctx.set(dut.o.ready, 0)
 
 
 def check(lanes, rows, images, outs):
@@ -76,18 +79,20 @@ def test_lif_layer_matches_reference(idle, stall):
     check(4, 6, images, outs)
 
 
-@pytest.mark.parametrize("idle,stall", [(0.0, 0.0), (0.3, 0.4)])
-def test_lif_layer_without_bypass(idle, stall):
+@pytest.mark.parametrize("idle,stall,staging", [(0.0, 0.0, False), (0.3, 0.4, False), (0.0, 0.0, True),
+                                                (0.3, 0.0, True)])
+def test_lif_layer_without_bypass(idle, stall, staging):
     # the core's layer: no read-after-write bypass, so no row is updated twice in a row (a row repeats
-    # with one update between, the nearest the bypass-free read still sees)
-    images = lif_layer_jobs(4, 6, 60, SEED + 2, back_to_back=False)
+    # with one update between, the nearest the bypass-free read still sees); with staging, not staged and
+    # the mover idle (its output is never stalled)
+    images = lif_layer_jobs(4, 7, 60, SEED + 2, back_to_back=False)
     assert any(a[0] == b[0] for ups in images for a, b in zip(ups, ups[2:]))
-    outs, _ = run_layer(4, 6, images, idle, stall, SEED, transparent=False)
-    check(4, 6, images, outs)
+    outs, _ = run_layer(4, 7, images, idle, stall, SEED, transparent=False, staging=staging)
+    check(4, 7, images, outs)
 
 
-@pytest.mark.parametrize("transparent", [True, False])
-def test_lif_layer_valid_bits_across_words(transparent):
+@pytest.mark.parametrize("transparent,staging", [(True, False), (False, False), (False, True)])
+def test_lif_layer_valid_bits_across_words(transparent, staging):
     """Rows in three valid words (VALID_WORD = 32): a row not written since the clear reads zero whether its
     word was written this image or not, and a word written before the clear counts for nothing after it."""
     rows = 2 * VALID_WORD + 6
@@ -95,13 +100,15 @@ def test_lif_layer_valid_bits_across_words(transparent):
     rows_seen = [{r for r, _, _ in ups} for ups in images]
     assert all(len({r // VALID_WORD for r in seen}) == 3 for seen in rows_seen)
     assert all(len(seen) < rows for seen in rows_seen), "some rows must stay unwritten in each image"
-    outs, _ = run_layer(2, rows, images, 0.2, 0.2, SEED, transparent=transparent)
+    outs, _ = run_layer(2, rows, images, 0.2, 0.0 if staging else 0.2, SEED, transparent=transparent,
+                        staging=staging)
     check(2, rows, images, outs)
 
 
-def test_lif_layer_cycles_match_model():
-    images = lif_layer_jobs(4, 6, 40, SEED + 1)
-    outs, stamps = run_layer(4, 6, images, 0.0, 0.0, SEED)
+@pytest.mark.parametrize("staging", [False, True], ids=["one-memory", "staging"])
+def test_lif_layer_cycles_match_model(staging):
+    images = lif_layer_jobs(4, 6, 40, SEED + 1, back_to_back=not staging)
+    outs, stamps = run_layer(4, 6, images, 0.0, 0.0, SEED, transparent=not staging, staging=staging)
     check(4, 6, images, outs)
     for ins, outs_c in stamps:
         assert ins == list(range(ins[0], ins[0] + len(ins))), "the layer stalled its input"
@@ -111,6 +118,8 @@ def test_lif_layer_cycles_match_model():
 def test_lif_layer_rejects_bad_parameters():
     with pytest.raises(ValueError, match="rows .* got 1"):
         LIFLayer(4, 1)
+    with pytest.raises(ValueError, match="staging must be built with transparent=False"):
+        LIFLayer(4, 6, staging=True)
 
 
 @pytest.mark.sim
