@@ -18,10 +18,11 @@ A state row is ``P`` membranes of ``FORMATS.acc_bits`` bits, packed little-endia
   ``drain_free``), keeps it in a register with the reset of the lanes that fired applied (``v = 0 if fired
   else h``: the membrane the state buffer holds), passes it to a second register that sends its beats one
   a cycle, and reads the next row as soon as the first register is free by the time it comes. The next
-  command is taken when every row of this one is read (and the writer takes it).
+  command is taken when every row of this one is read (and the writer takes it). ``wr.last`` marks each
+  row's last beat (the writer counts the command's beats itself).
 
-A command of 0 rows is taken and does nothing. ``fill_busy`` holds while rows of fill commands taken are
-still to be written into the layer; ``drain_busy`` while rows of drain commands taken are still to be read
+A command of 0 rows is taken and does nothing. ``fill_busy`` holds (from the cycle after a command is
+taken) while rows of fill commands taken are still to be written into the layer; ``drain_busy`` while rows of drain commands taken are still to be read
 from it (so the layer may write them again once it falls); ``busy`` while anything taken is in the
 mover (beats not yet given to the writer included; the writer's own ``busy`` says when they are in memory).
 
@@ -83,8 +84,7 @@ class StateMover(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fill_busy, pend_busy = self._fill(m), self._drain(m)
-        m.d.comb += self.busy.eq(fill_busy | pend_busy)
+        m.d.comb += self.busy.eq(self._fill(m) | self._drain(m))
         return m
 
     def _fill(self, m):
@@ -131,7 +131,7 @@ class StateMover(wiring.Component):
         with m.If(zero_go):
             m.d.sync += [zero_left.eq(zero_left - 1), zero_row.eq(zero_row + 1)]
         m.d.comb += self.fill_busy.eq(have | dests.r_rdy | (zero_left != 0))
-        return self.fill_busy
+        return self.fill_busy                             # all of the fill side's work
 
     def _drain(self, m):
         st, d, RB = self.stage, self.drain.payload, self.RB
@@ -170,4 +170,4 @@ class StateMover(wiring.Component):
         with m.If(load):
             m.d.sync += [out_have.eq(1), out.eq(pend_v)]
         m.d.comb += self.drain_busy.eq(left != 0)
-        return inflight | pend | out_have | self.drain_busy
+        return inflight | pend | out_have | self.drain_busy   # all of the drain side's work
