@@ -23,11 +23,12 @@ memory is then a true dual-port one whose other two uses are the ``stage`` port'
   in stage 1, which writes its row back in this cycle).
 
 Each port is enabled for its own read and for the other use's write, and its output changes with either,
-which is what a block RAM port in READ_FIRST mode does (a port whose output held through the other use's
-write would cost a register and a multiplexer per bit: yosys adds both). So a row read must be used in the
-next cycle: with staging the layer's output is never stalled (``o.ready`` is not used: a spike row is
-offered for one cycle, as the core takes them), and ``staged`` makes every row an update reads count as
-written (the valid bits are not used: the mover filled it).
+which is what a block RAM port does (``hw.accumulate.read_ports_sharing_write``, as the engine's weight
+memory; a port whose output held through the other use's write would cost a register and a multiplexer per
+bit: yosys adds both, 2,339 LUTs and 1,602 FFs at the core's size). So a row read must be used in the next
+cycle: with staging the layer's output is never stalled (``o.ready`` is not used: a spike row is offered
+for one cycle, as the core takes them), and ``staged`` makes every row an update reads count as written
+(the valid bits are not used: the mover filled it).
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
@@ -38,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from dynaspike.cycles import LIF_LAYER_LATENCY
 from dynaspike.formats import FORMATS
 
+from .accumulate import read_ports_sharing_write, write_signature
 from .lif import lif_lane
 from .params import check_ints
 
@@ -120,7 +122,7 @@ class LIFLayer(wiring.Component):
         v_rd, v_wr = vmem.read_port(domain="comb"), vmem.write_port()
         word_ok = Signal(words)
 
-        # the mover's row write takes the read port's address, its row read the write port's (staging)
+        # a fill takes the read port (staging): no update in its cycle
         fill = self.stage.fill_en if self.staging else Const(0, 1)
         advance = Const(1, 1) if self.staging else ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(advance & ~fill)
@@ -136,24 +138,24 @@ class LIFLayer(wiring.Component):
         go = advance & s1_valid
         # the membrane row is read only for an update (block RAM read power follows the work)
         m.submodules.mem = memory = Memory(shape=row, depth=self.rows, init=[])
-        wr = memory.write_port()
-        rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
         new = Signal(row)                                 # stage 1's row to write back
-        m.d.comb += [wr.en.eq(go), wr.data.eq(new)]
         self.read_enables = take    # for tests: a membrane row read this cycle for an update
         if not self.staging:
-            m.d.comb += [rd.en.eq(take), rd.addr.eq(self.i.payload.row), wr.addr.eq(s1.row)]
+            wr = memory.write_port()
+            rd = memory.read_port(transparent_for=(wr,) if self.transparent else ())
+            m.d.comb += [rd.en.eq(take), rd.addr.eq(self.i.payload.row), wr.addr.eq(s1.row), wr.en.eq(go),
+                         wr.data.eq(new)]
             staged = 0
-        else:   # a true dual-port memory (READ_FIRST ports: each enabled for its read and the other use's write)
+        else:   # true dual port: the fill shares the layer's read port, the drain its write port
             st, staged = self.stage, self.staged
-            fill_wr, drain_rd = memory.write_port(), memory.read_port()
-            m.d.comb += [rd.en.eq(take | fill), rd.addr.eq(Mux(fill, st.fill_row, self.i.payload.row)),
-                         fill_wr.addr.eq(rd.addr), fill_wr.en.eq(fill), fill_wr.data.h.eq(st.fill_h),
-                         fill_wr.data.fired.eq(Mux(st.fill_zero, (1 << self.lanes) - 1, 0)),
-                         st.drain_free.eq(~s1_valid),
-                         wr.addr.eq(Mux(st.drain_en, st.drain_row, s1.row)), drain_rd.addr.eq(wr.addr),
-                         drain_rd.en.eq(st.drain_en | go), st.drain_h.eq(drain_rd.data.h),
-                         st.drain_fired.eq(drain_rd.data.fired)]
+            fill, write = write_signature(self.rows, row).create(), write_signature(self.rows, row).create()
+            m.d.comb += [fill.en.eq(st.fill_en), fill.addr.eq(st.fill_row), fill.data.h.eq(st.fill_h),
+                         fill.data.fired.eq(Mux(st.fill_zero, (1 << self.lanes) - 1, 0)),
+                         write.en.eq(go), write.addr.eq(s1.row), write.data.eq(new)]
+            rd, = read_ports_sharing_write(m, memory, fill, [self.i.payload.row], [take])
+            drain, = read_ports_sharing_write(m, memory, write, [st.drain_row], [st.drain_en])
+            m.d.comb += [st.drain_free.eq(~s1_valid), st.drain_h.eq(drain.data.h),
+                         st.drain_fired.eq(drain.data.fired)]
 
         # Stage 1: the row's membranes are on rd.data (or zero); update, write back, offer the spikes.
         word_at, bit_at = s1.row // VALID_WORD, s1.row % VALID_WORD
