@@ -298,9 +298,14 @@ def read_schedule(commands, read_latency: int, burst: int = BURST, outstanding: 
     return _ends(_read_bursts(commands, read_latency, burst, outstanding, offers))
 
 
+def _check_latency(name: str, value):
+    """A memory latency of the schedules: an int of at least one cycle."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1 cycle, got {value!r}")
+
+
 def _read_bursts(commands, read_latency: int, burst: int, outstanding: int, offers) -> list:
-    if not isinstance(read_latency, int) or read_latency < 1:
-        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    _check_latency("read_latency", read_latency)
     return _bursts_schedule(commands, read_latency, 0, burst, outstanding, offers)
 
 
@@ -318,8 +323,7 @@ def shared_read_beats(clients, read_latency: int, burst: int = BURST, outstandin
     cycle ``offer`` on and not before the cycle after its previous command was accepted. The reader takes a
     command when it is ready; of the clients offering then, the first after the one granted last (client 0
     first). Returns, per client and command, ``(accepted, [cycle of each beat])``."""
-    if not isinstance(read_latency, int) or read_latency < 1:
-        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    _check_latency("read_latency", read_latency)
     n = len(clients)
     firsts = [c[0][2] for c in clients if c]
     reader = _Bursts(read_latency, 0, burst, outstanding, min(firsts) if firsts else 0)
@@ -349,8 +353,7 @@ def write_schedule(commands, response_latency: int, burst: int = BURST, outstand
     while fewer than ``outstanding`` wait for their response (a burst leaves the count the cycle after its
     response); a burst's data starts two cycles after its address (its length passes a FIFO) or right after
     the burst before; the next command is accepted the cycle after this one's last burst is addressed."""
-    if not isinstance(response_latency, int) or response_latency < 1:
-        raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
+    _check_latency("response_latency", response_latency)
     return _ends(_bursts_schedule(commands, 2, response_latency, burst, outstanding))
 
 
@@ -364,8 +367,7 @@ def fill_schedule(commands, row_beats: int, read_latency: int, offers=None, burs
     is taken when the zero command before has written its last row, and writes a row a cycle from the next
     cycle on, skipping the cycles in which a read row is written. Returns per command ``(taken, [cycle each
     row is written])``."""
-    if not isinstance(read_latency, int) or read_latency < 1:
-        raise ValueError(f"read_latency must be an int >= 1 cycle, got {read_latency!r}")
+    _check_latency("read_latency", read_latency)
     reader, writes, out, zero_end, waiting = None, set(), [], -1, None
 
     def place(k, taken, rows):     # a zero command's rows, once every read taken before the next is known
@@ -417,8 +419,7 @@ def drain_schedule(commands, row_beats: int, response_latency: int, offers=None,
     burst's beats from two cycles after its address, after the burst before, one a cycle as the mover has
     them. Returns per command ``{"taken", "reads" (the cycle each row is read), "beats" (each beat's cycle on
     W), "done" (the last write response)}``."""
-    if not isinstance(response_latency, int) or response_latency < 1:
-        raise ValueError(f"response_latency must be an int >= 1 cycle, got {response_latency!r}")
+    _check_latency("response_latency", response_latency)
     out, done, issued = [], [], None              # every burst's response; the last burst's address cycle
     ready = rows_free = moved = last_beat = None  # the writer's next command; the mover's last row
     for k, (addr, rows) in enumerate(commands):

@@ -24,11 +24,11 @@ memory is then a true dual-port one whose other two uses are the ``stage`` port'
 
 Each port is enabled for its own read and for the other use's write, and its output changes with either,
 which is what a block RAM port does (the rule of ``hw.accumulate.read_ports_sharing_write``, the engine's
-weight memory's; a port whose output held through the other use's write would cost a register and a multiplexer per
-bit: yosys adds both, 2,339 LUTs and 1,602 FFs at the core's size). So a row read must be used in the next
-cycle: with staging the layer's output is never stalled (``o.ready`` is not used: a spike row is offered
-for one cycle, as the core takes them), and ``staged`` makes every row an update reads count as written
-(the valid bits are not used: the mover filled it).
+weight memory's; a port whose output held through the other use's write would cost a register and a
+multiplexer per bit: yosys adds both, 2,339 LUTs and 1,602 FFs at the core's size). So a row read must be
+used in the next cycle: with staging the layer's output is never stalled (``o.ready`` is not used: a spike
+row is offered for one cycle, as the core takes them), and ``staged`` makes every row an update reads count
+as written (the valid bits are not used: the mover filled it).
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed

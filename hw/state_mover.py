@@ -22,9 +22,10 @@ A state row is ``P`` membranes of ``FORMATS.acc_bits`` bits, packed little-endia
   row's last beat (the writer counts the command's beats itself).
 
 A command of 0 rows is taken and does nothing. ``fill_busy`` holds (from the cycle after a command is
-taken) while rows of fill commands taken are still to be written into the layer; ``drain_busy`` while rows of drain commands taken are still to be read
-from it (so the layer may write them again once it falls); ``busy`` while anything taken is in the
-mover (beats not yet given to the writer included; the writer's own ``busy`` says when they are in memory).
+taken) while rows of fill commands taken are still to be written into the layer; ``drain_busy`` while rows
+of drain commands taken are still to be read from it (so the layer may write them again once it falls);
+``busy`` while anything taken is in the mover (beats not yet given to the writer included; the writer's own
+``busy`` says when they are in memory).
 
 Exact timing (``dynaspike.ddr.fill_schedule`` and ``drain_schedule``, against a memory of fixed latencies
 and given the cycles the layer's port is not free): a fill's rows are written whatever the layer does (it

@@ -1,7 +1,7 @@
 """Seeded test cases for the hw/ components, shared by the fast tier (Amaranth simulator) and cocotb.
 
-Pure Python (and numpy). Every generator takes a seed and returns the same cases for the same arguments, edge cases
-first, so a failure can be reproduced from the seed in the test log.
+Pure Python (and numpy). Every generator takes a seed and returns the same cases for the same arguments,
+edge cases first, so a failure can be reproduced from the seed in the test log.
 """
 
 import random
@@ -320,7 +320,8 @@ def state_banks(lanes: int, half: int, seed: int, max_rows: int = 3, acc_bits: i
             n = min(rng.randint(1, max_rows), (b + 1) * bank - r)
             z = rng.random() < 0.3
             cmds.append((r, n, z))
-            zero |= set(range(r, r + n)) if z else set()
+            if z:
+                zero.update(range(r, r + n))
             r += n
         fills.append(cmds)
         drains.append([(r, min(2, (b + 1) * bank - r)) for r in range(b * bank, (b + 1) * bank, 2)])
